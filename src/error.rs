@@ -1,0 +1,121 @@
+//! The one error type of the crate.
+
+use std::time::Duration;
+
+/// Everything that can go wrong with a task, a future or a pool.
+///
+/// `Error` is `Clone`, so every waiter on a failed [`Future`](crate::Future)
+/// can be told what happened, and it names what it is about: the panic
+/// message and where it happened, the worker's pid, the limit that was hit.
+///
+/// The enum is `#[non_exhaustive]`: match the variants you handle and keep a
+/// catch-all arm.
+///
+/// # Examples
+///
+/// ```
+/// use concurrent_futures::{Error, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new(1);
+/// let f = pool.submit(|| -> u32 { panic!("boom") });
+/// match f.result() {
+///     Err(Error::Panicked { message, .. }) => assert_eq!(message, "boom"),
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The future was cancelled before its task started.
+    ///
+    /// Returned by [`Future::result`](crate::Future::result) after a
+    /// successful [`Future::cancel`](crate::Future::cancel), and for queued
+    /// tasks that a cancelling shutdown or a dropped `map` iterator removed.
+    #[error("the task was cancelled before it started")]
+    Cancelled,
+
+    /// Waiting gave up: the time limit of a timed wait passed first.
+    ///
+    /// Only the wait timed out; the task itself goes on and its future can
+    /// still be waited for. Returned by
+    /// [`Future::result_timeout`](crate::Future::result_timeout) and the
+    /// timed [`as_completed`](crate::as_completed_timeout).
+    #[error("timed out after {0:?} waiting for the result")]
+    Timeout(Duration),
+
+    /// The task panicked. The worker that ran it lives on.
+    #[error("{}", panic_text(message, location.as_deref(), *pid))]
+    Panicked {
+        /// The panic's message (its payload when that was a string).
+        message: String,
+        /// `file:line:column` where the panic happened, when known.
+        location: Option<String>,
+        /// The pid of the worker process, for a process-pool task.
+        pid: Option<u32>,
+    },
+
+    /// The pool was shut down: the task was submitted after
+    /// [`shutdown`](crate::ThreadPoolExecutor::shutdown) began.
+    #[error("the pool has been shut down; no new tasks are accepted")]
+    Shutdown,
+
+    /// The pool is broken and runs no more tasks, for the reason given
+    /// (for example, its initializer failed).
+    #[error("the pool is broken: {reason}")]
+    BrokenPool {
+        /// Why the pool broke.
+        reason: String,
+    },
+
+    /// An argument or option was out of range, for example a pool of zero
+    /// workers.
+    #[error("invalid argument: {reason}")]
+    InvalidArgument {
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// The result was already taken out of this future (by a successful
+    /// [`result_timeout`](crate::Future::result_timeout),
+    /// [`try_result`](crate::Future::try_result) or `.await`).
+    #[error("the result of this future was already taken")]
+    AlreadyRetrieved,
+}
+
+fn panic_text(message: &str, location: Option<&str>, pid: Option<u32>) -> String {
+    let mut text = format!("the task panicked: {message}");
+    if let Some(location) = location {
+        text.push_str(&format!(" (at {location})"));
+    }
+    if let Some(pid) = pid {
+        text.push_str(&format!(" in worker process {pid}"));
+    }
+    text
+}
+
+impl Error {
+    /// Builds [`Error::Panicked`] from the payload `catch_unwind` returned.
+    pub(crate) fn from_panic(
+        payload: &(dyn std::any::Any + Send),
+        location: Option<String>,
+        pid: Option<u32>,
+    ) -> Self {
+        Error::Panicked {
+            message: panic_message(payload),
+            location,
+            pid,
+        }
+    }
+}
+
+/// The text of a panic payload: the `&str` or `String` it carries, or a
+/// placeholder for any other type.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::from("<a panic payload that is not a string>")
+    }
+}

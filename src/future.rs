@@ -1,0 +1,792 @@
+//! [`Future<T>`]: the one handle both pools return, and the crate-private
+//! [`Promise<T>`] that completes it.
+//!
+//! # The state machine
+//!
+//! ```text
+//!            start()             complete(Ok)
+//! Pending ──────────► Running ──────────────► Finished(value)
+//!    │                   │     complete(Err)
+//!    │                   └──────────────────► Failed(error)
+//!    │ cancel() / a pool that drops the task before it ran
+//!    └──────────────────────────────────────► Cancelled
+//! ```
+//!
+//! A future moves out of `Pending`/`Running` exactly once. That move, the
+//! notification of every waiter (threads blocked in [`Future::result`],
+//! [`wait`](crate::wait), [`as_completed`](crate::as_completed), an async
+//! waker) and the hand-over of the done-callbacks all happen under the
+//! future's one mutex, so no waiter can register after the notification and
+//! miss it, and none is notified twice.
+//!
+//! Callbacks run after the mutex is released, on the thread that completed
+//! the future (or at once on the registering thread if it is already done),
+//! each inside `catch_unwind`, so a panicking callback neither poisons the
+//! future nor kills a pool thread.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::wait::DoneQueue;
+use crate::Error;
+
+type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
+
+/// A handle to the result of a task running on a pool.
+///
+/// Returned by [`ThreadPoolExecutor::submit`](crate::ThreadPoolExecutor::submit)
+/// (and, with the same type, by the process pool). It is the Rust form of
+/// Python's `concurrent.futures.Future`: ask whether it is
+/// [`done`](Future::done) or [`running`](Future::running),
+/// [`cancel`](Future::cancel) it before it starts, block for its
+/// [`result`](Future::result) (with a time limit if you like), attach
+/// [callbacks](Future::add_done_callback), or `.await` it from async code.
+///
+/// A `Future` is a unique handle: it is not `Clone`, and taking the result
+/// out ([`result`](Future::result) consumes the handle) can happen once.
+/// Dropping a `Future` does not cancel its task; call
+/// [`cancel`](Future::cancel) for that.
+///
+/// # Examples
+///
+/// ```
+/// use concurrent_futures::ThreadPoolExecutor;
+///
+/// let pool = ThreadPoolExecutor::new(2);
+/// let f = pool.submit(|| 6 * 7);
+/// assert_eq!(f.result().unwrap(), 42);
+/// ```
+///
+/// From async code, a `Future` is a [`std::future::Future`] whose output is
+/// `Result<T, Error>`:
+///
+/// ```
+/// # use concurrent_futures::ThreadPoolExecutor;
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = ThreadPoolExecutor::new(2);
+/// let answer = block_on(async { pool.submit(|| 6 * 7).await });
+/// assert_eq!(answer, Ok(42));
+/// ```
+///
+/// The value must be `Send`, because it crosses from the worker to you:
+///
+/// ```compile_fail
+/// use concurrent_futures::ThreadPoolExecutor;
+/// let pool = ThreadPoolExecutor::new(1);
+/// let f = pool.submit(|| std::rc::Rc::new(1)); // Rc is not Send
+/// ```
+#[must_use = "a Future does nothing by itself; call result() to get the value"]
+pub struct Future<T> {
+    inner: Arc<Inner<T>>,
+}
+
+/// The state a [`Future`] and its [`Promise`] share.
+struct Inner<T> {
+    state: Mutex<State<T>>,
+    /// Signalled once, when the future becomes done.
+    done: Condvar,
+}
+
+struct State<T> {
+    phase: Phase<T>,
+    callbacks: Vec<Callback<T>>,
+    listeners: Vec<Listener>,
+    waker: Option<Waker>,
+}
+
+enum Phase<T> {
+    Pending,
+    Running,
+    /// `None` once the value has been taken out.
+    Finished(Option<T>),
+    Failed(Error),
+    Cancelled,
+}
+
+impl<T> Phase<T> {
+    fn is_done(&self) -> bool {
+        matches!(
+            self,
+            Phase::Finished(_) | Phase::Failed(_) | Phase::Cancelled
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Running => "running",
+            Phase::Finished(Some(_)) => "finished",
+            Phase::Finished(None) => "finished (result taken)",
+            Phase::Failed(_) => "failed",
+            Phase::Cancelled => "cancelled",
+        }
+    }
+
+    /// Takes the outcome out of a done phase. The value leaves once; an error
+    /// or a cancellation can be read any number of times.
+    fn take(&mut self) -> Result<T, Error> {
+        match self {
+            Phase::Finished(value) => value.take().ok_or(Error::AlreadyRetrieved),
+            Phase::Failed(error) => Err(error.clone()),
+            Phase::Cancelled => Err(Error::Cancelled),
+            Phase::Pending | Phase::Running => unreachable!("take() on a future that is not done"),
+        }
+    }
+}
+
+/// A [`wait`](crate::wait) or [`as_completed`](crate::as_completed) call
+/// that wants to hear when this future is done: it pushes `index` onto
+/// `queue`.
+struct Listener {
+    queue: Arc<DoneQueue>,
+    index: usize,
+}
+
+/// What a finished transition hands over, to be acted on outside the lock.
+struct Notifications<T> {
+    callbacks: Vec<Callback<T>>,
+    listeners: Vec<Listener>,
+    waker: Option<Waker>,
+    failed: bool,
+}
+
+impl<T> Inner<T> {
+    fn new(phase: Phase<T>) -> Arc<Self> {
+        Arc::new(Inner {
+            state: Mutex::new(State {
+                phase,
+                callbacks: Vec::new(),
+                listeners: Vec::new(),
+                waker: None,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    /// Moves a not-yet-done future to `phase` (a done phase). Returns what
+    /// must be notified, or `None` if the future was already done (the
+    /// transition happens once).
+    fn finish(&self, phase: Phase<T>) -> Option<Notifications<T>> {
+        debug_assert!(phase.is_done());
+        let mut state = self.state.lock();
+        if state.phase.is_done() {
+            return None;
+        }
+        let failed = matches!(phase, Phase::Failed(_));
+        state.phase = phase;
+        self.done.notify_all();
+        Some(Notifications {
+            callbacks: std::mem::take(&mut state.callbacks),
+            listeners: std::mem::take(&mut state.listeners),
+            waker: state.waker.take(),
+            failed,
+        })
+    }
+
+    /// Tells everyone who registered interest, then runs the callbacks.
+    fn notify(self: &Arc<Self>, notes: Notifications<T>) {
+        for listener in notes.listeners {
+            listener.queue.push(listener.index, notes.failed);
+        }
+        if let Some(waker) = notes.waker {
+            waker.wake();
+        }
+        if !notes.callbacks.is_empty() {
+            let handle = Future {
+                inner: Arc::clone(self),
+            };
+            for callback in notes.callbacks {
+                run_callback(callback, &handle);
+            }
+        }
+    }
+
+    fn finish_and_notify(self: &Arc<Self>, phase: Phase<T>) -> bool {
+        match self.finish(phase) {
+            Some(notes) => {
+                self.notify(notes);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Runs one done-callback, containing its panic: the hook has already
+/// reported it, and the future and the thread that runs it stay sound.
+fn run_callback<T>(callback: Callback<T>, future: &Future<T>) {
+    let _ = crate::unwind::catch(|| callback(future), None);
+}
+
+impl<T> Future<T> {
+    /// Whether the task has finished, failed or been cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1);
+    /// f.wait();
+    /// assert!(f.done());
+    /// ```
+    pub fn done(&self) -> bool {
+        self.inner.state.lock().phase.is_done()
+    }
+
+    /// Whether a worker is executing the task right now.
+    ///
+    /// Unlike Python's, this is `false` while the task only waits in the
+    /// pool's queue: a task that has not started can still be
+    /// [cancelled](Future::cancel).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let (started_tx, started) = mpsc::channel();
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let f = pool.submit(move || {
+    ///     started_tx.send(()).unwrap();
+    ///     release_rx.recv().unwrap();
+    /// });
+    /// started.recv().unwrap();
+    /// assert!(f.running());
+    /// release.send(()).unwrap();
+    /// f.result().unwrap();
+    /// ```
+    pub fn running(&self) -> bool {
+        matches!(self.inner.state.lock().phase, Phase::Running)
+    }
+
+    /// Whether the future was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1);
+    /// let _ = f.result_timeout(std::time::Duration::from_secs(10));
+    /// assert!(!f.cancelled());
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        matches!(self.inner.state.lock().phase, Phase::Cancelled)
+    }
+
+    /// Cancels the task if it has not started yet.
+    ///
+    /// Returns `true` if the future is cancelled now (including when it
+    /// already was), `false` if the task is running or done. A cancelled
+    /// future is done at once for every waiter; its
+    /// [`result`](Future::result) is [`Error::Cancelled`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::{Error, ThreadPoolExecutor};
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let busy = pool.submit(move || release_rx.recv().unwrap());
+    /// let queued = pool.submit(|| 2);
+    /// assert!(queued.cancel());
+    /// assert_eq!(queued.result(), Err(Error::Cancelled));
+    /// release.send(()).unwrap();
+    /// busy.result().unwrap();
+    /// ```
+    pub fn cancel(&self) -> bool {
+        {
+            let state = self.inner.state.lock();
+            match state.phase {
+                Phase::Cancelled => return true,
+                Phase::Pending => {}
+                _ => return false,
+            }
+        }
+        // Between the check and `finish` the task may have started or
+        // finished; `try_cancel` re-checks under the lock.
+        try_cancel(&self.inner)
+    }
+
+    /// Blocks until the future is done and returns its outcome.
+    ///
+    /// # Errors
+    ///
+    /// The task's failure: [`Error::Panicked`], [`Error::Cancelled`],
+    /// [`Error::Shutdown`], [`Error::BrokenPool`], …; and
+    /// [`Error::AlreadyRetrieved`] if the value was taken out already by
+    /// [`try_result`](Future::try_result) or
+    /// [`result_timeout`](Future::result_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// assert_eq!(pool.submit(|| "hello").result(), Ok("hello"));
+    /// ```
+    pub fn result(self) -> Result<T, Error> {
+        let mut state = self.inner.state.lock();
+        while !state.phase.is_done() {
+            self.inner.done.wait(&mut state);
+        }
+        state.phase.take()
+    }
+
+    /// Like [`result`](Future::result), but gives up after `timeout`.
+    ///
+    /// On time-out the future is left as it was (the task goes on) and can be
+    /// waited for again. On success the value is taken out of the future.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the future is not done within `timeout`;
+    /// otherwise as [`result`](Future::result).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::{Error, ThreadPoolExecutor};
+    /// use std::{sync::mpsc, time::Duration};
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let (release, release_rx) = mpsc::channel::<()>();
+    /// let f = pool.submit(move || release_rx.recv().unwrap());
+    /// assert!(matches!(f.result_timeout(Duration::from_millis(1)), Err(Error::Timeout(_))));
+    /// release.send(()).unwrap();
+    /// assert_eq!(f.result_timeout(Duration::from_secs(60)), Ok(()));
+    /// ```
+    #[doc(alias = "result")]
+    pub fn result_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.result_until(Some(deadline), timeout),
+            None => self.result_until(None, timeout),
+        }
+    }
+
+    /// Like [`result_timeout`](Future::result_timeout), with a point in time
+    /// instead of a duration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the future is not done by `deadline`; otherwise
+    /// as [`result`](Future::result).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 5);
+    /// assert_eq!(f.result_deadline(Instant::now() + Duration::from_secs(60)), Ok(5));
+    /// ```
+    pub fn result_deadline(&self, deadline: Instant) -> Result<T, Error> {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        self.result_until(Some(deadline), timeout)
+    }
+
+    fn result_until(&self, deadline: Option<Instant>, timeout: Duration) -> Result<T, Error> {
+        let mut state = self.inner.state.lock();
+        while !state.phase.is_done() {
+            match deadline {
+                Some(deadline) => {
+                    if self.inner.done.wait_until(&mut state, deadline).timed_out()
+                        && !state.phase.is_done()
+                    {
+                        return Err(Error::Timeout(timeout));
+                    }
+                }
+                None => self.inner.done.wait(&mut state),
+            }
+        }
+        state.phase.take()
+    }
+
+    /// The outcome if the future is done, without blocking; `None` if it is
+    /// not done yet. A value is taken out of the future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 3);
+    /// f.wait();
+    /// assert_eq!(f.try_result(), Some(Ok(3)));
+    /// ```
+    pub fn try_result(&self) -> Option<Result<T, Error>> {
+        let mut state = self.inner.state.lock();
+        state.phase.is_done().then(|| state.phase.take())
+    }
+
+    /// Blocks until the future is done and returns its error, or `None` if
+    /// it succeeded. The value, if any, stays in the future.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| -> u8 { panic!("no") });
+    /// assert!(f.exception().is_some());
+    /// ```
+    pub fn exception(&self) -> Option<Error> {
+        let mut state = self.inner.state.lock();
+        while !state.phase.is_done() {
+            self.inner.done.wait(&mut state);
+        }
+        match &state.phase {
+            Phase::Failed(error) => Some(error.clone()),
+            Phase::Cancelled => Some(Error::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Blocks until the future is done, without taking its result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1);
+    /// f.wait();
+    /// assert!(f.done());
+    /// ```
+    pub fn wait(&self) {
+        let mut state = self.inner.state.lock();
+        while !state.phase.is_done() {
+            self.inner.done.wait(&mut state);
+        }
+    }
+
+    /// Blocks until the future is done or `timeout` has passed; returns
+    /// whether it is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1);
+    /// assert!(f.wait_timeout(Duration::from_secs(60)));
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        match Instant::now().checked_add(timeout) {
+            Some(deadline) => self.wait_deadline(deadline),
+            None => {
+                self.wait();
+                true
+            }
+        }
+    }
+
+    /// Blocks until the future is done or `deadline` has come; returns
+    /// whether it is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 1);
+    /// assert!(f.wait_deadline(Instant::now() + Duration::from_secs(60)));
+    /// ```
+    pub fn wait_deadline(&self, deadline: Instant) -> bool {
+        let mut state = self.inner.state.lock();
+        while !state.phase.is_done() {
+            if self.inner.done.wait_until(&mut state, deadline).timed_out() {
+                return state.phase.is_done();
+            }
+        }
+        true
+    }
+
+    /// Registers `callback` to run once when the future is done.
+    ///
+    /// If the future is done already, `callback` runs at once on this
+    /// thread; otherwise it runs on the thread that completes the future,
+    /// after every blocked waiter has been woken. Callbacks run in the order
+    /// they were added. A callback that panics is contained: the panic is
+    /// reported by the panic hook as usual and the future, the other
+    /// callbacks and the pool's worker carry on.
+    ///
+    /// The callback receives the future. Reading its state and its
+    /// [`exception`](Future::exception) is free; taking the value out with
+    /// [`try_result`](Future::try_result) leaves
+    /// [`Error::AlreadyRetrieved`] for whoever asks next.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let (tx, rx) = mpsc::channel();
+    /// let f = pool.submit(|| 10);
+    /// f.add_done_callback(move |f| tx.send(f.done()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), true);
+    /// ```
+    pub fn add_done_callback<F>(&self, callback: F)
+    where
+        F: FnOnce(&Future<T>) + Send + 'static,
+    {
+        {
+            let mut state = self.inner.state.lock();
+            if !state.phase.is_done() {
+                state.callbacks.push(Box::new(callback));
+                return;
+            }
+        }
+        run_callback(Box::new(callback), self);
+    }
+
+    /// Asks to be told, through `queue`, when this future is done. If it is
+    /// done already, `queue` hears it at once.
+    pub(crate) fn add_listener(&self, queue: &Arc<DoneQueue>, index: usize) {
+        let mut state = self.inner.state.lock();
+        match &state.phase {
+            Phase::Pending | Phase::Running => state.listeners.push(Listener {
+                queue: Arc::clone(queue),
+                index,
+            }),
+            phase => {
+                let failed = matches!(phase, Phase::Failed(_));
+                drop(state);
+                queue.push(index, failed);
+            }
+        }
+    }
+
+    /// Withdraws what [`add_listener`](Future::add_listener) registered.
+    pub(crate) fn remove_listener(&self, queue: &Arc<DoneQueue>) {
+        let mut state = self.inner.state.lock();
+        state
+            .listeners
+            .retain(|listener| !Arc::ptr_eq(&listener.queue, queue));
+    }
+}
+
+/// Cancels a future that is still pending. Shared by [`Future::cancel`] and
+/// [`Promise::cancel`].
+fn try_cancel<T>(inner: &Arc<Inner<T>>) -> bool {
+    let notes = {
+        let mut state = inner.state.lock();
+        match state.phase {
+            Phase::Cancelled => return true,
+            Phase::Pending => {}
+            _ => return false,
+        }
+        state.phase = Phase::Cancelled;
+        inner.done.notify_all();
+        Notifications {
+            callbacks: std::mem::take(&mut state.callbacks),
+            listeners: std::mem::take(&mut state.listeners),
+            waker: state.waker.take(),
+            failed: false,
+        }
+    };
+    inner.notify(notes);
+    true
+}
+
+impl<T> fmt::Debug for Future<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Future")
+            .field("state", &self.inner.state.lock().phase.name())
+            .finish()
+    }
+}
+
+impl<T> std::future::Future for Future<T> {
+    type Output = Result<T, Error>;
+
+    /// Polls for the outcome; the value is taken out when it is ready, so a
+    /// future polled again after `Ready` gives [`Error::AlreadyRetrieved`].
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.inner.state.lock();
+        if state.phase.is_done() {
+            return Poll::Ready(state.phase.take());
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// The completing side of a [`Future`], held by the pool that runs the task.
+///
+/// Dropping a `Promise` that was never completed resolves its future all the
+/// same, so no waiter can hang on a task that a pool lost: one that never
+/// started becomes cancelled, one that started fails with
+/// [`Error::BrokenPool`].
+pub(crate) struct Promise<T> {
+    inner: Arc<Inner<T>>,
+    completed: bool,
+}
+
+impl<T> Promise<T> {
+    /// A new pending future and the promise that completes it.
+    pub(crate) fn new() -> (Promise<T>, Future<T>) {
+        let inner = Inner::new(Phase::Pending);
+        let future = Future {
+            inner: Arc::clone(&inner),
+        };
+        (
+            Promise {
+                inner,
+                completed: false,
+            },
+            future,
+        )
+    }
+
+    /// Marks the task as running. Returns `false` if it was cancelled, in
+    /// which case it must not run.
+    pub(crate) fn start(&self) -> bool {
+        let mut state = self.inner.state.lock();
+        match state.phase {
+            Phase::Pending => {
+                state.phase = Phase::Running;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the future was cancelled (so the task need not run).
+    #[allow(dead_code)]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        matches!(self.inner.state.lock().phase, Phase::Cancelled)
+    }
+
+    /// Completes the future with the task's outcome. Does nothing if the
+    /// future is done already.
+    pub(crate) fn complete(mut self, outcome: Result<T, Error>) {
+        self.completed = true;
+        let phase = match outcome {
+            Ok(value) => Phase::Finished(Some(value)),
+            Err(Error::Cancelled) => Phase::Cancelled,
+            Err(error) => Phase::Failed(error),
+        };
+        self.inner.finish_and_notify(phase);
+    }
+
+    /// Cancels the future if its task has not started.
+    pub(crate) fn cancel(mut self) {
+        self.completed = true;
+        if !try_cancel(&self.inner) {
+            // It started: a pool only cancels tasks it has not handed out,
+            // so this is a lost task; do not leave its waiters hanging.
+            self.inner.finish_and_notify(Phase::Failed(abandoned()));
+        }
+    }
+}
+
+fn abandoned() -> Error {
+    Error::BrokenPool {
+        reason: String::from("the pool dropped a running task without its result"),
+    }
+}
+
+impl<T> Drop for Promise<T> {
+    fn drop(&mut self) {
+        if !self.completed && !try_cancel(&self.inner) {
+            self.inner.finish_and_notify(Phase::Failed(abandoned()));
+        }
+    }
+}
+
+impl<T> fmt::Debug for Promise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Promise")
+            .field("state", &self.inner.state.lock().phase.name())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_promise_completes_its_future_once() {
+        let (promise, future) = Promise::new();
+        assert!(promise.start());
+        promise.complete(Ok(5));
+        assert_eq!(future.try_result(), Some(Ok(5)));
+        assert_eq!(future.try_result(), Some(Err(Error::AlreadyRetrieved)));
+    }
+
+    #[test]
+    fn a_dropped_unstarted_promise_cancels() {
+        let (promise, future) = Promise::<u8>::new();
+        drop(promise);
+        assert!(future.cancelled());
+        assert_eq!(future.result(), Err(Error::Cancelled));
+    }
+
+    #[test]
+    fn a_dropped_running_promise_fails_instead_of_hanging() {
+        let (promise, future) = Promise::<u8>::new();
+        assert!(promise.start());
+        drop(promise);
+        assert!(matches!(future.result(), Err(Error::BrokenPool { .. })));
+    }
+
+    #[test]
+    fn a_cancelled_future_does_not_start() {
+        let (promise, future) = Promise::<u8>::new();
+        assert!(future.cancel());
+        assert!(future.cancel(), "cancel on a cancelled future is true");
+        assert!(!promise.start());
+        promise.complete(Ok(1));
+        assert!(future.cancelled());
+    }
+
+    #[test]
+    fn a_running_future_cannot_be_cancelled() {
+        let (promise, future) = Promise::<u8>::new();
+        assert!(promise.start());
+        assert!(future.running());
+        assert!(!future.cancel());
+        promise.complete(Ok(1));
+        assert!(!future.cancel());
+        assert_eq!(future.result(), Ok(1));
+    }
+}

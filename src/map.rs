@@ -1,0 +1,331 @@
+//! The lazy, ordered, bounded `map` iterator that both pools return.
+//!
+//! [`Map`] pulls items from its input only as it needs them, groups them
+//! into chunks, and keeps at most a window of chunks in flight on the pool.
+//! Results come out in input order, each item's on its own: a chunk reports
+//! a result per item, so one failing item does not fail its chunk mates.
+//! Memory is bounded by `window × chunksize` items whatever the length of
+//! the input, so an endless iterator works. Dropping the iterator cancels the
+//! chunks that have not started.
+//!
+//! # Automatic chunk size
+//!
+//! Each chunk reports how long its items took on the worker. With
+//! [`Chunksize::Auto`] the next chunk is sized so that it takes about the
+//! pool's target chunk time (long enough to hide the cost of handing a
+//! chunk over, short enough to keep every worker busy to the end). The first
+//! chunks hold one item each, so slow items are never batched blindly.
+//!
+//! A pool plugs in through [`ChunkRunner`]: "run these items, give me a
+//! future of their results".
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Future};
+
+/// The results of one chunk, in item order, and how long the worker spent
+/// on them.
+#[derive(Debug)]
+pub(crate) struct ChunkOutput<R> {
+    pub(crate) results: Vec<Result<R, Error>>,
+    pub(crate) elapsed: Duration,
+}
+
+/// How a pool runs a chunk of a [`Map`].
+pub(crate) trait ChunkRunner<T, R>: Send {
+    /// Submits `items` as one task.
+    fn run_chunk(&self, items: Vec<T>) -> Future<ChunkOutput<R>>;
+    /// How long one automatic chunk should take on a worker.
+    fn target_chunk_time(&self) -> Duration;
+    /// The number of chunks to keep in flight by default.
+    fn default_window(&self) -> usize;
+}
+
+/// How many items a [`Map`] hands to a worker at a time.
+///
+/// # Examples
+///
+/// ```
+/// use concurrent_futures::{Chunksize, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new(2);
+/// let doubled: Vec<u32> = pool
+///     .map(|x| x * 2, 0..100u32)
+///     .chunksize(Chunksize::Fixed(std::num::NonZeroUsize::new(10).unwrap()))
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(doubled[99], 198);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Chunksize {
+    /// Sized from the measured time per item (the default).
+    #[default]
+    Auto,
+    /// Exactly this many items per chunk (the last one may hold fewer).
+    Fixed(NonZeroUsize),
+}
+
+/// The largest automatic chunk, so that a window of chunks stays small in
+/// memory even for the tiniest items.
+const MAX_AUTO_CHUNK: usize = 1 << 16;
+
+/// The lazy, ordered iterator that `map` returns; yields one
+/// `Result<R, Error>` per input item, in input order.
+///
+/// Nothing is submitted until the first call to [`next`](Iterator::next);
+/// then a window of chunks is kept in flight, refilled as results are
+/// taken. The options ([`chunksize`](Map::chunksize),
+/// [`window`](Map::window), [`timeout`](Map::timeout)) are set before the
+/// first `next`.
+///
+/// Dropping a `Map` cancels every chunk that has not started; the ones
+/// running finish and their results are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use concurrent_futures::ThreadPoolExecutor;
+///
+/// let pool = ThreadPoolExecutor::new(4);
+/// let squares: Vec<u64> = pool
+///     .map(|x| x * x, 1..=5u64)
+///     .collect::<Result<_, _>>()
+///     .unwrap();
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// ```
+///
+/// It works over an endless input, in constant memory:
+///
+/// ```
+/// use concurrent_futures::ThreadPoolExecutor;
+///
+/// let pool = ThreadPoolExecutor::new(2);
+/// let first: Vec<u64> = pool.map(|x| x + 1, 0u64..).take(3).map(Result::unwrap).collect();
+/// assert_eq!(first, [1, 2, 3]);
+/// ```
+#[must_use = "a Map is lazy and runs nothing until it is iterated"]
+pub struct Map<I: Iterator, R> {
+    input: I,
+    input_done: bool,
+    runner: Box<dyn ChunkRunner<I::Item, R>>,
+    chunksize: Chunksize,
+    window: usize,
+    /// Chunks in flight, oldest first, with the number of items in each.
+    in_flight: VecDeque<(usize, Future<ChunkOutput<R>>)>,
+    /// Results of the oldest chunk not yet yielded.
+    current: std::vec::IntoIter<Result<R, Error>>,
+    /// Measured seconds per item (automatic chunking), once known.
+    per_item: Option<f64>,
+    /// The size of the next automatic chunk.
+    auto_size: usize,
+    created: Instant,
+    timeout: Option<Duration>,
+    finished: bool,
+}
+
+impl<I: Iterator, R> Map<I, R> {
+    pub(crate) fn new(runner: Box<dyn ChunkRunner<I::Item, R>>, input: I) -> Self {
+        let window = runner.default_window().max(1);
+        Map {
+            input,
+            input_done: false,
+            runner,
+            chunksize: Chunksize::Auto,
+            window,
+            in_flight: VecDeque::new(),
+            current: Vec::new().into_iter(),
+            per_item: None,
+            auto_size: 1,
+            created: Instant::now(),
+            timeout: None,
+            finished: false,
+        }
+    }
+
+    /// Sets how many items go to a worker at a time (Python's `chunksize`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::{Chunksize, ThreadPoolExecutor};
+    /// use std::num::NonZeroUsize;
+    ///
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let n = pool
+    ///     .map(|x: u8| x, 0..10)
+    ///     .chunksize(Chunksize::Fixed(NonZeroUsize::new(3).unwrap()))
+    ///     .count();
+    /// assert_eq!(n, 10);
+    /// ```
+    pub fn chunksize(mut self, chunksize: Chunksize) -> Self {
+        self.chunksize = chunksize;
+        self
+    }
+
+    /// Sets how many chunks may be in flight at once (at least one); with
+    /// the chunk size it bounds how far ahead of the consumer the pool works
+    /// and how much memory the map holds (Python 3.14's `buffersize`, in
+    /// chunks).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// assert_eq!(pool.map(|x: u8| x, 0..10).window(1).count(), 10);
+    /// ```
+    #[doc(alias = "buffersize")]
+    pub fn window(mut self, chunks: usize) -> Self {
+        self.window = chunks.max(1);
+        self
+    }
+
+    /// Gives up once `timeout` has passed since `map` was called: the item
+    /// being waited for yields [`Error::Timeout`], the iterator ends and the
+    /// chunks not started are cancelled (Python's `map(timeout=…)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let all_ok = pool.map(|x: u8| x, 0..10).timeout(Duration::from_secs(60)).all(|r| r.is_ok());
+    /// assert!(all_ok);
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn next_chunk_len(&self) -> usize {
+        match self.chunksize {
+            Chunksize::Fixed(n) => n.get(),
+            Chunksize::Auto => self.auto_size,
+        }
+    }
+
+    /// Tops the window up with new chunks from the input.
+    fn refill(&mut self) {
+        while !self.input_done && self.in_flight.len() < self.window {
+            let len = self.next_chunk_len();
+            let chunk: Vec<I::Item> = self.input.by_ref().take(len).collect();
+            if chunk.len() < len {
+                self.input_done = true;
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            let len = chunk.len();
+            let future = self.runner.run_chunk(chunk);
+            self.in_flight.push_back((len, future));
+        }
+    }
+
+    /// Learns from a finished chunk how long an item takes and sizes the
+    /// next automatic chunk from it.
+    fn observe(&mut self, items: usize, elapsed: Duration) {
+        if items == 0 {
+            return;
+        }
+        let sample = elapsed.as_secs_f64() / items as f64;
+        let per_item = match self.per_item {
+            Some(old) => (old + sample) / 2.0,
+            None => sample,
+        };
+        self.per_item = Some(per_item);
+        let target = self.runner.target_chunk_time().as_secs_f64();
+        let ideal = if per_item > 0.0 {
+            target / per_item
+        } else {
+            MAX_AUTO_CHUNK as f64
+        };
+        // `as` saturates for floats out of range, and NaN becomes 0.
+        self.auto_size = (ideal as usize).clamp(1, MAX_AUTO_CHUNK);
+    }
+
+    /// Cancels everything in flight and stops.
+    fn stop(&mut self) {
+        self.finished = true;
+        self.input_done = true;
+        for (_, future) in self.in_flight.drain(..) {
+            future.cancel();
+        }
+    }
+}
+
+impl<I: Iterator, R> Iterator for Map<I, R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(result) = self.current.next() {
+                return Some(result);
+            }
+            if self.finished {
+                return None;
+            }
+            self.refill();
+            let (len, future) = match self.in_flight.pop_front() {
+                Some(chunk) => chunk,
+                None => {
+                    self.finished = true;
+                    return None;
+                }
+            };
+            let deadline = self
+                .timeout
+                .and_then(|timeout| self.created.checked_add(timeout));
+            let outcome = match deadline {
+                Some(deadline) => match future.result_deadline(deadline) {
+                    Err(Error::Timeout(_)) => {
+                        future.cancel();
+                        self.stop();
+                        let timeout = self.timeout.unwrap_or_default();
+                        return Some(Err(Error::Timeout(timeout)));
+                    }
+                    outcome => outcome,
+                },
+                None => future.result(),
+            };
+            match outcome {
+                Ok(output) => {
+                    self.observe(output.results.len(), output.elapsed);
+                    self.current = output.results.into_iter();
+                }
+                // The chunk failed as a whole (cancelled, shut down, broken
+                // pool): every item in it gets that error.
+                Err(error) => {
+                    self.current = std::iter::repeat_with(|| Err(error.clone()))
+                        .take(len)
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                }
+            }
+            // Keep the pool busy while the consumer works on this chunk.
+            self.refill();
+        }
+    }
+}
+
+impl<I: Iterator, R> Drop for Map<I, R> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl<I: Iterator, R> fmt::Debug for Map<I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Map")
+            .field("chunksize", &self.chunksize)
+            .field("window", &self.window)
+            .field("in_flight", &self.in_flight.len())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

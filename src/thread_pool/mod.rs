@@ -1,0 +1,397 @@
+//! [`ThreadPoolExecutor`]: run closures on a pool of threads.
+//!
+//! The facade lives here; the shared state, jobs and worker loop are in
+//! `worker.rs`, the options in `builder.rs`.
+
+mod builder;
+mod worker;
+
+use std::fmt;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::unbounded;
+use parking_lot::{Condvar, Mutex};
+
+pub use builder::ThreadPoolBuilder;
+
+use crate::future::Promise;
+use crate::map::{ChunkOutput, ChunkRunner, Map};
+use crate::Future;
+use worker::{Initializer, Shared, State, Task};
+
+/// A pool of threads that runs closures and hands back [`Future`]s.
+///
+/// The Rust form of Python's `concurrent.futures.ThreadPoolExecutor`: for
+/// I/O-bound work, or CPU-bound work that needs no isolation. Threads start
+/// lazily, one per submission while none is idle, up to
+/// [`max_workers`](ThreadPoolBuilder::max_workers), and idle ones are
+/// reused.
+///
+/// A task that panics resolves its future to [`Error::Panicked`]
+/// (with the panic's message and location); the worker thread lives on.
+///
+/// Dropping the pool shuts it down the way [`shutdown`](Self::shutdown)
+/// does: queued tasks still run and the drop waits for them. To share a pool
+/// (with its own tasks, say, which may submit to it), put it in an
+/// [`Arc`].
+///
+/// [`Error::Panicked`]: crate::Error::Panicked
+///
+/// # Examples
+///
+/// ```
+/// use concurrent_futures::ThreadPoolExecutor;
+///
+/// let pool = ThreadPoolExecutor::new(4);
+/// let futures: Vec<_> = (1..=3).map(|i| pool.submit(move || i * 10)).collect();
+/// let results: Vec<i32> = futures.into_iter().map(|f| f.result().unwrap()).collect();
+/// assert_eq!(results, [10, 20, 30]);
+/// ```
+///
+/// A task may submit to the pool it runs on:
+///
+/// ```
+/// use concurrent_futures::ThreadPoolExecutor;
+/// use std::sync::Arc;
+///
+/// let pool = Arc::new(ThreadPoolExecutor::new(2));
+/// let inner = Arc::clone(&pool);
+/// let outer = pool.submit(move || inner.submit(|| 1 + 1));
+/// assert_eq!(outer.result().unwrap().result(), Ok(2));
+/// ```
+///
+/// The closure must be `Send + 'static`; one that borrows from the stack or
+/// holds something that cannot cross threads is refused at compile time:
+///
+/// ```compile_fail
+/// use concurrent_futures::ThreadPoolExecutor;
+/// let pool = ThreadPoolExecutor::new(1);
+/// let shared = std::rc::Rc::new(5);
+/// let f = pool.submit(move || *shared); // Rc is not Send
+/// ```
+pub struct ThreadPoolExecutor {
+    shared: Arc<Shared>,
+}
+
+impl ThreadPoolExecutor {
+    /// A pool of at most `max_workers` threads, with the other options at
+    /// their defaults (see [`builder`](Self::builder)).
+    ///
+    /// # Panics
+    ///
+    /// If `max_workers` is 0: a pool without threads could never run
+    /// anything. Use [`builder`](Self::builder) to get an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(8);
+    /// assert_eq!(pool.max_workers(), 8);
+    /// ```
+    pub fn new(max_workers: usize) -> Self {
+        assert!(
+            max_workers > 0,
+            "ThreadPoolExecutor::new: max_workers must be at least 1"
+        );
+        ThreadPoolBuilder::new()
+            .max_workers(max_workers)
+            .build()
+            .unwrap_or_else(|error| unreachable!("a valid builder failed: {error}"))
+    }
+
+    /// The builder for a pool with options: the number of workers, the
+    /// threads' names, an initializer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::builder()
+    ///     .max_workers(2)
+    ///     .thread_name_prefix("fetcher")
+    ///     .build()
+    ///     .unwrap();
+    /// let name = pool.submit(|| std::thread::current().name().unwrap().to_owned());
+    /// assert!(name.result().unwrap().starts_with("fetcher"));
+    /// ```
+    pub fn builder() -> ThreadPoolBuilder {
+        ThreadPoolBuilder::new()
+    }
+
+    pub(crate) fn from_parts(
+        max_workers: usize,
+        thread_name_prefix: String,
+        initializer: Option<Initializer>,
+    ) -> Self {
+        crate::unwind::install_hook();
+        let (sender, receiver) = unbounded();
+        let shared = Arc::new(Shared {
+            max_workers,
+            thread_name_prefix,
+            initializer,
+            receiver,
+            idle: AtomicUsize::new(0),
+            state: Mutex::new(State {
+                sender: Some(sender),
+                broken: None,
+                started: 0,
+                live: 0,
+                thread_ids: Vec::new(),
+            }),
+            exited: Condvar::new(),
+        });
+        ThreadPoolExecutor { shared }
+    }
+
+    /// The most threads this pool runs at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// assert_eq!(ThreadPoolExecutor::new(3).max_workers(), 3);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.shared.max_workers
+    }
+
+    /// Runs `f` on a worker thread and returns the [`Future`] of its result.
+    ///
+    /// After [`shutdown`](Self::shutdown) the task is refused: the future is
+    /// done at once with [`Error::Shutdown`] (or [`Error::BrokenPool`] if
+    /// the pool broke).
+    ///
+    /// [`Error::Shutdown`]: crate::Error::Shutdown
+    /// [`Error::BrokenPool`]: crate::Error::BrokenPool
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let f = pool.submit(|| "hello world!".to_uppercase());
+    /// assert_eq!(f.result().unwrap(), "HELLO WORLD!");
+    /// ```
+    pub fn submit<F, R>(&self, f: F) -> Future<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let (promise, future) = Promise::new();
+        if let Err((job, error)) = self.shared.submit(Box::new(Task { f, promise })) {
+            job.abandon(error);
+        }
+        future
+    }
+
+    /// Applies `f` to every item, on the pool, and yields the results in
+    /// input order.
+    ///
+    /// The returned [`Map`] is lazy and bounded: it takes items from `items`
+    /// only as it needs them and keeps a window of chunks in flight, so it
+    /// works in constant memory over any input, even an endless one. Each
+    /// item's result stands on its own: a panic fails that item only.
+    /// Chunks are sized automatically from the measured time per item;
+    /// [`Map::chunksize`] fixes the size, [`Map::window`] the number in
+    /// flight. Dropping the iterator cancels the chunks not yet started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(4);
+    /// let lengths: Vec<usize> = pool
+    ///     .map(|s: &str| s.len(), ["a", "bb", "ccc"])
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// ```
+    pub fn map<F, I, R>(&self, f: F, items: I) -> Map<I::IntoIter, R>
+    where
+        F: Fn(I::Item) -> R + Send + Sync + 'static,
+        I: IntoIterator,
+        I::Item: Send + 'static,
+        R: Send + 'static,
+    {
+        let runner = ThreadChunks {
+            shared: Arc::clone(&self.shared),
+            f: Arc::new(f),
+        };
+        Map::new(Box::new(runner), items.into_iter())
+    }
+
+    /// Shuts the pool down and waits: no new tasks are accepted, the queued
+    /// ones still run, and this returns when every worker has finished.
+    ///
+    /// Python's `shutdown(wait=True)`. Calling it again, or from several
+    /// threads, is harmless. Called from one of the pool's own tasks, it
+    /// waits for every other worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::{Error, ThreadPoolExecutor};
+    ///
+    /// let pool = ThreadPoolExecutor::new(2);
+    /// let f = pool.submit(|| 1);
+    /// pool.shutdown();
+    /// assert_eq!(f.result(), Ok(1));
+    /// assert_eq!(pool.submit(|| 2).result(), Err(Error::Shutdown));
+    /// ```
+    #[doc(alias = "shutdown(wait=True)")]
+    pub fn shutdown(&self) {
+        self.shared.close(false);
+        self.shared.wait_for_workers();
+    }
+
+    /// Shuts the pool down, cancels every task that has not started, and
+    /// waits for the running ones.
+    ///
+    /// Python's `shutdown(wait=True, cancel_futures=True)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::{Error, ThreadPoolExecutor};
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let (started_tx, started) = mpsc::channel();
+    /// let running = pool.submit(move || started_tx.send(()).unwrap());
+    /// started.recv().unwrap();
+    /// let queued: Vec<_> = (0..10).map(|_| pool.submit(|| ())).collect();
+    /// pool.shutdown_cancel();
+    /// assert_eq!(running.result(), Ok(()));
+    /// // Some may have started before the cancel; the rest are cancelled.
+    /// assert!(queued.iter().all(|f| f.done()));
+    /// ```
+    #[doc(alias = "cancel_futures")]
+    pub fn shutdown_cancel(&self) {
+        self.shared.close(true);
+        self.shared.wait_for_workers();
+    }
+
+    /// Shuts the pool down without waiting: no new tasks are accepted, the
+    /// queued ones still run on the workers, which exit when the queue is
+    /// empty.
+    ///
+    /// Python's `shutdown(wait=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| 7);
+    /// pool.shutdown_background();
+    /// assert_eq!(f.result(), Ok(7));
+    /// ```
+    #[doc(alias = "shutdown(wait=False)")]
+    pub fn shutdown_background(&self) {
+        self.shared.close(false);
+    }
+
+    /// Whether the pool has been shut down (or broke) and takes no more
+    /// tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+impl Default for ThreadPoolExecutor {
+    /// A pool with Python's default number of workers,
+    /// `min(32, cpus + 4)`.
+    fn default() -> Self {
+        ThreadPoolBuilder::new()
+            .build()
+            .unwrap_or_else(|error| unreachable!("the default builder failed: {error}"))
+    }
+}
+
+impl Drop for ThreadPoolExecutor {
+    /// Shuts down the way [`shutdown`](Self::shutdown) does. It never
+    /// panics, also when dropped during a panic.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ThreadPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.lock();
+        f.debug_struct("ThreadPoolExecutor")
+            .field("max_workers", &self.shared.max_workers)
+            .field("threads", &state.live)
+            .field("shutdown", &state.sender.is_none())
+            .field("broken", &state.broken)
+            .finish()
+    }
+}
+
+/// How a thread-pool [`Map`] runs a chunk: one job that applies `f` to each
+/// item, catching each item's panic on its own.
+struct ThreadChunks<F> {
+    shared: Arc<Shared>,
+    f: Arc<F>,
+}
+
+impl<F, T, R> ChunkRunner<T, R> for ThreadChunks<F>
+where
+    F: Fn(T) -> R + Send + Sync + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    fn run_chunk(&self, items: Vec<T>) -> Future<ChunkOutput<R>> {
+        let f = Arc::clone(&self.f);
+        let (promise, future) = Promise::new();
+        let job = Task {
+            f: move || {
+                let start = Instant::now();
+                let results = items
+                    .into_iter()
+                    .map(|item| crate::unwind::catch(|| f(item), None))
+                    .collect();
+                ChunkOutput {
+                    results,
+                    elapsed: start.elapsed(),
+                }
+            },
+            promise,
+        };
+        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
+            job.abandon(error);
+        }
+        future
+    }
+
+    fn target_chunk_time(&self) -> Duration {
+        // Handing a chunk to a thread costs a few microseconds at worst
+        // (a wake-up); 200 µs keeps that under ~2% and still gives every
+        // worker many chunks of a map that lasts a few milliseconds.
+        Duration::from_micros(200)
+    }
+
+    fn default_window(&self) -> usize {
+        2 * self.shared.max_workers
+    }
+}
