@@ -67,6 +67,65 @@ pub enum Error {
         reason: String,
     },
 
+    /// The worker process running the task died: it exited, aborted, was
+    /// killed or crashed. Only the tasks that were on that worker fail; the
+    /// pool replaces the worker and carries on.
+    #[error("worker process {pid} died while running the task ({})", exit_text(*exit_code, *signal))]
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// Its exit code, if it exited.
+        exit_code: Option<i32>,
+        /// The signal that ended it, if one did.
+        signal: Option<i32>,
+    },
+
+    /// The task ran longer than the process pool's per-task time limit; its
+    /// worker was killed and replaced.
+    #[error("the task exceeded its time limit of {limit:?}; worker process {pid} was killed")]
+    TaskTimedOut {
+        /// The limit that was set.
+        limit: Duration,
+        /// The pid of the worker that was killed.
+        pid: u32,
+    },
+
+    /// A value could not be encoded to travel to or from a worker process.
+    #[error("could not encode the {what}: {reason}")]
+    Encode {
+        /// Which value: `"argument"` or `"result"`.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// A value that came from the other side of the pipe could not be
+    /// decoded.
+    #[error("could not decode the {what}: {reason}")]
+    Decode {
+        /// Which value: `"argument"` or `"result"`.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// A worker process could not be started, or failed its handshake.
+    #[error("could not start a worker process: {reason}")]
+    Spawn {
+        /// Why.
+        reason: String,
+    },
+
+    /// A worker broke the protocol (a truncated or oversized frame, a
+    /// message it should not send); the worker was stopped and replaced.
+    #[error("worker process {pid} broke the protocol: {reason}")]
+    Protocol {
+        /// The worker's process id.
+        pid: u32,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// An argument or option was out of range, for example a pool of zero
     /// workers.
     #[error("invalid argument: {reason}")]
@@ -91,6 +150,31 @@ fn panic_text(message: &str, location: Option<&str>, pid: Option<u32>) -> String
         text.push_str(&format!(" in worker process {pid}"));
     }
     text
+}
+
+fn exit_text(exit_code: Option<i32>, signal: Option<i32>) -> String {
+    match (exit_code, signal) {
+        (_, Some(signal)) => format!("killed by signal {signal}{}", signal_name(signal)),
+        (Some(code), None) => format!("exit code {code}"),
+        (None, None) => String::from("status unknown"),
+    }
+}
+
+/// ` (SIGKILL)` and the like for the signals a worker commonly dies of.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        1 => " (SIGHUP)",
+        2 => " (SIGINT)",
+        4 => " (SIGILL)",
+        6 => " (SIGABRT)",
+        7 => " (SIGBUS)",
+        8 => " (SIGFPE)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        13 => " (SIGPIPE)",
+        15 => " (SIGTERM)",
+        _ => "",
+    }
 }
 
 impl Error {

@@ -72,9 +72,14 @@
 //! never runs the rest of the application's `main`; in a program that uses
 //! only threads it does nothing, and calling it costs nothing.
 
+// The docs show `fn main` on purpose: `init()` must be its first line.
+#![allow(clippy::needless_doctest_main)]
+
 mod error;
 mod future;
 mod map;
+#[cfg(target_os = "linux")]
+mod process_pool;
 mod thread_pool;
 mod unwind;
 mod wait;
@@ -82,6 +87,8 @@ mod wait;
 pub use error::Error;
 pub use future::Future;
 pub use map::{Chunksize, Map};
+#[cfg(target_os = "linux")]
+pub use process_pool::{ProcessPoolBuilder, ProcessPoolExecutor};
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use wait::{
     as_completed, as_completed_timeout, wait, AsCompleted, AsCompletedTimeout, DoneAndNotDone,
@@ -103,4 +110,7 @@ pub use wait::{
 ///     // … the application …
 /// }
 /// ```
-pub fn init() {}
+pub fn init() {
+    #[cfg(target_os = "linux")]
+    process_pool::entry::run_if_worker();
+}

@@ -1,0 +1,501 @@
+//! Which task goes to which worker, and what happens when a worker fails.
+//!
+//! One shared queue holds the tasks. Each worker slot has a driver thread
+//! that owns one worker process: it takes the next task from the queue,
+//! marks it running, writes it to its worker, and reads the reply, then
+//! takes the next. One task at a time per worker means `running()` is true
+//! exactly while a worker has the task, a task still in the queue can
+//! always be cancelled, and a worker that dies takes exactly one task (or
+//! one chunk of a `map`) with it.
+//!
+//! When a worker dies (end of file on its pipe), the driver reaps it, fails
+//! its task with [`Error::WorkerDied`] (pid, exit code or signal), and
+//! starts a replacement. A task over the per-task time limit has its worker
+//! killed the same way and fails with [`Error::TaskTimedOut`]. The pool
+//! breaks ([`Error::BrokenPool`] for every queued and later task) only when
+//! a worker cannot be started: the process cannot be spawned, fails its
+//! handshake, or its initializer fails.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+use super::spawn::{self, Received, SpawnConfig, Worker};
+use super::wire::{self, outcome, Items, Message, PanicInfo};
+use crate::future::Promise;
+use crate::map::ChunkOutput;
+use crate::Error;
+
+/// How long a worker whose pipe was closed may take to exit before it is
+/// killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// A task for a worker process, type-erased for the queue.
+pub(crate) trait ProcessJob: Send {
+    /// Marks the task running; `false` if it was cancelled.
+    fn start(&self) -> bool;
+    /// The task message and its payload.
+    fn message(&self) -> (Message, &[u8]);
+    /// Completes the future from the worker's reply.
+    fn finish(self: Box<Self>, reply: Result<Reply, Error>);
+    /// Resolves the future without running the task.
+    fn abandon(self: Box<Self>, error: Error);
+}
+
+/// A worker's answer to one task.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) payload: Vec<u8>,
+    pub(crate) elapsed: Duration,
+    pub(crate) pid: u32,
+}
+
+/// The options every driver follows.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) max_workers: usize,
+    pub(crate) max_tasks_per_child: Option<NonZeroUsize>,
+    pub(crate) task_timeout: Option<Duration>,
+    pub(crate) spawn: SpawnConfig,
+}
+
+/// What the pool's handle and its drivers share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) receiver: Receiver<Box<dyn ProcessJob>>,
+    pub(crate) state: Mutex<State>,
+    /// Signalled when a driver exits.
+    pub(crate) exited: Condvar,
+}
+
+/// The part of [`Shared`] that changes under its lock.
+pub(crate) struct State {
+    /// `None` once the pool is shut down or broken.
+    pub(crate) sender: Option<Sender<Box<dyn ProcessJob>>>,
+    pub(crate) broken: Option<String>,
+    /// Set by terminate/kill: drivers stop replacing workers.
+    pub(crate) stopping: bool,
+    /// Drivers that have not exited.
+    pub(crate) live: usize,
+    /// The pid of each slot's worker, while it has one.
+    pub(crate) pids: Vec<Option<u32>>,
+}
+
+impl Shared {
+    /// Queues a job; gives it back with the reason if the pool takes no
+    /// more work.
+    pub(crate) fn submit(
+        &self,
+        job: Box<dyn ProcessJob>,
+    ) -> Result<(), (Box<dyn ProcessJob>, Error)> {
+        let state = self.state.lock();
+        let Some(sender) = &state.sender else {
+            return Err((job, closed_error(&state)));
+        };
+        sender
+            .send(job)
+            .map_err(|returned| (returned.into_inner(), Error::Shutdown))
+    }
+
+    /// Stops taking work; with `cancel`, cancels what is queued.
+    pub(crate) fn close(&self, cancel: bool) {
+        self.state.lock().sender = None;
+        if cancel {
+            while let Ok(job) = self.receiver.try_recv() {
+                job.abandon(Error::Cancelled);
+            }
+        }
+    }
+
+    /// Stops taking work, cancels what is queued, and sends `signal` to
+    /// every worker; drivers replace none of them.
+    pub(crate) fn stop_workers(&self, signal: i32) {
+        let pids: Vec<u32> = {
+            let mut state = self.state.lock();
+            state.sender = None;
+            state.stopping = true;
+            state.pids.iter().flatten().copied().collect()
+        };
+        while let Ok(job) = self.receiver.try_recv() {
+            job.abandon(Error::Cancelled);
+        }
+        for pid in pids {
+            super::sys::kill(pid, signal);
+        }
+    }
+
+    /// Breaks the pool: no more work is taken and everything queued fails
+    /// with the (first) reason.
+    fn break_pool(&self, reason: String) {
+        let reason = {
+            let mut state = self.state.lock();
+            state.sender = None;
+            state.broken.get_or_insert(reason).clone()
+        };
+        let error = Error::BrokenPool { reason };
+        while let Ok(job) = self.receiver.try_recv() {
+            job.abandon(error.clone());
+        }
+    }
+
+    /// Waits until every driver has exited (and reaped its worker).
+    pub(crate) fn wait_for_drivers(&self) {
+        let mut state = self.state.lock();
+        while state.live > 0 {
+            self.exited.wait(&mut state);
+        }
+    }
+
+    fn set_pid(&self, slot: usize, pid: Option<u32>) {
+        if let Some(entry) = self.state.lock().pids.get_mut(slot) {
+            *entry = pid;
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.state.lock().stopping
+    }
+}
+
+/// The error for a submission to a pool that takes no more work.
+pub(crate) fn closed_error(state: &State) -> Error {
+    match &state.broken {
+        Some(reason) => Error::BrokenPool {
+            reason: reason.clone(),
+        },
+        None => Error::Shutdown,
+    }
+}
+
+/// Starts the driver of `slot`. Its worker starts at once, in the
+/// background.
+pub(crate) fn start_driver(shared: &Arc<Shared>, slot: usize) -> std::io::Result<()> {
+    let shared_for_thread = Arc::clone(shared);
+    shared.state.lock().live += 1;
+    let started = std::thread::Builder::new()
+        .name(format!("ProcessPoolExecutor-driver-{slot}"))
+        .spawn(move || drive(&shared_for_thread, slot));
+    if started.is_err() {
+        let mut state = shared.state.lock();
+        state.live -= 1;
+        shared.exited.notify_all();
+    }
+    started.map(drop)
+}
+
+/// One slot's life: keep a worker, feed it tasks one at a time.
+fn drive(shared: &Shared, slot: usize) {
+    /// Counts the driver out however it leaves.
+    struct Exit<'a>(&'a Shared);
+    impl Drop for Exit<'_> {
+        fn drop(&mut self) {
+            let mut state = self.0.state.lock();
+            state.live -= 1;
+            self.0.exited.notify_all();
+        }
+    }
+    let _exit = Exit(shared);
+
+    let Some(mut worker) = start_worker(shared, slot) else {
+        return;
+    };
+    let mut tasks_done = 0usize;
+    while let Ok(job) = shared.receiver.recv() {
+        if !job.start() {
+            continue; // cancelled while queued
+        }
+        let (outcome, alive) = run_on(shared, worker, job.as_ref());
+        job.finish(outcome);
+        tasks_done += 1;
+        let retire = shared
+            .config
+            .max_tasks_per_child
+            .is_some_and(|max| tasks_done >= max.get());
+        let kept = match alive {
+            Some(alive) if !retire => Some(alive),
+            Some(retired) => {
+                shared.set_pid(slot, None);
+                retired.reap(EXIT_GRACE);
+                None
+            }
+            None => {
+                shared.set_pid(slot, None);
+                None
+            }
+        };
+        worker = match kept {
+            Some(worker) => worker,
+            None => {
+                tasks_done = 0;
+                if shared.stopping() {
+                    return;
+                }
+                let Some(fresh) = start_worker(shared, slot) else {
+                    return;
+                };
+                fresh
+            }
+        };
+    }
+    shared.set_pid(slot, None);
+    worker.reap(EXIT_GRACE);
+}
+
+/// Starts a worker for `slot`, or breaks the pool if it cannot.
+fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
+    match spawn::spawn(&shared.config.spawn) {
+        Ok(worker) => {
+            shared.set_pid(slot, Some(worker.pid));
+            Some(worker)
+        }
+        Err(error) => {
+            let reason = match error {
+                Error::BrokenPool { reason } => reason,
+                error => error.to_string(),
+            };
+            shared.break_pool(reason);
+            None
+        }
+    }
+}
+
+/// Runs one job on `worker`. Returns the outcome for the job and the worker
+/// if it is still usable (`None` once it has been reaped).
+fn run_on(
+    shared: &Shared,
+    mut worker: Worker,
+    job: &dyn ProcessJob,
+) -> (Result<Reply, Error>, Option<Worker>) {
+    let max_frame = shared.config.spawn.max_frame;
+    let pid = worker.pid;
+    let (message, payload) = job.message();
+    if let Err(e) = worker.send(&message, payload, max_frame) {
+        if let wire::WireError::TooLarge { len, max } = e {
+            // Nothing was written: the worker is fine, the task is not.
+            let reason =
+                format!("the task's arguments take {len} bytes, over the frame limit of {max}");
+            let error = Error::Encode {
+                what: "argument",
+                reason,
+            };
+            return (Err(error), Some(worker));
+        }
+        // The worker is gone (broken pipe) or its pipe failed.
+        let exit = worker.reap(EXIT_GRACE);
+        return (Err(died(pid, exit)), None);
+    }
+    let deadline = shared
+        .config
+        .task_timeout
+        .and_then(|limit| Instant::now().checked_add(limit));
+    match worker.receive(deadline, max_frame) {
+        Ok(frame) => match frame.message {
+            Message::Done { elapsed_nanos, .. } => {
+                let reply = Reply {
+                    payload: frame.payload,
+                    elapsed: Duration::from_nanos(elapsed_nanos),
+                    pid,
+                };
+                (Ok(reply), Some(worker))
+            }
+            other => {
+                worker.kill_and_reap();
+                let reason = format!("it answered a task with {other:?}");
+                (Err(Error::Protocol { pid, reason }), None)
+            }
+        },
+        Err(Received::TimedOut) => {
+            worker.kill_and_reap();
+            let limit = shared.config.task_timeout.unwrap_or_default();
+            (Err(Error::TaskTimedOut { limit, pid }), None)
+        }
+        Err(Received::Wire(wire::WireError::Closed | wire::WireError::Truncated { .. })) => {
+            let exit = worker.reap(EXIT_GRACE);
+            (Err(died(pid, exit)), None)
+        }
+        Err(Received::Wire(e)) => {
+            worker.kill_and_reap();
+            let reason = e.to_string();
+            (Err(Error::Protocol { pid, reason }), None)
+        }
+    }
+}
+
+fn died(pid: u32, exit: spawn::Exit) -> Error {
+    Error::WorkerDied {
+        pid,
+        exit_code: exit.code,
+        signal: exit.signal,
+    }
+}
+
+/// Turns a Done payload back into one result per item. Items the payload
+/// lacks (a worker that broke off) fail with [`Error::Protocol`].
+pub(crate) fn decode_outcomes<R>(reply: &Reply, count: usize) -> Vec<Result<R, Error>>
+where
+    R: serde::de::DeserializeOwned,
+{
+    let pid = reply.pid;
+    let mut items = Items::new(&reply.payload);
+    let mut results = Vec::with_capacity(count);
+    while results.len() < count {
+        let (tag, bytes) = match items.next_outcome() {
+            Ok(Some(outcome)) => outcome,
+            Ok(None) => break,
+            Err(e) => {
+                let reason = format!("a result frame is malformed: {e}");
+                results.push(Err(Error::Protocol { pid, reason }));
+                break;
+            }
+        };
+        let text = || String::from_utf8_lossy(bytes).into_owned();
+        results.push(match tag {
+            outcome::OK => postcard::from_bytes::<R>(bytes).map_err(|e| Error::Decode {
+                what: "result",
+                reason: e.to_string(),
+            }),
+            outcome::PANICKED => Err(match postcard::from_bytes::<PanicInfo>(bytes) {
+                Ok(info) => Error::Panicked {
+                    message: info.message,
+                    location: info.location,
+                    pid: Some(pid),
+                },
+                Err(e) => Error::Protocol {
+                    pid,
+                    reason: format!("an undecodable panic report: {e}"),
+                },
+            }),
+            outcome::BAD_ARGUMENT => Err(Error::Decode {
+                what: "argument",
+                reason: text(),
+            }),
+            outcome::BAD_RESULT => Err(Error::Encode {
+                what: "result",
+                reason: text(),
+            }),
+            tag => Err(Error::Protocol {
+                pid,
+                reason: format!("an unknown outcome tag {tag}"),
+            }),
+        });
+    }
+    while results.len() < count {
+        let reason = String::from("the worker sent fewer results than items");
+        results.push(Err(Error::Protocol { pid, reason }));
+    }
+    results
+}
+
+/// A single submitted call: one item, one future.
+pub(crate) struct SingleJob<R> {
+    pub(crate) call: u64,
+    pub(crate) func: u64,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) promise: Promise<R>,
+}
+
+impl<R> ProcessJob for SingleJob<R>
+where
+    R: serde::de::DeserializeOwned + Send,
+{
+    fn start(&self) -> bool {
+        self.promise.start()
+    }
+
+    fn message(&self) -> (Message, &[u8]) {
+        let message = Message::Task {
+            call: self.call,
+            func: self.func,
+            count: 1,
+        };
+        (message, &self.payload)
+    }
+
+    fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
+        let outcome = reply.and_then(|reply| {
+            decode_outcomes::<R>(&reply, 1)
+                .pop()
+                .unwrap_or(Err(Error::Protocol {
+                    pid: reply.pid,
+                    reason: String::from("no result"),
+                }))
+        });
+        self.promise.complete(outcome);
+    }
+
+    fn abandon(self: Box<Self>, error: Error) {
+        match error {
+            Error::Cancelled => self.promise.cancel(),
+            error => self.promise.complete(Err(error)),
+        }
+    }
+}
+
+/// One chunk of a `map`: many items, one future of their results. Items
+/// whose argument could not be encoded are not sent; their errors are
+/// merged back in place.
+pub(crate) struct ChunkJob<R> {
+    pub(crate) call: u64,
+    pub(crate) func: u64,
+    pub(crate) payload: Vec<u8>,
+    /// One entry per item: `None` if it was sent, its error if not.
+    pub(crate) unsent: Vec<Option<Error>>,
+    pub(crate) sent: usize,
+    pub(crate) promise: Promise<ChunkOutput<R>>,
+}
+
+impl<R> ChunkJob<R> {
+    /// The chunk's results: the worker's for the items sent, in place.
+    fn merge(unsent: Vec<Option<Error>>, sent: Vec<Result<R, Error>>) -> Vec<Result<R, Error>> {
+        let mut sent = sent.into_iter();
+        unsent
+            .into_iter()
+            .map(|unsent| match unsent {
+                Some(error) => Err(error),
+                None => sent.next().unwrap_or(Err(Error::Shutdown)),
+            })
+            .collect()
+    }
+}
+
+impl<R> ProcessJob for ChunkJob<R>
+where
+    R: serde::de::DeserializeOwned + Send,
+{
+    fn start(&self) -> bool {
+        self.promise.start()
+    }
+
+    fn message(&self) -> (Message, &[u8]) {
+        let message = Message::Task {
+            call: self.call,
+            func: self.func,
+            count: self.sent as u32,
+        };
+        (message, &self.payload)
+    }
+
+    fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
+        let this = *self;
+        let (sent, elapsed) = match reply {
+            Ok(reply) => (decode_outcomes::<R>(&reply, this.sent), reply.elapsed),
+            // The whole chunk shares its worker's fate.
+            Err(error) => (
+                (0..this.sent).map(|_| Err(error.clone())).collect(),
+                Duration::ZERO,
+            ),
+        };
+        let results = Self::merge(this.unsent, sent);
+        this.promise.complete(Ok(ChunkOutput { results, elapsed }));
+    }
+
+    fn abandon(self: Box<Self>, error: Error) {
+        match error {
+            Error::Cancelled => self.promise.cancel(),
+            error => self.promise.complete(Err(error)),
+        }
+    }
+}

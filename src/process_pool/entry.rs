@@ -1,0 +1,264 @@
+//! How a re-executed binary becomes a worker, and the worker's loop.
+//!
+//! The parent starts its own executable with [`MARKER`] in the environment:
+//! `v1:<task fd>:<result fd>:<token>`. [`run_if_worker`] (called by
+//! [`init`](crate::init), and on Linux also by a constructor that runs
+//! before `main`) sees the marker, removes it from the environment (so that
+//! the task's own child processes are not mistaken for workers), checks the
+//! parent's `Hello`, and serves tasks until the parent closes the pipe. It
+//! never returns: the process exits, and nothing of the user's `main` runs.
+//!
+//! A process started with a marker that does not check out (descriptors
+//! that are not open, a wrong token, protocol version or executable) prints
+//! why on its standard error and exits with status [`BAD_START`], having
+//! executed nothing.
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::sys;
+use super::wire::{self, outcome, Items, Message, PanicInfo, WireError};
+
+/// The environment variable that makes a process a worker.
+pub(crate) const MARKER: &str = "CONCURRENT_FUTURES_WORKER";
+
+/// The exit status of a worker that refused to start.
+pub(crate) const BAD_START: i32 = 86;
+
+/// The largest frame a worker reads before the parent has said its limit.
+const HELLO_LIMIT: u32 = 4096;
+
+/// If this process was started as a worker, serves as one and exits.
+pub(crate) fn run_if_worker() {
+    let Some(value) = std::env::var_os(MARKER) else {
+        return;
+    };
+    // Remove the marker before anything else can read it or spawn a child.
+    // This runs before `main` or as its first line, while the process has
+    // one thread, so changing the environment races with nothing.
+    std::env::remove_var(MARKER);
+    let pid = std::process::id();
+    let status = match serve(&value.to_string_lossy()) {
+        Ok(()) => 0,
+        Err(reason) => {
+            eprintln!("concurrent-futures: process {pid} was started as a worker but {reason}; it exits without running anything");
+            BAD_START
+        }
+    };
+    std::process::exit(status);
+}
+
+/// The parsed marker.
+struct Marker {
+    task_fd: i32,
+    result_fd: i32,
+    token: u128,
+}
+
+fn parse_marker(value: &str) -> Result<Marker, String> {
+    let bad = || format!("its {MARKER} value {value:?} is not of the form v1:<fd>:<fd>:<token>");
+    let mut parts = value.split(':');
+    if parts.next() != Some("v1") {
+        return Err(bad());
+    }
+    let task_fd = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let result_fd = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let token = parts
+        .next()
+        .and_then(|s| u128::from_str_radix(s, 16).ok())
+        .ok_or_else(bad)?;
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Marker {
+        task_fd,
+        result_fd,
+        token,
+    })
+}
+
+/// The device and inode of the running executable.
+pub(crate) fn exe_identity() -> Result<(u64, u64), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata("/proc/self/exe")
+        .map_err(|e| format!("cannot stat its own executable: {e}"))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+fn serve(value: &str) -> Result<(), String> {
+    let marker = parse_marker(value)?;
+    let tasks = sys::inherited_file(marker.task_fd)
+        .ok_or_else(|| format!("descriptor {} is not open", marker.task_fd))?;
+    let mut results = sys::inherited_file(marker.result_fd)
+        .ok_or_else(|| format!("descriptor {} is not open", marker.result_fd))?;
+    let mut tasks = BufReader::with_capacity(64 * 1024, tasks);
+
+    let hello = wire::read_frame(&mut tasks, HELLO_LIMIT)
+        .map_err(|e| format!("its parent's greeting could not be read: {e}"))?;
+    let Message::Hello {
+        version,
+        token,
+        exe,
+        probe,
+        initializer,
+        max_frame,
+    } = hello.message
+    else {
+        return Err(format!(
+            "the first message was not a greeting: {:?}",
+            hello.message
+        ));
+    };
+    if version != wire::VERSION {
+        return Err(format!(
+            "the parent speaks protocol version {version}, this worker {}",
+            wire::VERSION
+        ));
+    }
+    if token != marker.token {
+        return Err(String::from(
+            "the parent's token does not match the marker's",
+        ));
+    }
+    let own_exe = exe_identity()?;
+    if exe != own_exe {
+        return Err(String::from("the parent runs a different executable"));
+    }
+    if probe != sys::offset_of(sys::probe as fn() as usize) {
+        return Err(String::from(
+            "the parent's functions lie at other offsets (a different build)",
+        ));
+    }
+
+    crate::unwind::install_hook();
+    let pid = std::process::id();
+    let mut scratch = Vec::new();
+    let send = |results: &mut File, message: &Message, payload: &[u8], scratch: &mut Vec<u8>| {
+        wire::write_frame(results, message, payload, max_frame, scratch)
+            .map_err(|e| format!("could not answer its parent: {e}"))
+    };
+    let ready = Message::Ready {
+        version: wire::VERSION,
+        token,
+        pid,
+    };
+    send(&mut results, &ready, &[], &mut scratch)?;
+
+    if let Some(offset) = initializer {
+        // SAFETY: the parent sent the offset of an `fn() -> Result<(), String>`
+        // (the builder only takes that type) in this same executable.
+        let init = unsafe { sys::initializer_at(sys::address_at(offset)) };
+        let outcome = crate::unwind::catch(init, Some(pid)).unwrap_or_else(|e| Err(e.to_string()));
+        let reply = match outcome {
+            Ok(()) => Message::Initialized,
+            Err(reason) => Message::InitFailed { reason },
+        };
+        send(&mut results, &reply, &[], &mut scratch)?;
+        if matches!(reply, Message::InitFailed { .. }) {
+            return Ok(());
+        }
+    }
+
+    let mut out = Vec::new();
+    loop {
+        let frame = match wire::read_frame(&mut tasks, max_frame) {
+            Ok(frame) => frame,
+            // The parent closed the pipe: shut down, or it died.
+            Err(WireError::Closed) => return Ok(()),
+            Err(e) => return Err(format!("its parent sent a bad frame: {e}")),
+        };
+        let Message::Task { call, func, count } = frame.message else {
+            return Err(format!(
+                "its parent sent an unexpected message: {:?}",
+                frame.message
+            ));
+        };
+        out.clear();
+        let start = Instant::now();
+        // SAFETY: `call` is the offset of a `trampoline::<A, R>` the parent
+        // took the address of, in this same executable (checked above).
+        let trampoline = unsafe { sys::trampoline_at(sys::address_at(call)) };
+        trampoline(sys::address_at(func), &frame.payload, &mut out);
+        let done = Message::Done {
+            count,
+            elapsed_nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        };
+        if let Err(e) = wire::write_frame(&mut results, &done, &out, max_frame, &mut scratch) {
+            match e {
+                // The result is over the frame limit: say so for each item
+                // rather than leave the parent waiting.
+                WireError::TooLarge { len, max } => {
+                    out.clear();
+                    let reason = format!(
+                        "the results take {len} bytes, over the pool's frame limit of {max}"
+                    );
+                    for _ in 0..count {
+                        wire::push_outcome(&mut out, outcome::BAD_RESULT, reason.as_bytes());
+                    }
+                    send(&mut results, &done, &out, &mut scratch)?;
+                }
+                e => return Err(format!("could not send results: {e}")),
+            }
+        }
+        let _ = results.flush();
+    }
+}
+
+/// Runs the user's `fn(A) -> R` (at address `func`) on each item of a task
+/// payload and appends one outcome per item to `out`. Monomorphised in the
+/// parent, whose address travels as the task's `call`.
+pub(crate) fn trampoline<A, R>(func: usize, payload: &[u8], out: &mut Vec<u8>)
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    // SAFETY: the parent sends `func` only next to `trampoline::<A, R>`, as
+    // the address of the `fn(A) -> R` it was given.
+    let f = unsafe { sys::function_at::<A, R>(func) };
+    let pid = Some(std::process::id());
+    let mut items = Items::new(payload);
+    loop {
+        let bytes = match items.next_item() {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return,
+            Err(e) => {
+                wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
+                return;
+            }
+        };
+        let start = out.len();
+        // The user's code (the function, and the argument's and result's
+        // serde impls) may panic; each item's panic is its own.
+        let ran = crate::unwind::catch(
+            || {
+                let arg = match postcard::from_bytes::<A>(bytes) {
+                    Ok(arg) => arg,
+                    Err(e) => {
+                        wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
+                        return;
+                    }
+                };
+                let result = f(arg);
+                out.push(outcome::OK);
+                if let Err(reason) = wire::push_item(out, &result) {
+                    out.truncate(start);
+                    wire::push_outcome(out, outcome::BAD_RESULT, reason.as_bytes());
+                }
+            },
+            pid,
+        );
+        if let Err(crate::Error::Panicked {
+            message, location, ..
+        }) = ran
+        {
+            out.truncate(start);
+            let info = PanicInfo { message, location };
+            let bytes = postcard::to_allocvec(&info).unwrap_or_default();
+            wire::push_outcome(out, outcome::PANICKED, &bytes);
+        }
+    }
+}

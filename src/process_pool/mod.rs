@@ -1,0 +1,472 @@
+//! [`ProcessPoolExecutor`]: run functions in worker processes that are
+//! copies of this very program.
+//!
+//! The parts, one file each:
+//!
+//! * `entry` — how a re-executed binary becomes a worker, and its loop;
+//! * `spawn` — starting, greeting, killing and reaping worker processes;
+//! * `wire` — frames and messages on the pipes;
+//! * `dispatch` — the queue, the driver thread per worker, faults;
+//! * `sys` — every `unsafe` operation, each explained.
+
+mod builder;
+mod dispatch;
+pub(crate) mod entry;
+mod spawn;
+mod sys;
+mod wire;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use builder::ProcessPoolBuilder;
+
+use crate::future::Promise;
+use crate::map::{ChunkOutput, ChunkRunner, Map};
+use crate::{Error, Future};
+use dispatch::{ChunkJob, Shared, SingleJob};
+
+/// A pool of worker processes that runs plain functions and hands back
+/// [`Future`]s.
+///
+/// The Rust form of Python's `concurrent.futures.ProcessPoolExecutor`: for
+/// CPU-bound work that should use every core, and for work that must be
+/// isolated — a panic, an `abort()`, a segfault or a leak in a task costs
+/// that task alone. The workers are copies of the running executable
+/// (started through `/proc/self/exe`, Linux only); arguments and results
+/// travel over pipes, encoded with `serde` and `postcard`.
+///
+/// # `init()` first
+///
+/// Call [`init`](crate::init) as the first line of `main`. On Linux the
+/// crate also catches a worker before `main` starts, so test binaries,
+/// benches and doctests (which have no `main` of their own) work as they
+/// are; calling `init()` keeps a program correct wherever that does not
+/// happen.
+///
+/// # Functions, not closures
+///
+/// A task is a plain `fn(A) -> R` — a function item, or a closure that
+/// captures nothing — because only code travels to the worker, by its
+/// address, not data. Several arguments travel as a tuple. `A` and `R`
+/// must be `Serialize + DeserializeOwned + Send + 'static`.
+///
+/// ```compile_fail
+/// use concurrent_futures::ProcessPoolExecutor;
+/// let pool = ProcessPoolExecutor::new(1).unwrap();
+/// let offset = 10u64;
+/// let f = pool.submit(move |x: u64| x + offset, 1); // captures `offset`
+/// ```
+///
+/// # Faults
+///
+/// A panic fails its task with [`Error::Panicked`] (message, location,
+/// worker pid); the worker lives on. A worker that dies fails only the task
+/// it ran, with [`Error::WorkerDied`] (pid and exit code or signal), and is
+/// replaced. The pool breaks ([`Error::BrokenPool`]) only when a worker
+/// cannot be started, for example because the initializer fails.
+///
+/// # Examples
+///
+/// ```
+/// use concurrent_futures::ProcessPoolExecutor;
+///
+/// fn is_prime(n: u64) -> bool {
+///     n > 1 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+/// }
+///
+/// fn main() -> Result<(), concurrent_futures::Error> {
+///     concurrent_futures::init();
+///     let pool = ProcessPoolExecutor::new(2)?;
+///     assert!(pool.submit(is_prime, 1_000_003).result()?);
+///     let primes: Vec<bool> = pool.map(is_prime, 1..=10).collect::<Result<_, _>>()?;
+///     assert_eq!(primes.iter().filter(|&&p| p).count(), 4);
+///     Ok(())
+/// }
+/// ```
+pub struct ProcessPoolExecutor {
+    shared: Arc<Shared>,
+    /// Executable ranges of the object that holds this crate; functions
+    /// outside them are refused.
+    ranges: Vec<(usize, usize)>,
+}
+
+impl ProcessPoolExecutor {
+    /// A pool of `max_workers` worker processes, with the other options at
+    /// their defaults (see [`builder`](Self::builder)). The workers start at
+    /// once, in the background.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `max_workers` is 0;
+    /// [`Error::Spawn`] if the pool's threads or token cannot be set up.
+    /// A worker that fails to start breaks the pool instead: its futures
+    /// then fail with [`Error::BrokenPool`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(2).unwrap();
+    /// assert_eq!(pool.max_workers(), 2);
+    /// ```
+    pub fn new(max_workers: usize) -> Result<Self, Error> {
+        Self::builder().max_workers(max_workers).build()
+    }
+
+    /// The builder for a pool with options: the number of workers, an
+    /// initializer, `max_tasks_per_child`, a per-task time limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    /// use std::time::Duration;
+    ///
+    /// let pool = ProcessPoolExecutor::builder()
+    ///     .max_workers(2)
+    ///     .max_tasks_per_child(100)
+    ///     .task_timeout(Duration::from_secs(30))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.submit(u64::count_ones, 7).result(), Ok(3));
+    /// ```
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::new()
+    }
+
+    /// The number of worker processes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// assert_eq!(ProcessPoolExecutor::new(3).unwrap().max_workers(), 3);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.shared.config.max_workers
+    }
+
+    /// The pids of the worker processes running now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// pool.submit(u8::count_ones, 1).result().unwrap();
+    /// assert_eq!(pool.worker_pids().len(), 1);
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared
+            .state
+            .lock()
+            .pids
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// Runs `f(arg)` in a worker process and returns the [`Future`] of its
+    /// result.
+    ///
+    /// The future fails at once, without running anything, if the pool is
+    /// shut down ([`Error::Shutdown`]) or broken ([`Error::BrokenPool`]), if
+    /// `arg` cannot be encoded ([`Error::Encode`]), or if `f` does not lie
+    /// in the program's own executable code (a function from a library
+    /// loaded at run time: [`Error::InvalidArgument`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// fn add((a, b): (u32, u32)) -> u32 {
+    ///     a + b
+    /// }
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// assert_eq!(pool.submit(add, (2, 3)).result(), Ok(5));
+    /// assert_eq!(pool.submit(|s: String| s.len(), "four".into()).result(), Ok(4));
+    /// ```
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Future<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let (promise, future) = Promise::new();
+        let (call, func) = match self.addresses(f) {
+            Ok(addresses) => addresses,
+            Err(error) => {
+                promise.complete(Err(error));
+                return future;
+            }
+        };
+        let mut payload = Vec::new();
+        if let Err(reason) = wire::push_item(&mut payload, &arg) {
+            promise.complete(Err(Error::Encode {
+                what: "argument",
+                reason,
+            }));
+            return future;
+        }
+        let job = SingleJob {
+            call,
+            func,
+            payload,
+            promise,
+        };
+        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
+            job.abandon(error);
+        }
+        future
+    }
+
+    /// Applies `f` to every item in worker processes and yields the results
+    /// in input order.
+    ///
+    /// Lazy and bounded like the thread pool's [`map`](crate::ThreadPoolExecutor::map):
+    /// items are taken from `items` only as needed and sent in chunks, a
+    /// window of chunks in flight, so memory stays constant over any input.
+    /// The chunk size adapts to the measured time per item unless fixed
+    /// with [`Map::chunksize`]. Each item's result stands on its own: a
+    /// panicking item fails alone. A worker that dies fails the items of
+    /// the chunk it was running (each with [`Error::WorkerDied`]); the map
+    /// goes on with the next chunk on a replacement worker.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(2).unwrap();
+    /// let squares: Vec<u64> = pool.map(|x: u64| x * x, 1..=4).collect::<Result<_, _>>().unwrap();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// ```
+    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<I::IntoIter, R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let runner = ProcessChunks {
+            shared: Arc::clone(&self.shared),
+            addresses: self.addresses(f),
+        };
+        Map::new(Box::new(runner), items.into_iter())
+    }
+
+    /// The offsets of the trampoline for `A → R` and of `f`, after checking
+    /// that `f` lies in this program's own code.
+    fn addresses<A, R>(&self, f: fn(A) -> R) -> Result<(u64, u64), Error>
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+    {
+        let func = f as usize;
+        if !self
+            .ranges
+            .iter()
+            .any(|&(start, end)| (start..end).contains(&func))
+        {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "the function at {func:#x} is not in the program's own executable code, \
+                     so a worker process cannot find it"
+                ),
+            });
+        }
+        let call = entry::trampoline::<A, R> as sys::Trampoline as usize;
+        Ok((sys::offset_of(call), sys::offset_of(func)))
+    }
+
+    /// Shuts the pool down and waits: no new tasks are accepted, the queued
+    /// ones still run, and this returns when every worker has exited and
+    /// been reaped.
+    ///
+    /// Python's `shutdown(wait=True)`. Idempotent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::{Error, ProcessPoolExecutor};
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// let f = pool.submit(u8::count_ones, 3);
+    /// pool.shutdown();
+    /// assert_eq!(f.result(), Ok(2));
+    /// assert_eq!(pool.submit(u8::count_ones, 3).result(), Err(Error::Shutdown));
+    /// ```
+    #[doc(alias = "shutdown(wait=True)")]
+    pub fn shutdown(&self) {
+        self.shared.close(false);
+        self.shared.wait_for_drivers();
+    }
+
+    /// Shuts the pool down, cancels every task that has not started, and
+    /// waits for the running ones.
+    ///
+    /// Python's `shutdown(wait=True, cancel_futures=True)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// let futures: Vec<_> = (0..20u8).map(|i| pool.submit(u8::count_ones, i)).collect();
+    /// pool.shutdown_cancel();
+    /// assert!(futures.iter().all(|f| f.done()));
+    /// ```
+    #[doc(alias = "cancel_futures")]
+    pub fn shutdown_cancel(&self) {
+        self.shared.close(true);
+        self.shared.wait_for_drivers();
+    }
+
+    /// Stops the pool at once: cancels the queued tasks and sends `SIGTERM`
+    /// to every worker; the tasks they were running fail with
+    /// [`Error::WorkerDied`]. Waits until every worker is reaped.
+    ///
+    /// Python 3.14's `terminate_workers()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// pool.terminate_workers();
+    /// assert!(pool.worker_pids().is_empty());
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.shared.stop_workers(libc::SIGTERM);
+        self.shared.wait_for_drivers();
+    }
+
+    /// Like [`terminate_workers`](Self::terminate_workers), with `SIGKILL`,
+    /// which a worker cannot catch or ignore.
+    ///
+    /// Python 3.14's `kill_workers()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// pool.kill_workers();
+    /// assert!(pool.worker_pids().is_empty());
+    /// ```
+    pub fn kill_workers(&self) {
+        self.shared.stop_workers(libc::SIGKILL);
+        self.shared.wait_for_drivers();
+    }
+
+    /// Whether the pool has been shut down (or broke) and takes no more
+    /// tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ProcessPoolExecutor;
+    ///
+    /// let pool = ProcessPoolExecutor::new(1).unwrap();
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.shared.state.lock().sender.is_none()
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    /// Shuts down the way [`shutdown`](Self::shutdown) does: queued tasks
+    /// run, every worker is reaped.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.lock();
+        f.debug_struct("ProcessPoolExecutor")
+            .field("max_workers", &self.shared.config.max_workers)
+            .field("workers", &state.pids.iter().flatten().collect::<Vec<_>>())
+            .field("shutdown", &state.sender.is_none())
+            .field("broken", &state.broken)
+            .finish()
+    }
+}
+
+/// How a process-pool [`Map`] runs a chunk: one task message with all its
+/// items.
+struct ProcessChunks {
+    shared: Arc<Shared>,
+    /// The trampoline's and the function's offsets, or why `f` was refused.
+    addresses: Result<(u64, u64), Error>,
+}
+
+impl<A, R> ChunkRunner<A, R> for ProcessChunks
+where
+    A: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    fn run_chunk(&self, items: Vec<A>) -> Future<ChunkOutput<R>> {
+        let (promise, future) = Promise::new();
+        let (call, func) = match &self.addresses {
+            Ok(addresses) => *addresses,
+            Err(error) => {
+                promise.complete(Err(error.clone()));
+                return future;
+            }
+        };
+        let mut payload = Vec::new();
+        let mut sent = 0;
+        let unsent: Vec<Option<Error>> = items
+            .iter()
+            .map(|item| match wire::push_item(&mut payload, item) {
+                Ok(()) => {
+                    sent += 1;
+                    None
+                }
+                Err(reason) => Some(Error::Encode {
+                    what: "argument",
+                    reason,
+                }),
+            })
+            .collect();
+        drop(items);
+        let job = ChunkJob {
+            call,
+            func,
+            payload,
+            unsent,
+            sent,
+            promise,
+        };
+        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
+            job.abandon(error);
+        }
+        future
+    }
+
+    fn target_chunk_time(&self) -> Duration {
+        // A chunk costs a pipe round trip and two wake-ups (tens of
+        // microseconds on a busy machine); 2 ms keeps that around 1%.
+        Duration::from_millis(2)
+    }
+
+    fn default_window(&self) -> usize {
+        2 * self.shared.config.max_workers
+    }
+}

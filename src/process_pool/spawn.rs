@@ -1,0 +1,235 @@
+//! Starting, greeting, watching, killing and reaping worker processes.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::entry::{BAD_START, MARKER};
+use super::sys;
+use super::wire::{self, Frame, Message, WireError};
+use crate::Error;
+
+/// What every worker of one pool is started with.
+#[derive(Debug, Clone)]
+pub(crate) struct SpawnConfig {
+    pub(crate) token: u128,
+    pub(crate) exe: (u64, u64),
+    pub(crate) initializer: Option<u64>,
+    pub(crate) max_frame: u32,
+    pub(crate) startup_timeout: Duration,
+}
+
+/// A running worker process and the parent's ends of its two pipes.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    child: Child,
+    pub(crate) pid: u32,
+    pub(crate) tasks: File,
+    pub(crate) results: File,
+    /// Reused buffer for outgoing frames.
+    pub(crate) scratch: Vec<u8>,
+}
+
+/// How a worker process ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exit {
+    pub(crate) code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+}
+
+/// Starts a worker and completes the handshake (and its initializer, if the
+/// pool has one).
+///
+/// # Errors
+///
+/// [`Error::Spawn`] if the process cannot be started, dies during start-up,
+/// does not answer within the start-up time or fails the handshake;
+/// [`Error::BrokenPool`] if its initializer failed.
+pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
+    let spawn_error = |reason: String| Error::Spawn { reason };
+    let (task_read, task_write) =
+        sys::pipe().map_err(|e| spawn_error(format!("cannot create a pipe: {e}")))?;
+    let (result_read, result_write) =
+        sys::pipe().map_err(|e| spawn_error(format!("cannot create a pipe: {e}")))?;
+    let keep = [task_read.as_raw_fd(), result_write.as_raw_fd()];
+
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .env(
+            MARKER,
+            format!("v1:{}:{}:{:032x}", keep[0], keep[1], config.token),
+        )
+        .stdin(Stdio::null());
+    sys::prepare_child(&mut command, keep);
+    let child = command
+        .spawn()
+        .map_err(|e| spawn_error(format!("cannot start /proc/self/exe: {e}")))?;
+    // The child has its copies; the parent keeps only its own ends, so that
+    // it sees end of file when the worker dies.
+    drop(task_read);
+    drop(result_write);
+
+    let mut worker = Worker {
+        pid: child.id(),
+        child,
+        tasks: File::from(task_write),
+        results: File::from(result_read),
+        scratch: Vec::new(),
+    };
+    match handshake(&mut worker, config) {
+        Ok(()) => Ok(worker),
+        Err(error) => {
+            let exit = worker.kill_and_reap();
+            Err(match error {
+                Error::Spawn { reason } if exit.code == Some(BAD_START) => Error::Spawn {
+                    reason: format!(
+                        "{reason}; the worker refused the handshake (see its standard error)"
+                    ),
+                },
+                error => error,
+            })
+        }
+    }
+}
+
+fn handshake(worker: &mut Worker, config: &SpawnConfig) -> Result<(), Error> {
+    let pid = worker.pid;
+    let spawn_error = |reason: String| Error::Spawn { reason };
+    let hello = Message::Hello {
+        version: wire::VERSION,
+        token: config.token,
+        exe: config.exe,
+        probe: sys::offset_of(sys::probe as fn() as usize),
+        initializer: config.initializer,
+        max_frame: config.max_frame,
+    };
+    worker
+        .send(&hello, &[], config.max_frame)
+        .map_err(|e| spawn_error(format!("worker {pid} did not take the greeting: {e}")))?;
+
+    let deadline = Instant::now() + config.startup_timeout;
+    let ready = worker
+        .receive(Some(deadline), config.max_frame)
+        .map_err(|e| match e {
+            Received::TimedOut => spawn_error(format!(
+                "worker {pid} did not answer within {:?}",
+                config.startup_timeout
+            )),
+            Received::Wire(e) => spawn_error(format!("worker {pid} failed during start-up: {e}")),
+        })?;
+    match ready.message {
+        Message::Ready { version, token, .. }
+            if version == wire::VERSION && token == config.token => {}
+        other => {
+            return Err(spawn_error(format!(
+                "worker {pid} answered the greeting with {other:?}, not a matching Ready"
+            )))
+        }
+    }
+    if config.initializer.is_some() {
+        // The initializer may take as long as it needs: no deadline.
+        let answer = worker
+            .receive(None, config.max_frame)
+            .map_err(|e| match e {
+                Received::Wire(e) => Error::BrokenPool {
+                    reason: format!("worker {pid} died in its initializer: {e}"),
+                },
+                Received::TimedOut => unreachable!("no deadline was set"),
+            })?;
+        match answer.message {
+            Message::Initialized => {}
+            Message::InitFailed { reason } => {
+                return Err(Error::BrokenPool {
+                    reason: format!("the initializer failed: {reason}"),
+                })
+            }
+            other => {
+                return Err(spawn_error(format!(
+                    "worker {pid} answered its initializer with {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why [`Worker::receive`] got no frame.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// The deadline passed.
+    TimedOut,
+    /// The pipe failed, closed, or carried a bad frame.
+    Wire(WireError),
+}
+
+impl Worker {
+    /// Sends one frame to the worker.
+    pub(crate) fn send(
+        &mut self,
+        message: &Message,
+        payload: &[u8],
+        max: u32,
+    ) -> Result<(), WireError> {
+        wire::write_frame(&mut self.tasks, message, payload, max, &mut self.scratch)
+    }
+
+    /// Reads one frame from the worker, waiting until `deadline` at most.
+    pub(crate) fn receive(
+        &mut self,
+        deadline: Option<Instant>,
+        max: u32,
+    ) -> Result<Frame, Received> {
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sys::wait_readable(&self.results, Some(left)) {
+                Ok(true) => {}
+                Ok(false) => return Err(Received::TimedOut),
+                Err(e) => return Err(Received::Wire(WireError::Io(e))),
+            }
+        }
+        wire::read_frame(&mut self.results, max).map_err(Received::Wire)
+    }
+
+    /// Kills the worker (if it still runs) and reaps it.
+    pub(crate) fn kill_and_reap(mut self) -> Exit {
+        let _ = self.child.kill();
+        exit_of(self.child.wait().ok())
+    }
+
+    /// Reaps a worker that is exiting by itself (its pipe closed, or it was
+    /// told to stop). If it has not exited within `grace`, it is killed.
+    pub(crate) fn reap(mut self, grace: Duration) -> Exit {
+        drop(self.tasks);
+        let deadline = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return exit_of(Some(status)),
+                Ok(None) if Instant::now() < deadline => {
+                    // The worker's pipe is closed, so it is in its last
+                    // steps; poll briefly rather than block forever on a
+                    // process that might not exit.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    return exit_of(self.child.wait().ok());
+                }
+            }
+        }
+    }
+}
+
+fn exit_of(status: Option<std::process::ExitStatus>) -> Exit {
+    match status {
+        Some(status) => Exit {
+            code: status.code(),
+            signal: status.signal(),
+        },
+        None => Exit {
+            code: None,
+            signal: None,
+        },
+    }
+}

@@ -1,0 +1,281 @@
+//! Every `unsafe` operation of the process pool, each small and explained.
+//!
+//! * Functions travel by their offset from [`anchor`], a function of this
+//!   crate. Parent and worker run the same executable (the handshake checks
+//!   its device and inode, the protocol version, a per-pool token and the
+//!   offset of a probe function), so an offset names the same function on
+//!   both sides even though address randomisation loads them at different
+//!   bases. Before an address is sent, [`in_anchor_object`] checks that it
+//!   lies in an executable segment of the same loaded object as the anchor:
+//!   a function from a library loaded at run time is refused at `submit`.
+//! * The worker's protocol descriptors are inherited across `exec`: they
+//!   are created close-on-exec, and only the child, between `fork` and
+//!   `exec`, clears that flag on its own copies.
+//! * A worker sets `PR_SET_PDEATHSIG` so that it dies with the parent's
+//!   thread that started it (its driver, which lives as long as it does).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// The reference point for function offsets. Never called.
+#[inline(never)]
+pub(crate) fn anchor() {
+    // Distinct body, so that identical-code folding cannot merge it with
+    // the probe (it would still be correct, but the probe would tell less).
+    std::hint::black_box(0x5eed_u32);
+}
+
+/// A second known function whose offset from [`anchor`] both sides compare
+/// in the handshake.
+#[inline(never)]
+pub(crate) fn probe() {
+    std::hint::black_box(0x0b5e_u32);
+}
+
+/// `addr` relative to [`anchor`].
+pub(crate) fn offset_of(addr: usize) -> u64 {
+    addr.wrapping_sub(anchor as fn() as usize) as u64
+}
+
+/// The address at `offset` from [`anchor`] in this process.
+pub(crate) fn address_at(offset: u64) -> usize {
+    (anchor as fn() as usize).wrapping_add(offset as usize)
+}
+
+/// The signature every trampoline has once its types are erased: run the
+/// user's function (at address `func`) on each item of `payload`, append
+/// the outcomes to `out`.
+pub(crate) type Trampoline = fn(func: usize, payload: &[u8], out: &mut Vec<u8>);
+
+/// Turns the address of a trampoline back into a callable pointer.
+///
+/// # Safety
+///
+/// `addr` must be the address, in this process, of a function whose type is
+/// [`Trampoline`]. The worker only calls this with an address the parent
+/// computed from such a function, in the same executable (checked by the
+/// handshake), translated by [`address_at`].
+pub(crate) unsafe fn trampoline_at(addr: usize) -> Trampoline {
+    // SAFETY: the caller guarantees `addr` is a `Trampoline`; fn pointers
+    // and `usize` have the same size on every platform this crate supports.
+    unsafe { std::mem::transmute::<usize, Trampoline>(addr) }
+}
+
+/// Turns the address of the user's function back into a callable pointer.
+///
+/// # Safety
+///
+/// `addr` must be the address, in this process, of a function of type
+/// `fn(A) -> R`. Trampolines only call this with the address the parent
+/// sent next to the trampoline for exactly `A` and `R`.
+pub(crate) unsafe fn function_at<A, R>(addr: usize) -> fn(A) -> R {
+    // SAFETY: guaranteed by the caller, as above.
+    unsafe { std::mem::transmute::<usize, fn(A) -> R>(addr) }
+}
+
+/// The type of a process pool's initializer.
+pub(crate) type InitFn = fn() -> Result<(), String>;
+
+/// Turns the address of the initializer back into a callable pointer.
+///
+/// # Safety
+///
+/// `addr` must be the address, in this process, of an [`InitFn`].
+pub(crate) unsafe fn initializer_at(addr: usize) -> InitFn {
+    // SAFETY: guaranteed by the caller.
+    unsafe { std::mem::transmute::<usize, InitFn>(addr) }
+}
+
+/// The executable address ranges of the object that holds [`anchor`].
+pub(crate) fn anchor_object_ranges() -> Vec<(usize, usize)> {
+    struct Search {
+        anchor: usize,
+        ranges: Vec<(usize, usize)>,
+    }
+
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the `&mut Search` passed to `dl_iterate_phdr`
+        // below, alive for the whole call; `info` is valid for this
+        // callback, and its `dlpi_phdr` points to `dlpi_phnum` headers.
+        let (search, info) = unsafe { (&mut *(data as *mut Search), &*info) };
+        // SAFETY: as above: `dlpi_phdr` has `dlpi_phnum` entries.
+        let headers =
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+        let base = info.dlpi_addr as usize;
+        let ranges: Vec<(usize, usize)> = headers
+            .iter()
+            .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_X != 0)
+            .map(|h| {
+                let start = base.wrapping_add(h.p_vaddr as usize);
+                (start, start.wrapping_add(h.p_memsz as usize))
+            })
+            .collect();
+        if ranges
+            .iter()
+            .any(|&(start, end)| (start..end).contains(&search.anchor))
+        {
+            search.ranges = ranges;
+            return 1; // found: stop iterating
+        }
+        0
+    }
+
+    let mut search = Search {
+        anchor: anchor as fn() as usize,
+        ranges: Vec::new(),
+    };
+    // SAFETY: `visit` matches the callback type and only uses `data` as the
+    // `Search` we pass, which outlives the call.
+    unsafe {
+        libc::dl_iterate_phdr(Some(visit), &mut search as *mut Search as *mut libc::c_void);
+    }
+    search.ranges
+}
+
+/// A pipe whose two ends are close-on-exec: `(read, write)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `pipe2` succeeded, so both are new descriptors that nothing
+    // else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Prepares `command` so that the child keeps `keep` open across `exec`
+/// and dies when the parent thread that spawns it exits.
+pub(crate) fn prepare_child(command: &mut std::process::Command, keep: [RawFd; 2]) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, so it
+    // may only call async-signal-safe functions: `fcntl`, `prctl` and
+    // `getppid` are; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Waits until `fd` is readable (or closed) or `timeout` passes; `true` if
+/// it is readable. `None` waits without a limit.
+pub(crate) fn wait_readable(fd: &impl AsRawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut poll_fd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let millis = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                // Round up, so that a wait never ends before its time.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            }
+        };
+        // SAFETY: `poll_fd` is one valid `pollfd`, and we pass a count of 1.
+        let rc = unsafe { libc::poll(&mut poll_fd, 1, millis) };
+        match rc {
+            -1 => {
+                let error = io::Error::last_os_error();
+                if error.kind() != io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+            0 => {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Ok(false);
+                }
+            }
+            _ => return Ok(true),
+        }
+    }
+}
+
+/// 16 random bytes from the kernel, as the per-pool token.
+pub(crate) fn random_token() -> io::Result<u128> {
+    let mut bytes = [0u8; 16];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the pointer and length describe the unfilled rest of
+        // `bytes`.
+        let rc = unsafe {
+            libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0)
+        };
+        if rc < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        } else {
+            filled += rc as usize;
+        }
+    }
+    Ok(u128::from_le_bytes(bytes))
+}
+
+/// Sends `signal` to process `pid`. A process that is already gone is not
+/// an error.
+pub(crate) fn kill(pid: u32, signal: i32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: `kill` takes plain integers; a wrong pid is an error return,
+    // never undefined behaviour. Callers only pass pids of their own
+    // children that they have not reaped, so the pid cannot be reused.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent, as a file.
+/// `None` if it is not an open descriptor.
+pub(crate) fn inherited_file(fd: RawFd) -> Option<File> {
+    // Descriptors 0–2 are the user's standard streams, never ours.
+    if fd < 3 {
+        return None;
+    }
+    // SAFETY: `fcntl(F_GETFD)` only queries the descriptor table.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return None;
+    }
+    // SAFETY: the descriptor is open, and this worker's start-up code is the
+    // only thing that knows it: it came from the environment marker, which
+    // is read once and then removed, so nothing else owns or closes it.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Runs the worker check before `main`, so that test binaries, benches and
+/// doctests (which have no `main` of their own that could call
+/// [`init`](crate::init)) serve as workers too. In a process that is not a
+/// worker it only reads one environment variable.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static RUN_WORKER_BEFORE_MAIN: extern "C" fn() = {
+    extern "C" fn before_main() {
+        super::entry::run_if_worker();
+    }
+    before_main
+};

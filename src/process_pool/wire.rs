@@ -1,0 +1,420 @@
+//! Frames and messages between the parent and a worker process.
+//!
+//! # Framing
+//!
+//! ```text
+//! frame   = length:u32 (little-endian) ‖ header ‖ payload
+//! header  = one `Message`, postcard-encoded
+//! payload = the rest of the frame (raw bytes; only Task and Done have one)
+//! ```
+//!
+//! `length` counts header and payload. A frame longer than the pool's limit
+//! is refused before anything is allocated for it; a frame cut short by end
+//! of file, a header that does not decode, or a message the reader does not
+//! expect is a [`WireError`], never a panic.
+//!
+//! # Payloads
+//!
+//! A task's payload is its items, each `len:u32 ‖ postcard(item)`; a Done
+//! payload is one outcome per item, each `tag:u8 ‖ len:u32 ‖ bytes`. Every
+//! item carries its own length so that one value that fails to decode costs
+//! that item alone, not the rest of the chunk.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version; both sides must agree exactly.
+pub(crate) const VERSION: u32 = 1;
+
+/// The largest frame the pool accepts by default (1 GiB).
+pub(crate) const DEFAULT_MAX_FRAME: u32 = 1 << 30;
+
+/// The messages; a frame's header is exactly one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Message {
+    /// Parent → worker, first: who the parent is, so that the worker can
+    /// check it is the same program.
+    Hello {
+        /// [`VERSION`].
+        version: u32,
+        /// The per-pool random token, which the worker also got in its
+        /// environment.
+        token: u128,
+        /// The device and inode of the parent's executable.
+        exe: (u64, u64),
+        /// Where a known function lies relative to the anchor.
+        probe: u64,
+        /// The initializer to run before the first task (its offset), if any.
+        initializer: Option<u64>,
+        /// The largest frame either side may send.
+        max_frame: u32,
+    },
+    /// Worker → parent, after `Hello` checked out and the initializer ran.
+    Ready {
+        /// [`VERSION`].
+        version: u32,
+        /// The token the worker was given.
+        token: u128,
+        /// The worker's pid.
+        pid: u32,
+    },
+    /// Worker → parent: the initializer ran and succeeded.
+    Initialized,
+    /// Worker → parent: the initializer failed; the worker exits.
+    InitFailed {
+        /// Why it failed.
+        reason: String,
+    },
+    /// Parent → worker: run `func` (through the trampoline `call`) on each
+    /// of the `count` items in the payload.
+    Task {
+        /// Offset of the monomorphised trampoline.
+        call: u64,
+        /// Offset of the user's function.
+        func: u64,
+        /// The number of items in the payload.
+        count: u32,
+    },
+    /// Worker → parent: the outcomes of the last task, in the payload.
+    Done {
+        /// The number of outcomes in the payload.
+        count: u32,
+        /// Nanoseconds the worker spent on the items.
+        elapsed_nanos: u64,
+    },
+}
+
+/// What can go wrong on the wire.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WireError {
+    /// The other side closed the pipe between frames.
+    #[error("the pipe was closed")]
+    Closed,
+    /// The other side closed the pipe in the middle of a frame.
+    #[error("the frame was cut short after {got} of {expected} bytes")]
+    Truncated { got: usize, expected: usize },
+    /// The length prefix is over the limit.
+    #[error("a frame of {len} bytes is over the limit of {max} bytes")]
+    TooLarge { len: u64, max: u32 },
+    /// The header does not decode as a message.
+    #[error("the frame's header is not a valid message: {0}")]
+    Malformed(String),
+    /// Reading or writing failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// One frame read off the wire.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) message: Message,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Encodes `message` and `payload` as one frame into `out` (cleared first).
+pub(crate) fn encode_frame(
+    message: &Message,
+    payload: &[u8],
+    max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    out.clear();
+    out.extend_from_slice(&[0; 4]);
+    let out = postcard::to_io(message, out).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let len = (out.len() - 4) as u64 + payload.len() as u64;
+    if len > u64::from(max) {
+        return Err(WireError::TooLarge { len, max });
+    }
+    out[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Writes one frame. Large payloads go out in a second write rather than
+/// being copied behind the header.
+pub(crate) fn write_frame(
+    writer: &mut impl Write,
+    message: &Message,
+    payload: &[u8],
+    max: u32,
+    scratch: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    const COPY_LIMIT: usize = 64 * 1024;
+    if payload.len() <= COPY_LIMIT {
+        encode_frame(message, payload, max, scratch)?;
+        writer.write_all(scratch)?;
+    } else {
+        encode_frame(message, &[], max, scratch)?;
+        let len = (scratch.len() - 4) as u64 + payload.len() as u64;
+        if len > u64::from(max) {
+            return Err(WireError::TooLarge { len, max });
+        }
+        scratch[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        writer.write_all(scratch)?;
+        writer.write_all(payload)?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// Reads one frame; [`WireError::Closed`] on end of file before its first
+/// byte.
+pub(crate) fn read_frame(reader: &mut impl Read, max: u32) -> Result<Frame, WireError> {
+    let mut prefix = [0u8; 4];
+    let got = read_full(reader, &mut prefix)?;
+    if got == 0 {
+        return Err(WireError::Closed);
+    }
+    if got < prefix.len() {
+        return Err(WireError::Truncated { got, expected: 4 });
+    }
+    let len = u32::from_le_bytes(prefix);
+    if len > max {
+        return Err(WireError::TooLarge {
+            len: u64::from(len),
+            max,
+        });
+    }
+    let len = len as usize;
+    let mut body = vec![0u8; len];
+    let got = read_full(reader, &mut body)?;
+    if got < len {
+        return Err(WireError::Truncated {
+            got: got + 4,
+            expected: len + 4,
+        });
+    }
+    decode_body(body)
+}
+
+/// Splits a frame's body into its message and its payload.
+pub(crate) fn decode_body(mut body: Vec<u8>) -> Result<Frame, WireError> {
+    let (message, rest) = postcard::take_from_bytes::<Message>(&body)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    let header_len = body.len() - rest.len();
+    body.drain(..header_len);
+    Ok(Frame {
+        message,
+        payload: body,
+    })
+}
+
+/// Reads until `buf` is full or end of file; returns how much was read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Appends one length-prefixed item to a payload. On failure the payload is
+/// left as it was.
+pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    let start = payload.len();
+    payload.extend_from_slice(&[0; 4]);
+    let outcome = match postcard::to_io(value, &mut *payload) {
+        Ok(_) => {
+            let len = payload.len() - start - 4;
+            u32::try_from(len)
+                .map_err(|_| format!("{len} bytes is over the 4 GiB an item may have"))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(len) => {
+            payload[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            Ok(())
+        }
+        Err(reason) => {
+            payload.truncate(start);
+            Err(reason)
+        }
+    }
+}
+
+/// Reads the payload's items back one by one.
+#[derive(Debug)]
+pub(crate) struct Items<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Items<'a> {
+    pub(crate) fn new(payload: &'a [u8]) -> Self {
+        Items { rest: payload }
+    }
+
+    /// The next item's bytes; `Err` if the payload ends in the middle of
+    /// one, `Ok(None)` at its end.
+    pub(crate) fn next_item(&mut self) -> Result<Option<&'a [u8]>, WireError> {
+        self.take_sized(0).map(|item| item.map(|(_, bytes)| bytes))
+    }
+
+    /// The next outcome: its tag and bytes.
+    pub(crate) fn next_outcome(&mut self) -> Result<Option<(u8, &'a [u8])>, WireError> {
+        self.take_sized(1)
+    }
+
+    fn take_sized(&mut self, tag_len: usize) -> Result<Option<(u8, &'a [u8])>, WireError> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        let head = tag_len + 4;
+        if self.rest.len() < head {
+            return Err(self.cut(head));
+        }
+        let tag = if tag_len == 1 { self.rest[0] } else { 0 };
+        let mut len_bytes = [0u8; 4];
+        len_bytes.copy_from_slice(&self.rest[tag_len..head]);
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let Some(end) = head.checked_add(len).filter(|&end| end <= self.rest.len()) else {
+            return Err(self.cut(head.saturating_add(len)));
+        };
+        let bytes = &self.rest[head..end];
+        self.rest = &self.rest[end..];
+        Ok(Some((tag, bytes)))
+    }
+
+    fn cut(&self, expected: usize) -> WireError {
+        WireError::Truncated {
+            got: self.rest.len(),
+            expected,
+        }
+    }
+}
+
+/// The tags of a Done payload's outcomes.
+pub(crate) mod outcome {
+    /// The bytes are the postcard-encoded result.
+    pub(crate) const OK: u8 = 0;
+    /// The bytes are a postcard-encoded `PanicInfo`.
+    pub(crate) const PANICKED: u8 = 1;
+    /// The bytes are the UTF-8 reason the argument did not decode.
+    pub(crate) const BAD_ARGUMENT: u8 = 2;
+    /// The bytes are the UTF-8 reason the result did not encode.
+    pub(crate) const BAD_RESULT: u8 = 3;
+}
+
+/// A panic in a worker, as it travels back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PanicInfo {
+    pub(crate) message: String,
+    pub(crate) location: Option<String>,
+}
+
+/// Appends one outcome to a Done payload.
+pub(crate) fn push_outcome(payload: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    payload.push(tag);
+    // A result over 4 GiB cannot be in a frame anyway; the frame limit
+    // refuses it when the frame is written.
+    payload.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    payload.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (
+                any::<u32>(),
+                any::<u128>(),
+                any::<(u64, u64)>(),
+                any::<u64>(),
+                any::<Option<u64>>(),
+                any::<u32>()
+            )
+                .prop_map(|(version, token, exe, probe, initializer, max_frame)| {
+                    Message::Hello {
+                        version,
+                        token,
+                        exe,
+                        probe,
+                        initializer,
+                        max_frame,
+                    }
+                }),
+            (any::<u32>(), any::<u128>(), any::<u32>()).prop_map(|(version, token, pid)| {
+                Message::Ready {
+                    version,
+                    token,
+                    pid,
+                }
+            }),
+            ".*".prop_map(|reason| Message::InitFailed { reason }),
+            Just(Message::Initialized),
+            (any::<u64>(), any::<u64>(), any::<u32>())
+                .prop_map(|(call, func, count)| Message::Task { call, func, count }),
+            (any::<u32>(), any::<u64>()).prop_map(|(count, elapsed_nanos)| Message::Done {
+                count,
+                elapsed_nanos
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(message in message(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut wire = Vec::new();
+            write_frame(&mut wire, &message, &payload, DEFAULT_MAX_FRAME, &mut Vec::new()).unwrap();
+            let frame = read_frame(&mut wire.as_slice(), DEFAULT_MAX_FRAME).unwrap();
+            prop_assert_eq!(frame, Frame { message, payload });
+        }
+
+        #[test]
+        fn random_bytes_give_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = read_frame(&mut bytes.as_slice(), 1024);
+            let mut items = Items::new(&bytes);
+            while let Ok(Some(_)) = items.next_outcome() {}
+        }
+
+        #[test]
+        fn every_truncation_is_an_error(message in message(), cut in 1usize..64) {
+            let mut wire = Vec::new();
+            write_frame(&mut wire, &message, b"payload", DEFAULT_MAX_FRAME, &mut Vec::new()).unwrap();
+            let cut = cut.min(wire.len() - 1);
+            let short = &wire[..wire.len() - cut];
+            let is_truncated = matches!(read_frame(&mut &short[..], DEFAULT_MAX_FRAME), Err(WireError::Truncated { .. }));
+            prop_assert!(is_truncated);
+        }
+
+        #[test]
+        fn items_round_trip(values in proptest::collection::vec(any::<(u64, String)>(), 0..20)) {
+            let mut payload = Vec::new();
+            for value in &values {
+                push_item(&mut payload, value).unwrap();
+            }
+            let mut items = Items::new(&payload);
+            let mut back = Vec::new();
+            while let Some(bytes) = items.next_item().unwrap() {
+                back.push(postcard::from_bytes::<(u64, String)>(bytes).unwrap());
+            }
+            prop_assert_eq!(back, values);
+        }
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_before_allocating() {
+        let wire = u32::MAX.to_le_bytes();
+        assert!(matches!(
+            read_frame(&mut &wire[..], 1024),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn end_of_file_between_frames_is_closed() {
+        assert!(matches!(
+            read_frame(&mut &[][..], 1024),
+            Err(WireError::Closed)
+        ));
+    }
+}
