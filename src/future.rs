@@ -707,6 +707,15 @@ impl<T> Promise<T> {
         self.inner.finish_and_notify(phase);
     }
 
+    /// Resolves the future without running its task: cancelled for
+    /// [`Error::Cancelled`], failed with `error` otherwise.
+    pub(crate) fn abandon(self, error: Error) {
+        match error {
+            Error::Cancelled => self.cancel(),
+            error => self.complete(Err(error)),
+        }
+    }
+
     /// Cancels the future if its task has not started.
     pub(crate) fn cancel(mut self) {
         self.completed = true;

@@ -114,3 +114,9 @@ pub fn init() {
     #[cfg(target_os = "linux")]
     process_pool::entry::run_if_worker();
 }
+
+/// The README's code blocks, compiled and run as doctests so that the quick
+/// start there cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -427,10 +427,7 @@ where
     }
 
     fn abandon(self: Box<Self>, error: Error) {
-        match error {
-            Error::Cancelled => self.promise.cancel(),
-            error => self.promise.complete(Err(error)),
-        }
+        self.promise.abandon(error);
     }
 }
 
@@ -493,9 +490,6 @@ where
     }
 
     fn abandon(self: Box<Self>, error: Error) {
-        match error {
-            Error::Cancelled => self.promise.cancel(),
-            error => self.promise.complete(Err(error)),
-        }
+        self.promise.abandon(error);
     }
 }

@@ -55,10 +55,7 @@ where
     }
 
     fn abandon(self: Box<Self>, error: Error) {
-        match error {
-            Error::Cancelled => self.promise.cancel(),
-            error => self.promise.complete(Err(error)),
-        }
+        self.promise.abandon(error);
     }
 }
 
