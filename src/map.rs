@@ -26,12 +26,74 @@ use std::time::{Duration, Instant};
 
 use crate::{Error, Future};
 
-/// The results of one chunk, in item order, and how long the worker spent
-/// on them.
+/// The results of one chunk and how long the worker spent on them.
+///
+/// Values and failures are kept apart: the values of the items that
+/// succeeded, in item order, and the failed items by their index. Most
+/// chunks fail nowhere, and a plain `Vec<R>` is several times smaller than
+/// a `Vec<Result<R, Error>>`, which matters when a map moves millions of
+/// tiny items from the workers to the consumer.
 #[derive(Debug)]
 pub(crate) struct ChunkOutput<R> {
-    pub(crate) results: Vec<Result<R, Error>>,
+    /// The values of the items that succeeded, in item order.
+    pub(crate) values: Vec<R>,
+    /// The items that failed: their index in the chunk (ascending) and why.
+    pub(crate) failures: Vec<(usize, Error)>,
     pub(crate) elapsed: Duration,
+}
+
+impl<R> ChunkOutput<R> {
+    /// Splits per-item results into values and failures.
+    pub(crate) fn from_results(results: Vec<Result<R, Error>>, elapsed: Duration) -> Self {
+        let mut values = Vec::with_capacity(results.len());
+        let mut failures = Vec::new();
+        for (index, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(value) => values.push(value),
+                Err(error) => failures.push((index, error)),
+            }
+        }
+        ChunkOutput {
+            values,
+            failures,
+            elapsed,
+        }
+    }
+
+    /// Applies `f` to each item, catching each item's panic on its own (the
+    /// loop runs under one `catch_unwind`, restarted after a panic, so the
+    /// common case costs one catch per chunk, not one per item).
+    pub(crate) fn run<T>(items: Vec<T>, f: impl Fn(T) -> R) -> Self {
+        let start = std::time::Instant::now();
+        let mut values = Vec::with_capacity(items.len());
+        let mut failures = Vec::new();
+        let mut items = items.into_iter();
+        loop {
+            let ran = crate::unwind::catch(
+                || {
+                    for item in items.by_ref() {
+                        values.push(f(item));
+                    }
+                },
+                None,
+            );
+            match ran {
+                Ok(()) => break,
+                // The item that panicked was taken from `items` but left
+                // no value: its index is the count of items handled so far.
+                Err(error) => failures.push((values.len() + failures.len(), error)),
+            }
+        }
+        ChunkOutput {
+            values,
+            failures,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.values.len() + self.failures.len()
+    }
 }
 
 /// How a pool runs a chunk of a [`Map`].
@@ -115,8 +177,14 @@ pub struct Map<I: Iterator, R> {
     window: usize,
     /// Chunks in flight, oldest first, with the number of items in each.
     in_flight: VecDeque<(usize, Future<ChunkOutput<R>>)>,
-    /// Results of the oldest chunk not yet yielded.
-    current: std::vec::IntoIter<Result<R, Error>>,
+    /// Values of the current chunk not yet yielded.
+    values: std::vec::IntoIter<R>,
+    /// Failures of the current chunk not yet yielded.
+    failures: std::vec::IntoIter<(usize, Error)>,
+    /// The index of the next item of the current chunk.
+    position: usize,
+    /// The index of the current chunk's next failure (`usize::MAX` if none).
+    next_failure: usize,
     /// Measured seconds per item (automatic chunking), once known.
     per_item: Option<f64>,
     /// The size of the next automatic chunk.
@@ -136,7 +204,10 @@ impl<I: Iterator, R> Map<I, R> {
             chunksize: Chunksize::Auto,
             window,
             in_flight: VecDeque::new(),
-            current: Vec::new().into_iter(),
+            values: Vec::new().into_iter(),
+            failures: Vec::new().into_iter(),
+            position: 0,
+            next_failure: usize::MAX,
             per_item: None,
             auto_size: 1,
             created: Instant::now(),
@@ -259,24 +330,38 @@ impl<I: Iterator, R> Map<I, R> {
     }
 }
 
-impl<I: Iterator, R> Iterator for Map<I, R> {
-    type Item = Result<R, Error>;
+impl<I: Iterator, R> Map<I, R> {
+    /// Makes `output` the current chunk.
+    fn set_current(&mut self, output: ChunkOutput<R>) {
+        self.values = output.values.into_iter();
+        self.failures = output.failures.into_iter();
+        self.position = 0;
+        self.next_failure = self.failures.as_slice().first().map_or(usize::MAX, |f| f.0);
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Everything but the common case of a value ready in the current chunk:
+    /// a failure to yield, or the next chunk to wait for.
+    #[cold]
+    #[inline(never)]
+    fn next_slow(&mut self) -> Option<Result<R, Error>> {
         loop {
-            if let Some(result) = self.current.next() {
-                return Some(result);
+            if self.position == self.next_failure {
+                self.position += 1;
+                let failure = self.failures.next().map(|(_, error)| error);
+                self.next_failure = self.failures.as_slice().first().map_or(usize::MAX, |f| f.0);
+                return failure.map(Err);
+            }
+            if let Some(value) = self.values.next() {
+                self.position += 1;
+                return Some(Ok(value));
             }
             if self.finished {
                 return None;
             }
             self.refill();
-            let (len, future) = match self.in_flight.pop_front() {
-                Some(chunk) => chunk,
-                None => {
-                    self.finished = true;
-                    return None;
-                }
+            let Some((len, future)) = self.in_flight.pop_front() else {
+                self.finished = true;
+                return None;
             };
             let deadline = self
                 .timeout
@@ -295,21 +380,53 @@ impl<I: Iterator, R> Iterator for Map<I, R> {
             };
             match outcome {
                 Ok(output) => {
-                    self.observe(output.results.len(), output.elapsed);
-                    self.current = output.results.into_iter();
+                    self.observe(output.len(), output.elapsed);
+                    self.set_current(output);
                 }
                 // The chunk failed as a whole (cancelled, shut down, broken
                 // pool): every item in it gets that error.
                 Err(error) => {
-                    self.current = std::iter::repeat_with(|| Err(error.clone()))
-                        .take(len)
-                        .collect::<Vec<_>>()
-                        .into_iter();
+                    let failures = (0..len).map(|index| (index, error.clone())).collect();
+                    self.set_current(ChunkOutput {
+                        values: Vec::new(),
+                        failures,
+                        elapsed: Duration::ZERO,
+                    });
                 }
             }
             // Keep the pool busy while the consumer works on this chunk.
             self.refill();
         }
+    }
+}
+
+impl<I: Iterator, R> Iterator for Map<I, R> {
+    type Item = Result<R, Error>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.position != self.next_failure {
+            if let Some(value) = self.values.next() {
+                self.position += 1;
+                return Some(Ok(value));
+            }
+        }
+        self.next_slow()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.finished {
+            let left = self.values.len() + self.failures.len();
+            return (left, Some(left));
+        }
+        let held = self.values.len()
+            + self.failures.len()
+            + self.in_flight.iter().map(|(len, _)| len).sum::<usize>();
+        let (low, high) = self.input.size_hint();
+        (
+            held.saturating_add(low),
+            high.and_then(|high| high.checked_add(held)),
+        )
     }
 }
 

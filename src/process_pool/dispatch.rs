@@ -486,7 +486,8 @@ where
             ),
         };
         let results = Self::merge(this.unsent, sent);
-        this.promise.complete(Ok(ChunkOutput { results, elapsed }));
+        let output = ChunkOutput::from_results(results, elapsed);
+        this.promise.complete(Ok(output));
     }
 
     fn abandon(self: Box<Self>, error: Error) {

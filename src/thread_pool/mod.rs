@@ -9,7 +9,7 @@ mod worker;
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::unbounded;
 use parking_lot::{Condvar, Mutex};
@@ -349,7 +349,7 @@ impl fmt::Debug for ThreadPoolExecutor {
 }
 
 /// How a thread-pool [`Map`] runs a chunk: one job that applies `f` to each
-/// item, catching each item's panic on its own.
+/// item, each item's panic caught on its own ([`ChunkOutput::run`]).
 struct ThreadChunks<F> {
     shared: Arc<Shared>,
     f: Arc<F>,
@@ -365,17 +365,7 @@ where
         let f = Arc::clone(&self.f);
         let (promise, future) = Promise::new();
         let job = Task {
-            f: move || {
-                let start = Instant::now();
-                let results = items
-                    .into_iter()
-                    .map(|item| crate::unwind::catch(|| f(item), None))
-                    .collect();
-                ChunkOutput {
-                    results,
-                    elapsed: start.elapsed(),
-                }
-            },
+            f: move || ChunkOutput::run(items, |item| f(item)),
             promise,
         };
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
