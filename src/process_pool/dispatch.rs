@@ -20,10 +20,11 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use super::spawn::{self, Received, SpawnConfig, Worker};
+use super::sys;
 use super::wire::{self, outcome, Items, Message, PanicInfo};
 use crate::future::Promise;
 use crate::map::ChunkOutput;
@@ -32,6 +33,9 @@ use crate::Error;
 /// How long a worker whose pipe was closed may take to exit before it is
 /// killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// How often an idle driver checks that its worker is still alive.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// A task for a worker process, type-erased for the queue.
 pub(crate) trait ProcessJob: Send {
@@ -113,17 +117,19 @@ impl Shared {
     /// Stops taking work, cancels what is queued, and sends `signal` to
     /// every worker; drivers replace none of them.
     pub(crate) fn stop_workers(&self, signal: i32) {
-        let pids: Vec<u32> = {
+        {
             let mut state = self.state.lock();
             state.sender = None;
             state.stopping = true;
-            state.pids.iter().flatten().copied().collect()
-        };
+            // Signalled under the lock: a driver unlists its worker (under
+            // this lock) before reaping it, so every pid listed here is a
+            // child not yet reaped, and cannot have been reused.
+            for &pid in state.pids.iter().flatten() {
+                sys::kill(pid, signal);
+            }
+        }
         while let Ok(job) = self.receiver.try_recv() {
             job.abandon(Error::Cancelled);
-        }
-        for pid in pids {
-            super::sys::kill(pid, signal);
         }
     }
 
@@ -199,49 +205,75 @@ fn drive(shared: &Shared, slot: usize) {
     }
     let _exit = Exit(shared);
 
+    // A write to a worker that died raises SIGPIPE in the writing thread;
+    // with it blocked here, the write fails with EPIPE instead, whatever the
+    // application did with the signal's disposition.
+    sys::block_sigpipe();
     let Some(mut worker) = start_worker(shared, slot) else {
         return;
     };
     let mut tasks_done = 0usize;
-    while let Ok(job) = shared.receiver.recv() {
+    loop {
+        let job = match shared.receiver.recv_timeout(IDLE_CHECK) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                // Idle: a worker that died meanwhile (killed from outside,
+                // out of memory) is reaped and replaced now, not when the
+                // next task would find it gone.
+                if worker.is_gone() {
+                    shared.set_pid(slot, None);
+                    worker.reap(EXIT_GRACE);
+                    worker = match replace_worker(shared, slot) {
+                        Some(fresh) => fresh,
+                        None => return,
+                    };
+                    tasks_done = 0;
+                }
+                continue;
+            }
+        };
         if !job.start() {
             continue; // cancelled while queued
         }
-        let (outcome, alive) = run_on(shared, worker, job.as_ref());
-        job.finish(outcome);
+        let (outcome, alive) = run_on(shared, slot, worker, job.as_ref());
         tasks_done += 1;
         let retire = shared
             .config
             .max_tasks_per_child
             .is_some_and(|max| tasks_done >= max.get());
-        let kept = match alive {
-            Some(alive) if !retire => Some(alive),
+        match alive {
+            Some(alive) if !retire => {
+                job.finish(outcome);
+                worker = alive;
+                continue;
+            }
             Some(retired) => {
+                // Unlisted before anyone hears of the task, reaped after.
                 shared.set_pid(slot, None);
+                job.finish(outcome);
                 retired.reap(EXIT_GRACE);
-                None
             }
-            None => {
-                shared.set_pid(slot, None);
-                None
-            }
+            // `run_on` unlisted and reaped it.
+            None => job.finish(outcome),
+        }
+        tasks_done = 0;
+        let Some(fresh) = replace_worker(shared, slot) else {
+            return;
         };
-        worker = match kept {
-            Some(worker) => worker,
-            None => {
-                tasks_done = 0;
-                if shared.stopping() {
-                    return;
-                }
-                let Some(fresh) = start_worker(shared, slot) else {
-                    return;
-                };
-                fresh
-            }
-        };
+        worker = fresh;
     }
     shared.set_pid(slot, None);
     worker.reap(EXIT_GRACE);
+}
+
+/// Starts the replacement of a worker that is gone, unless the pool is
+/// being stopped.
+fn replace_worker(shared: &Shared, slot: usize) -> Option<Worker> {
+    if shared.stopping() {
+        return None;
+    }
+    start_worker(shared, slot)
 }
 
 /// Starts a worker for `slot`, or breaks the pool if it cannot.
@@ -263,16 +295,18 @@ fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
 }
 
 /// Runs one job on `worker`. Returns the outcome for the job and the worker
-/// if it is still usable (`None` once it has been reaped).
+/// if it is still usable; a worker that is not has been unlisted from
+/// `slot` and reaped (or killed and reaped) before this returns.
 fn run_on(
     shared: &Shared,
+    slot: usize,
     mut worker: Worker,
     job: &dyn ProcessJob,
 ) -> (Result<Reply, Error>, Option<Worker>) {
     let max_frame = shared.config.spawn.max_frame;
-    let pid = worker.pid;
     let (message, payload) = job.message();
-    if let Err(e) = worker.send(&message, payload, max_frame) {
+    let mut resent = false;
+    while let Err(e) = worker.send(&message, payload, max_frame) {
         if let wire::WireError::TooLarge { len, max } = e {
             // Nothing was written: the worker is fine, the task is not.
             let reason =
@@ -283,45 +317,62 @@ fn run_on(
             };
             return (Err(error), Some(worker));
         }
-        // The worker is gone (broken pipe) or its pipe failed.
+        // The worker is gone (broken pipe) before it could read the task,
+        // so the task never ran: it goes to a replacement, once.
+        let pid = worker.pid;
+        shared.set_pid(slot, None);
         let exit = worker.reap(EXIT_GRACE);
-        return (Err(died(pid, exit)), None);
+        if resent || shared.stopping() {
+            return (Err(died(pid, exit)), None);
+        }
+        resent = true;
+        worker = match start_worker(shared, slot) {
+            Some(fresh) => fresh,
+            None => return (Err(died(pid, exit)), None),
+        };
     }
+    let pid = worker.pid;
     let deadline = shared
         .config
         .task_timeout
         .and_then(|limit| Instant::now().checked_add(limit));
-    match worker.receive(deadline, max_frame) {
-        Ok(frame) => match frame.message {
-            Message::Done { elapsed_nanos, .. } => {
-                let reply = Reply {
-                    payload: frame.payload,
-                    elapsed: Duration::from_nanos(elapsed_nanos),
-                    pid,
-                };
-                (Ok(reply), Some(worker))
-            }
-            other => {
-                worker.kill_and_reap();
-                let reason = format!("it answered a task with {other:?}");
-                (Err(Error::Protocol { pid, reason }), None)
-            }
-        },
+    let received = worker.receive(deadline, max_frame);
+    if let Ok(frame) = &received {
+        if let Message::Done { elapsed_nanos, .. } = frame.message {
+            let elapsed = Duration::from_nanos(elapsed_nanos);
+            let payload = received.map(|frame| frame.payload).unwrap_or_default();
+            let reply = Reply {
+                payload,
+                elapsed,
+                pid,
+            };
+            return (Ok(reply), Some(worker));
+        }
+    }
+    // Whatever went wrong, this worker is done for: unlist it first, so
+    // that nobody sees a pid that is about to be reaped.
+    shared.set_pid(slot, None);
+    let error = match received {
+        Ok(frame) => {
+            worker.kill_and_reap();
+            let reason = format!("it answered a task with {:?}", frame.message);
+            Error::Protocol { pid, reason }
+        }
         Err(Received::TimedOut) => {
             worker.kill_and_reap();
             let limit = shared.config.task_timeout.unwrap_or_default();
-            (Err(Error::TaskTimedOut { limit, pid }), None)
+            Error::TaskTimedOut { limit, pid }
         }
         Err(Received::Wire(wire::WireError::Closed | wire::WireError::Truncated { .. })) => {
-            let exit = worker.reap(EXIT_GRACE);
-            (Err(died(pid, exit)), None)
+            died(pid, worker.reap(EXIT_GRACE))
         }
         Err(Received::Wire(e)) => {
             worker.kill_and_reap();
             let reason = e.to_string();
-            (Err(Error::Protocol { pid, reason }), None)
+            Error::Protocol { pid, reason }
         }
-    }
+    };
+    (Err(error), None)
 }
 
 fn died(pid: u32, exit: spawn::Exit) -> Error {

@@ -192,6 +192,12 @@ impl Worker {
         wire::read_frame(&mut self.results, max).map_err(Received::Wire)
     }
 
+    /// Whether the worker has gone while idle: its result pipe is readable
+    /// (end of file, or bytes nobody asked for) although no task is out.
+    pub(crate) fn is_gone(&self) -> bool {
+        sys::wait_readable(&self.results, Some(Duration::ZERO)).unwrap_or(true)
+    }
+
     /// Kills the worker (if it still runs) and reaps it.
     pub(crate) fn kill_and_reap(mut self) -> Exit {
         let _ = self.child.kill();

@@ -213,6 +213,19 @@ pub(crate) fn wait_readable(fd: &impl AsRawFd, timeout: Option<Duration>) -> io:
     }
 }
 
+/// Blocks `SIGPIPE` for the calling thread, so that writing to a pipe
+/// whose reader died fails with `EPIPE` instead of killing the process.
+pub(crate) fn block_sigpipe() {
+    // SAFETY: `set` is a local signal set, initialised by `sigemptyset`
+    // before use; `pthread_sigmask` only changes this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// 16 random bytes from the kernel, as the per-pool token.
 pub(crate) fn random_token() -> io::Result<u128> {
     let mut bytes = [0u8; 16];
