@@ -1,1 +1,473 @@
-fn main() {}
+//! The thread pool against its peers, measured in one run (DESIGN.md §5).
+//!
+//! A small self-made harness: every workload runs each implementation once
+//! to warm up, then `SAMPLES` times, the implementations interleaved sample
+//! by sample so that a noisy neighbour hurts them alike. The table shows the
+//! median, the time per task or item, and the ratio to our crate's median
+//! (above 1 means slower than ours). The verdicts at the end are computed
+//! from this run's medians.
+//!
+//! ```text
+//! cargo bench -p concurrent-futures-benches --bench thread_pool
+//! ```
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{mpsc, Mutex};
+use std::thread;
+use std::time::Instant;
+
+use concurrent_futures::{Chunksize, ThreadPoolExecutor};
+use rayon::prelude::*;
+
+/// Timed runs per implementation, after one warm-up run.
+const SAMPLES: usize = 9;
+/// Tasks per run of the round-trip workload (pools).
+const ROUND_TRIP_TASKS: u64 = 10_000;
+/// Tasks per run of the round-trip workload for a thread per task.
+const SPAWN_JOIN_TASKS: u64 = 1_000;
+/// Tasks per run of the submit-all-then-result-all workload.
+const SUBMIT_ALL_TASKS: u64 = 100_000;
+/// Items per run of the map workload.
+const MAP_ITEMS: u64 = 1_000_000;
+/// Python is slow: fewer tasks per run, fewer runs.
+const PYTHON_ROUND_TRIP_TASKS: u64 = 5_000;
+const PYTHON_SUBMIT_ALL_TASKS: u64 = 20_000;
+const PYTHON_SAMPLES: usize = 5;
+
+/// DESIGN.md §5: submit then result, no-op task.
+const SUBMIT_ALL_TARGET_US: f64 = 0.5;
+/// DESIGN.md §5: `map` over 10^6 tiny items, within this factor of rayon.
+const MAP_TARGET_RATIO: f64 = 3.0;
+
+const OURS: &str = "concurrent_futures";
+
+/// One implementation of a workload: a name and a run of `units` tasks or
+/// items.
+struct Candidate<'a> {
+    name: String,
+    units: u64,
+    run: Box<dyn FnMut() + 'a>,
+}
+
+impl<'a> Candidate<'a> {
+    fn new(name: impl Into<String>, units: u64, run: impl FnMut() + 'a) -> Self {
+        Candidate {
+            name: name.into(),
+            units,
+            run: Box::new(run),
+        }
+    }
+}
+
+/// The measured outcome of one implementation of one workload.
+struct Row {
+    workload: &'static str,
+    name: String,
+    unit: &'static str,
+    units: u64,
+    /// Seconds per run: median, fastest, slowest.
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Row {
+    fn per_unit(&self) -> f64 {
+        self.median / self.units as f64
+    }
+}
+
+/// Warms every candidate up, then times `SAMPLES` runs of each, interleaved.
+fn measure(
+    workload: &'static str,
+    unit: &'static str,
+    mut candidates: Vec<Candidate<'_>>,
+) -> Vec<Row> {
+    for candidate in &mut candidates {
+        (candidate.run)();
+    }
+    let mut times = vec![Vec::with_capacity(SAMPLES); candidates.len()];
+    for _ in 0..SAMPLES {
+        for (candidate, times) in candidates.iter_mut().zip(&mut times) {
+            let start = Instant::now();
+            (candidate.run)();
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    candidates
+        .into_iter()
+        .zip(times)
+        .map(|(candidate, times)| {
+            let (min, median, max) = summarize(times);
+            Row {
+                workload,
+                name: candidate.name,
+                unit,
+                units: candidate.units,
+                median,
+                min,
+                max,
+            }
+        })
+        .collect()
+}
+
+/// Fastest, median and slowest of `times`.
+fn summarize(mut times: Vec<f64>) -> (f64, f64, f64) {
+    times.sort_by(f64::total_cmp);
+    (times[0], times[times.len() / 2], times[times.len() - 1])
+}
+
+/// A duration in seconds, in the unit that suits it.
+fn human(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.2} s")
+    } else if seconds >= 1e-3 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else if seconds >= 1e-6 {
+        format!("{:.2} µs", seconds * 1e6)
+    } else {
+        format!("{:.1} ns", seconds * 1e9)
+    }
+}
+
+/// Our crate's time per unit in `rows`, which every row is compared with.
+fn ours_per_unit(rows: &[Row], workload: &str) -> Option<f64> {
+    rows.iter()
+        .find(|row| row.workload == workload && row.name.starts_with(OURS))
+        .map(Row::per_unit)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<30} | {:<44} | {:>10} | {:>14} | {:>9} | {:>21}",
+        "workload", "implementation", "median", "per task/item", "vs ours", "spread (min..max)"
+    );
+    println!("{}", "-".repeat(30 + 44 + 10 + 14 + 9 + 21 + 15));
+    let mut last = "";
+    for row in rows {
+        if row.workload != last && !last.is_empty() {
+            println!();
+        }
+        last = row.workload;
+        let ratio = match ours_per_unit(rows, row.workload) {
+            Some(ours) => format!("{:.2}×", row.per_unit() / ours),
+            None => String::from("-"),
+        };
+        let spread = if row.min == row.max {
+            String::from("-")
+        } else {
+            format!("{}..{}", human(row.min), human(row.max))
+        };
+        println!(
+            "{:<30} | {:<44} | {:>10} | {:>14} | {:>9} | {:>21}",
+            row.workload,
+            row.name,
+            human(row.median),
+            format!("{}/{}", human(row.per_unit()), row.unit),
+            ratio,
+            spread,
+        );
+    }
+}
+
+/// Workload 1: submit one no-op task, wait for its result, repeat.
+fn round_trip() -> Vec<Row> {
+    let ours = ThreadPoolExecutor::new(2);
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("a rayon pool of 2 threads");
+    let candidates = vec![
+        Candidate::new(
+            format!("{OURS} ThreadPoolExecutor(2)"),
+            ROUND_TRIP_TASKS,
+            || {
+                for i in 0..ROUND_TRIP_TASKS {
+                    let value = ours.submit(move || black_box(i)).result();
+                    assert_eq!(value, Ok(i));
+                }
+            },
+        ),
+        Candidate::new("std::thread::spawn + join", SPAWN_JOIN_TASKS, || {
+            for i in 0..SPAWN_JOIN_TASKS {
+                let value = thread::spawn(move || black_box(i)).join();
+                assert_eq!(value.ok(), Some(i));
+            }
+        }),
+        Candidate::new("rayon(2) spawn + channel", ROUND_TRIP_TASKS, || {
+            for i in 0..ROUND_TRIP_TASKS {
+                let (sender, receiver) = mpsc::sync_channel(1);
+                rayon.spawn(move || {
+                    let _ = sender.send(black_box(i));
+                });
+                assert_eq!(receiver.recv(), Ok(i));
+            }
+        }),
+        Candidate::new("rayon(2) install", ROUND_TRIP_TASKS, || {
+            for i in 0..ROUND_TRIP_TASKS {
+                assert_eq!(rayon.install(|| black_box(i)), i);
+            }
+        }),
+    ];
+    measure("1 submit→result round trip", "task", candidates)
+}
+
+/// Workload 2: submit `SUBMIT_ALL_TASKS` no-op tasks, then take every result.
+fn submit_all(threads: usize) -> Vec<Row> {
+    const N: u64 = SUBMIT_ALL_TASKS;
+    const SUM: u64 = N * (N - 1) / 2;
+    let ours = ThreadPoolExecutor::new(threads);
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool");
+    let candidates = vec![
+        Candidate::new(format!("{OURS} ThreadPoolExecutor({threads})"), N, || {
+            let futures: Vec<_> = (0..N).map(|i| ours.submit(move || black_box(i))).collect();
+            let sum: u64 = futures
+                .into_iter()
+                .map(|future| future.result().expect("a no-op task"))
+                .sum();
+            assert_eq!(sum, SUM);
+        }),
+        Candidate::new(format!("rayon({threads}) scope + spawn each"), N, || {
+            let mut results = vec![0u64; N as usize];
+            rayon.scope(|scope| {
+                for (i, slot) in (0..N).zip(results.iter_mut()) {
+                    scope.spawn(move |_| *slot = black_box(i));
+                }
+            });
+            assert_eq!(results.iter().sum::<u64>(), SUM);
+        }),
+        Candidate::new(
+            format!("std scope, {threads} threads, mpsc job queue"),
+            N,
+            || {
+                assert_eq!(hand_rolled_queue(threads, N), SUM);
+            },
+        ),
+    ];
+    measure("2 submit all, then result all", "task", candidates)
+}
+
+/// The simplest pool one writes by hand: scoped threads taking boxed jobs
+/// from one shared `mpsc` receiver and sending each result back with its
+/// index. Returns the sum of the results.
+fn hand_rolled_queue(threads: usize, tasks: u64) -> u64 {
+    type Job = Box<dyn FnOnce() -> u64 + Send>;
+    let (job_sender, job_receiver) = mpsc::channel::<(usize, Job)>();
+    let job_receiver = Mutex::new(job_receiver);
+    let (result_sender, result_receiver) = mpsc::channel::<(usize, u64)>();
+    let mut results = vec![0u64; tasks as usize];
+    thread::scope(|scope| {
+        for _ in 0..threads {
+            let result_sender = result_sender.clone();
+            let job_receiver = &job_receiver;
+            scope.spawn(move || loop {
+                let next = job_receiver.lock().expect("a worker panicked").recv();
+                match next {
+                    Ok((index, job)) => {
+                        let _ = result_sender.send((index, job()));
+                    }
+                    Err(_) => break,
+                }
+            });
+        }
+        drop(result_sender);
+        for (index, i) in (0..tasks).enumerate() {
+            let job: Job = Box::new(move || black_box(i));
+            job_sender
+                .send((index, job))
+                .expect("the workers are alive");
+        }
+        drop(job_sender);
+        for (index, value) in result_receiver {
+            results[index] = value;
+        }
+    });
+    results.iter().sum()
+}
+
+/// Workload 3: `map` of `x * 2` over `MAP_ITEMS` integers, into a `Vec`.
+fn map(threads: usize) -> Vec<Row> {
+    const N: u64 = MAP_ITEMS;
+    fn check(out: &[u64]) {
+        assert_eq!(out.len(), N as usize);
+        assert_eq!(out[N as usize - 1], 2 * (N - 1));
+        black_box(out);
+    }
+    let ours = ThreadPoolExecutor::new(threads);
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a rayon pool");
+    let fixed = NonZeroUsize::new(1 << 16).expect("not zero");
+    let candidates = vec![
+        Candidate::new(format!("{OURS} map, automatic chunksize"), N, || {
+            let out = ours
+                .map(|x| x * 2, black_box(0..N))
+                .collect::<Result<Vec<u64>, _>>()
+                .expect("no item fails");
+            check(&out);
+        }),
+        Candidate::new("  (ours, chunksize Fixed(65536))", N, || {
+            let out = ours
+                .map(|x| x * 2, black_box(0..N))
+                .chunksize(Chunksize::Fixed(fixed))
+                .collect::<Result<Vec<u64>, _>>()
+                .expect("no item fails");
+            check(&out);
+        }),
+        Candidate::new(
+            format!("rayon({threads}) into_par_iter().map().collect()"),
+            N,
+            || {
+                let out: Vec<u64> =
+                    rayon.install(|| black_box(0..N).into_par_iter().map(|x| x * 2).collect());
+                check(&out);
+            },
+        ),
+        Candidate::new(format!("std scope, {threads} parts"), N, || {
+            let mut out = vec![0u64; N as usize];
+            let part = out.len().div_ceil(threads);
+            thread::scope(|scope| {
+                for (k, chunk) in out.chunks_mut(part).enumerate() {
+                    scope.spawn(move || {
+                        let base = black_box((k * part) as u64);
+                        for (x, slot) in (base..).zip(chunk.iter_mut()) {
+                            *slot = x * 2;
+                        }
+                    });
+                }
+            });
+            check(&out);
+        }),
+        Candidate::new("  (sequential, one thread)", N, || {
+            let out: Vec<u64> = black_box(0..N).map(|x| x * 2).collect();
+            check(&out);
+        }),
+    ];
+    measure("3 map 10^6 items (x*2)", "item", candidates)
+}
+
+/// Workload 4: Python's ThreadPoolExecutor(2) through `benches/python/`,
+/// its rows added to workloads 1 and 2. `None` if python3 cannot run it.
+fn python(workload: &'static str, mode: &str, tasks: u64) -> Option<Row> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/thread_pool.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args([mode, &tasks.to_string(), &PYTHON_SAMPLES.to_string()])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let median: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Row {
+        workload,
+        name: String::from("Python ThreadPoolExecutor(2)"),
+        unit: "task",
+        units: tasks,
+        median,
+        min: median,
+        max: median,
+    })
+}
+
+fn verdicts(rows: &[Row]) {
+    let per_task = |workload: &str, prefix: &str| {
+        rows.iter()
+            .find(|row| row.workload.starts_with(workload) && row.name.starts_with(prefix))
+            .map(Row::per_unit)
+    };
+    let met = |ok: bool| if ok { "MET" } else { "MISSED" };
+
+    println!();
+    println!("Verdicts (DESIGN.md §5, from this run's medians):");
+    if let Some(ours) = per_task("2 ", OURS) {
+        let us = ours * 1e6;
+        println!(
+            "  submit-all-then-result-all: {us:.3} µs/task (target ≤ {SUBMIT_ALL_TARGET_US}) {}",
+            met(us <= SUBMIT_ALL_TARGET_US)
+        );
+        if let Some(python) = per_task("2 ", "Python") {
+            println!(
+                "    Python ThreadPoolExecutor: {:.2} µs/task, {:.1}× ours",
+                python * 1e6,
+                python / ours
+            );
+        }
+    }
+    if let (Some(ours), Some(rayon)) = (per_task("3 ", OURS), per_task("3 ", "rayon")) {
+        let ratio = ours / rayon;
+        println!(
+            "  map 10^6: {ratio:.2}× rayon (target ≤ {MAP_TARGET_RATIO}×) {}",
+            met(ratio <= MAP_TARGET_RATIO)
+        );
+    }
+    if let Some(ours) = per_task("1 ", OURS) {
+        let mut line = format!("  round trip (no target): {:.2} µs/task", ours * 1e6);
+        if let Some(rayon) = per_task("1 ", "rayon(2) spawn") {
+            line += &format!(", {:.2}× rayon spawn + channel", ours / rayon);
+        }
+        if let Some(python) = per_task("1 ", "Python") {
+            line += &format!(", Python {:.1}× ours", python / ours);
+        }
+        println!("{line}");
+    }
+}
+
+fn main() {
+    let threads = thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    println!(
+        "thread_pool bench: {threads} CPUs, {SAMPLES} samples after a warm-up, medians; \
+         'vs ours' = time per task/item ÷ ours (above 1 = slower than ours)"
+    );
+    println!();
+
+    let started = Instant::now();
+    let mut rows = round_trip();
+    rows.extend(submit_all(threads));
+    rows.extend(map(threads));
+
+    let mut skipped = false;
+    for (workload, mode, tasks) in [
+        (
+            "1 submit→result round trip",
+            "round_trip",
+            PYTHON_ROUND_TRIP_TASKS,
+        ),
+        (
+            "2 submit all, then result all",
+            "submit_all",
+            PYTHON_SUBMIT_ALL_TASKS,
+        ),
+    ] {
+        match python(workload, mode, tasks) {
+            Some(row) => {
+                let at = rows
+                    .iter()
+                    .rposition(|row| row.workload == workload)
+                    .map_or(rows.len(), |i| i + 1);
+                rows.insert(at, row);
+            }
+            None => skipped = true,
+        }
+    }
+
+    print_table(&rows);
+    if skipped {
+        println!();
+        println!("4 Python ThreadPoolExecutor: skipped: python3 not available");
+    }
+    verdicts(&rows);
+    println!();
+    println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
+}

@@ -47,7 +47,10 @@ fn main() -> Result<(), Error> {
     let threads = ThreadPoolExecutor::new(cpus);
     let (on_threads, t_threads) = timed(|| -> Result<usize, Error> {
         let flags = threads.map(is_prime, range.clone());
-        flags.filter(|r| !matches!(r, Ok(false))).map(|r| r.map(|_| 1)).sum()
+        flags
+            .filter(|r| !matches!(r, Ok(false)))
+            .map(|r| r.map(|_| 1))
+            .sum()
     });
     let on_threads = on_threads?;
     println!(
@@ -58,7 +61,10 @@ fn main() -> Result<(), Error> {
     let processes = ProcessPoolExecutor::new(cpus)?;
     let (on_processes, t_processes) = timed(|| -> Result<usize, Error> {
         let flags = processes.map(is_prime, range.clone());
-        flags.filter(|r| !matches!(r, Ok(false))).map(|r| r.map(|_| 1)).sum()
+        flags
+            .filter(|r| !matches!(r, Ok(false)))
+            .map(|r| r.map(|_| 1))
+            .sum()
     });
     let on_processes = on_processes?;
     println!(
