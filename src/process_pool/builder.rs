@@ -137,7 +137,7 @@ impl ProcessPoolBuilder {
     ///     .task_timeout(Duration::from_millis(200))
     ///     .build()
     ///     .unwrap();
-    /// let stuck = pool.submit(|_: ()| loop { std::thread::park() }, ());
+    /// let stuck = pool.submit(|_: ()| -> u8 { loop { std::thread::park() } }, ());
     /// assert!(matches!(stuck.result(), Err(Error::TaskTimedOut { .. })));
     /// assert_eq!(pool.submit(|x: u8| x, 7).result(), Ok(7));
     /// ```
