@@ -1,11 +1,11 @@
 //! The thread pool against its peers, measured in one run (DESIGN.md §5).
 //!
-//! A small self-made harness: every workload runs each implementation once
-//! to warm up, then `SAMPLES` times, the implementations interleaved sample
-//! by sample so that a noisy neighbour hurts them alike. The table shows the
-//! median, the time per task or item, and the ratio to our crate's median
-//! (above 1 means slower than ours). The verdicts at the end are computed
-//! from this run's medians.
+//! The small harness shared with the process-pool bench (`harness.rs`):
+//! every workload runs each implementation once to warm up, then `SAMPLES`
+//! times, the implementations interleaved sample by sample so that a noisy
+//! neighbour hurts them alike. The table shows the median, the time per
+//! task or item, and the ratio to our crate's median (above 1 means slower
+//! than ours). The verdicts at the end are computed from this run's medians.
 //!
 //! ```text
 //! cargo bench -p concurrent-futures-benches --bench thread_pool
@@ -22,8 +22,13 @@ use std::time::Instant;
 use concurrent_futures::{Chunksize, ThreadPoolExecutor};
 use rayon::prelude::*;
 
-/// Timed runs per implementation, after one warm-up run.
-const SAMPLES: usize = 9;
+#[path = "harness.rs"]
+mod harness;
+
+use harness::{
+    insert_after_workload, measure, met, print_table, Candidate, Row, Unit, OURS, SAMPLES,
+};
+
 /// Tasks per run of the round-trip workload (pools).
 const ROUND_TRIP_TASKS: u64 = 10_000;
 /// Tasks per run of the round-trip workload for a thread per task.
@@ -41,138 +46,6 @@ const PYTHON_SAMPLES: usize = 5;
 const SUBMIT_ALL_TARGET_US: f64 = 0.5;
 /// DESIGN.md §5: `map` over 10^6 tiny items, within this factor of rayon.
 const MAP_TARGET_RATIO: f64 = 3.0;
-
-const OURS: &str = "concurrent_futures";
-
-/// One implementation of a workload: a name and a run of `units` tasks or
-/// items.
-struct Candidate<'a> {
-    name: String,
-    units: u64,
-    run: Box<dyn FnMut() + 'a>,
-}
-
-impl<'a> Candidate<'a> {
-    fn new(name: impl Into<String>, units: u64, run: impl FnMut() + 'a) -> Self {
-        Candidate {
-            name: name.into(),
-            units,
-            run: Box::new(run),
-        }
-    }
-}
-
-/// The measured outcome of one implementation of one workload.
-struct Row {
-    workload: &'static str,
-    name: String,
-    unit: &'static str,
-    units: u64,
-    /// Seconds per run: median, fastest, slowest.
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Row {
-    fn per_unit(&self) -> f64 {
-        self.median / self.units as f64
-    }
-}
-
-/// Warms every candidate up, then times `SAMPLES` runs of each, interleaved.
-fn measure(
-    workload: &'static str,
-    unit: &'static str,
-    mut candidates: Vec<Candidate<'_>>,
-) -> Vec<Row> {
-    for candidate in &mut candidates {
-        (candidate.run)();
-    }
-    let mut times = vec![Vec::with_capacity(SAMPLES); candidates.len()];
-    for _ in 0..SAMPLES {
-        for (candidate, times) in candidates.iter_mut().zip(&mut times) {
-            let start = Instant::now();
-            (candidate.run)();
-            times.push(start.elapsed().as_secs_f64());
-        }
-    }
-    candidates
-        .into_iter()
-        .zip(times)
-        .map(|(candidate, times)| {
-            let (min, median, max) = summarize(times);
-            Row {
-                workload,
-                name: candidate.name,
-                unit,
-                units: candidate.units,
-                median,
-                min,
-                max,
-            }
-        })
-        .collect()
-}
-
-/// Fastest, median and slowest of `times`.
-fn summarize(mut times: Vec<f64>) -> (f64, f64, f64) {
-    times.sort_by(f64::total_cmp);
-    (times[0], times[times.len() / 2], times[times.len() - 1])
-}
-
-/// A duration in seconds, in the unit that suits it.
-fn human(seconds: f64) -> String {
-    if seconds >= 1.0 {
-        format!("{seconds:.2} s")
-    } else if seconds >= 1e-3 {
-        format!("{:.2} ms", seconds * 1e3)
-    } else if seconds >= 1e-6 {
-        format!("{:.2} µs", seconds * 1e6)
-    } else {
-        format!("{:.1} ns", seconds * 1e9)
-    }
-}
-
-/// Our crate's time per unit in `rows`, which every row is compared with.
-fn ours_per_unit(rows: &[Row], workload: &str) -> Option<f64> {
-    rows.iter()
-        .find(|row| row.workload == workload && row.name.starts_with(OURS))
-        .map(Row::per_unit)
-}
-
-fn print_table(rows: &[Row]) {
-    println!(
-        "{:<30} | {:<44} | {:>10} | {:>14} | {:>9} | {:>21}",
-        "workload", "implementation", "median", "per task/item", "vs ours", "spread (min..max)"
-    );
-    println!("{}", "-".repeat(30 + 44 + 10 + 14 + 9 + 21 + 15));
-    let mut last = "";
-    for row in rows {
-        if row.workload != last && !last.is_empty() {
-            println!();
-        }
-        last = row.workload;
-        let ratio = match ours_per_unit(rows, row.workload) {
-            Some(ours) => format!("{:.2}×", row.per_unit() / ours),
-            None => String::from("-"),
-        };
-        let spread = if row.min == row.max {
-            String::from("-")
-        } else {
-            format!("{}..{}", human(row.min), human(row.max))
-        };
-        println!(
-            "{:<30} | {:<44} | {:>10} | {:>14} | {:>9} | {:>21}",
-            row.workload,
-            row.name,
-            human(row.median),
-            format!("{}/{}", human(row.per_unit()), row.unit),
-            ratio,
-            spread,
-        );
-    }
-}
 
 /// Workload 1: submit one no-op task, wait for its result, repeat.
 fn round_trip() -> Vec<Row> {
@@ -370,15 +243,13 @@ fn python(workload: &'static str, mode: &str, tasks: u64) -> Option<Row> {
         .trim()
         .parse()
         .ok()?;
-    Some(Row {
+    Some(Row::external(
         workload,
-        name: String::from("Python ThreadPoolExecutor(2)"),
-        unit: "task",
-        units: tasks,
+        "Python ThreadPoolExecutor(2)",
+        Unit::Per("task"),
+        tasks,
         median,
-        min: median,
-        max: median,
-    })
+    ))
 }
 
 fn verdicts(rows: &[Row]) {
@@ -387,7 +258,6 @@ fn verdicts(rows: &[Row]) {
             .find(|row| row.workload.starts_with(workload) && row.name.starts_with(prefix))
             .map(Row::per_unit)
     };
-    let met = |ok: bool| if ok { "MET" } else { "MISSED" };
 
     println!();
     println!("Verdicts (DESIGN.md §5, from this run's medians):");
@@ -451,13 +321,7 @@ fn main() {
         ),
     ] {
         match python(workload, mode, tasks) {
-            Some(row) => {
-                let at = rows
-                    .iter()
-                    .rposition(|row| row.workload == workload)
-                    .map_or(rows.len(), |i| i + 1);
-                rows.insert(at, row);
-            }
+            Some(row) => insert_after_workload(&mut rows, row),
             None => skipped = true,
         }
     }

@@ -80,6 +80,7 @@ mod future;
 mod map;
 #[cfg(target_os = "linux")]
 mod process_pool;
+mod queue;
 mod thread_pool;
 mod unwind;
 mod wait;

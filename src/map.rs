@@ -4,8 +4,8 @@
 //! into chunks, and keeps at most a window of chunks in flight on the pool.
 //! Results come out in input order, each item's on its own: a chunk reports
 //! a result per item, so one failing item does not fail its chunk mates.
-//! Memory is bounded by `window × chunksize` items whatever the length of
-//! the input, so an endless iterator works. Dropping the iterator cancels the
+//! Memory is bounded by `(window + 1) × chunksize` items (the window in
+//! flight and the chunk being handed out) whatever the length of the input, so an endless iterator works. Dropping the iterator cancels the
 //! chunks that have not started.
 //!
 //! # Automatic chunk size

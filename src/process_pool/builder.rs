@@ -4,12 +4,10 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::unbounded;
-use parking_lot::{Condvar, Mutex};
-
-use super::dispatch::{self, Config, Shared, State};
+use super::dispatch::{self, Config, Shared, Workers};
 use super::spawn::SpawnConfig;
 use super::{entry, sys, wire, ProcessPoolExecutor};
+use crate::queue::WorkQueue;
 use crate::Error;
 
 /// Options for a [`ProcessPoolExecutor`].
@@ -231,7 +229,6 @@ impl ProcessPoolBuilder {
             .map(|init| sys::offset_of(init as sys::InitFn as usize));
         crate::unwind::install_hook();
 
-        let (sender, receiver) = unbounded();
         let shared = Arc::new(Shared {
             config: Config {
                 max_workers,
@@ -245,15 +242,10 @@ impl ProcessPoolBuilder {
                     startup_timeout: self.startup_timeout,
                 },
             },
-            receiver,
-            state: Mutex::new(State {
-                sender: Some(sender),
-                broken: None,
+            queue: WorkQueue::new(Workers {
                 stopping: false,
-                live: 0,
                 pids: vec![None; max_workers],
             }),
-            exited: Condvar::new(),
         });
         let pool = ProcessPoolExecutor { shared, ranges };
         for slot in 0..max_workers {

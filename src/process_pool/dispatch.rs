@@ -20,14 +20,14 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use parking_lot::{Condvar, Mutex};
+use crossbeam_channel::RecvTimeoutError;
 
 use super::spawn::{self, Received, SpawnConfig, Worker};
 use super::sys;
 use super::wire::{self, outcome, Items, Message, PanicInfo};
 use crate::future::Promise;
 use crate::map::ChunkOutput;
+use crate::queue::{Abandon, WorkQueue};
 use crate::Error;
 
 /// How long a worker whose pipe was closed may take to exit before it is
@@ -38,15 +38,13 @@ const EXIT_GRACE: Duration = Duration::from_secs(2);
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// A task for a worker process, type-erased for the queue.
-pub(crate) trait ProcessJob: Send {
+pub(crate) trait ProcessJob: Abandon {
     /// Marks the task running; `false` if it was cancelled.
     fn start(&self) -> bool;
     /// The task message and its payload.
     fn message(&self) -> (Message, &[u8]);
     /// Completes the future from the worker's reply.
     fn finish(self: Box<Self>, reply: Result<Reply, Error>);
-    /// Resolves the future without running the task.
-    fn abandon(self: Box<Self>, error: Error);
 }
 
 /// A worker's answer to one task.
@@ -69,21 +67,14 @@ pub(crate) struct Config {
 /// What the pool's handle and its drivers share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) receiver: Receiver<Box<dyn ProcessJob>>,
-    pub(crate) state: Mutex<State>,
-    /// Signalled when a driver exits.
-    pub(crate) exited: Condvar,
+    pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
 }
 
-/// The part of [`Shared`] that changes under its lock.
-pub(crate) struct State {
-    /// `None` once the pool is shut down or broken.
-    pub(crate) sender: Option<Sender<Box<dyn ProcessJob>>>,
-    pub(crate) broken: Option<String>,
+/// The process pool's part of the queue's locked state.
+#[derive(Debug)]
+pub(crate) struct Workers {
     /// Set by terminate/kill: drivers stop replacing workers.
     pub(crate) stopping: bool,
-    /// Drivers that have not exited.
-    pub(crate) live: usize,
     /// The pid of each slot's worker, while it has one.
     pub(crate) pids: Vec<Option<u32>>,
 }
@@ -95,84 +86,52 @@ impl Shared {
         &self,
         job: Box<dyn ProcessJob>,
     ) -> Result<(), (Box<dyn ProcessJob>, Error)> {
-        let state = self.state.lock();
-        let Some(sender) = &state.sender else {
-            return Err((job, closed_error(&state)));
-        };
-        sender
-            .send(job)
-            .map_err(|returned| (returned.into_inner(), Error::Shutdown))
-    }
-
-    /// Stops taking work; with `cancel`, cancels what is queued.
-    pub(crate) fn close(&self, cancel: bool) {
-        self.state.lock().sender = None;
-        if cancel {
-            while let Ok(job) = self.receiver.try_recv() {
-                job.abandon(Error::Cancelled);
-            }
-        }
+        self.queue.push(job, |_| ())
     }
 
     /// Stops taking work, cancels what is queued, and sends `signal` to
     /// every worker; drivers replace none of them.
     pub(crate) fn stop_workers(&self, signal: i32) {
         {
-            let mut state = self.state.lock();
-            state.sender = None;
-            state.stopping = true;
+            let mut gate = self.queue.lock();
+            gate.close();
+            gate.pool.stopping = true;
             // Signalled under the lock: a driver unlists its worker (under
             // this lock) before reaping it, so every pid listed here is a
             // child not yet reaped, and cannot have been reused.
-            for &pid in state.pids.iter().flatten() {
+            for &pid in gate.pool.pids.iter().flatten() {
                 sys::kill(pid, signal);
             }
         }
-        while let Ok(job) = self.receiver.try_recv() {
-            job.abandon(Error::Cancelled);
-        }
-    }
-
-    /// Breaks the pool: no more work is taken and everything queued fails
-    /// with the (first) reason.
-    fn break_pool(&self, reason: String) {
-        let reason = {
-            let mut state = self.state.lock();
-            state.sender = None;
-            state.broken.get_or_insert(reason).clone()
-        };
-        let error = Error::BrokenPool { reason };
-        while let Ok(job) = self.receiver.try_recv() {
-            job.abandon(error.clone());
-        }
+        self.queue.abandon_queued(&Error::Cancelled);
     }
 
     /// Waits until every driver has exited (and reaped its worker).
     pub(crate) fn wait_for_drivers(&self) {
-        let mut state = self.state.lock();
-        while state.live > 0 {
-            self.exited.wait(&mut state);
-        }
+        // Drivers never shut their own pool down.
+        self.queue.wait_for_workers(|_| false);
+    }
+
+    /// The pids of the workers running now.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.queue
+            .lock()
+            .pool
+            .pids
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
     }
 
     fn set_pid(&self, slot: usize, pid: Option<u32>) {
-        if let Some(entry) = self.state.lock().pids.get_mut(slot) {
+        if let Some(entry) = self.queue.lock().pool.pids.get_mut(slot) {
             *entry = pid;
         }
     }
 
     fn stopping(&self) -> bool {
-        self.state.lock().stopping
-    }
-}
-
-/// The error for a submission to a pool that takes no more work.
-pub(crate) fn closed_error(state: &State) -> Error {
-    match &state.broken {
-        Some(reason) => Error::BrokenPool {
-            reason: reason.clone(),
-        },
-        None => Error::Shutdown,
+        self.queue.lock().pool.stopping
     }
 }
 
@@ -180,14 +139,12 @@ pub(crate) fn closed_error(state: &State) -> Error {
 /// background.
 pub(crate) fn start_driver(shared: &Arc<Shared>, slot: usize) -> std::io::Result<()> {
     let shared_for_thread = Arc::clone(shared);
-    shared.state.lock().live += 1;
+    shared.queue.lock().live += 1;
     let started = std::thread::Builder::new()
         .name(format!("ProcessPoolExecutor-driver-{slot}"))
         .spawn(move || drive(&shared_for_thread, slot));
     if started.is_err() {
-        let mut state = shared.state.lock();
-        state.live -= 1;
-        shared.exited.notify_all();
+        shared.queue.worker_exited();
     }
     started.map(drop)
 }
@@ -198,9 +155,7 @@ fn drive(shared: &Shared, slot: usize) {
     struct Exit<'a>(&'a Shared);
     impl Drop for Exit<'_> {
         fn drop(&mut self) {
-            let mut state = self.0.state.lock();
-            state.live -= 1;
-            self.0.exited.notify_all();
+            self.0.queue.worker_exited();
         }
     }
     let _exit = Exit(shared);
@@ -214,7 +169,7 @@ fn drive(shared: &Shared, slot: usize) {
     };
     let mut tasks_done = 0usize;
     loop {
-        let job = match shared.receiver.recv_timeout(IDLE_CHECK) {
+        let job = match shared.queue.receiver().recv_timeout(IDLE_CHECK) {
             Ok(job) => job,
             Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {
@@ -288,7 +243,7 @@ fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
                 Error::BrokenPool { reason } => reason,
                 error => error.to_string(),
             };
-            shared.break_pool(reason);
+            shared.queue.break_pool(reason);
             None
         }
     }
@@ -476,7 +431,9 @@ where
         });
         self.promise.complete(outcome);
     }
+}
 
+impl<R: Send> Abandon for SingleJob<R> {
     fn abandon(self: Box<Self>, error: Error) {
         self.promise.abandon(error);
     }
@@ -540,7 +497,9 @@ where
         let output = ChunkOutput::from_results(results, elapsed);
         this.promise.complete(Ok(output));
     }
+}
 
+impl<R: Send> Abandon for ChunkJob<R> {
     fn abandon(self: Box<Self>, error: Error) {
         self.promise.abandon(error);
     }

@@ -165,14 +165,7 @@ impl ProcessPoolExecutor {
     /// assert_eq!(pool.worker_pids().len(), 1);
     /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.shared
-            .state
-            .lock()
-            .pids
-            .iter()
-            .flatten()
-            .copied()
-            .collect()
+        self.shared.pids()
     }
 
     /// Runs `f(arg)` in a worker process and returns the [`Future`] of its
@@ -307,7 +300,7 @@ impl ProcessPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=True)")]
     pub fn shutdown(&self) {
-        self.shared.close(false);
+        self.shared.queue.close(false);
         self.shared.wait_for_drivers();
     }
 
@@ -328,7 +321,7 @@ impl ProcessPoolExecutor {
     /// ```
     #[doc(alias = "cancel_futures")]
     pub fn shutdown_cancel(&self) {
-        self.shared.close(true);
+        self.shared.queue.close(true);
         self.shared.wait_for_drivers();
     }
 
@@ -384,7 +377,7 @@ impl ProcessPoolExecutor {
     /// assert!(pool.is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        self.shared.state.lock().sender.is_none()
+        self.shared.queue.is_closed()
     }
 }
 
@@ -398,12 +391,15 @@ impl Drop for ProcessPoolExecutor {
 
 impl fmt::Debug for ProcessPoolExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.lock();
+        let gate = self.shared.queue.lock();
         f.debug_struct("ProcessPoolExecutor")
             .field("max_workers", &self.shared.config.max_workers)
-            .field("workers", &state.pids.iter().flatten().collect::<Vec<_>>())
-            .field("shutdown", &state.sender.is_none())
-            .field("broken", &state.broken)
+            .field(
+                "workers",
+                &gate.pool.pids.iter().flatten().collect::<Vec<_>>(),
+            )
+            .field("shutdown", &gate.is_closed())
+            .field("broken", &gate.broken())
             .finish()
     }
 }

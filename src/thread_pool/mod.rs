@@ -11,15 +11,13 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::unbounded;
-use parking_lot::{Condvar, Mutex};
-
 pub use builder::ThreadPoolBuilder;
 
 use crate::future::Promise;
 use crate::map::{ChunkOutput, ChunkRunner, Map};
+use crate::queue::WorkQueue;
 use crate::Future;
-use worker::{Initializer, Shared, State, Task};
+use worker::{Initializer, Shared, Task, Threads};
 
 /// A pool of threads that runs closures and hands back [`Future`]s.
 ///
@@ -129,21 +127,12 @@ impl ThreadPoolExecutor {
         initializer: Option<Initializer>,
     ) -> Self {
         crate::unwind::install_hook();
-        let (sender, receiver) = unbounded();
         let shared = Arc::new(Shared {
             max_workers,
             thread_name_prefix,
             initializer,
-            receiver,
+            queue: WorkQueue::new(Threads::default()),
             idle: AtomicUsize::new(0),
-            state: Mutex::new(State {
-                sender: Some(sender),
-                broken: None,
-                started: 0,
-                live: 0,
-                thread_ids: Vec::new(),
-            }),
-            exited: Condvar::new(),
         });
         ThreadPoolExecutor { shared }
     }
@@ -248,7 +237,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=True)")]
     pub fn shutdown(&self) {
-        self.shared.close(false);
+        self.shared.queue.close(false);
         self.shared.wait_for_workers();
     }
 
@@ -275,7 +264,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "cancel_futures")]
     pub fn shutdown_cancel(&self) {
-        self.shared.close(true);
+        self.shared.queue.close(true);
         self.shared.wait_for_workers();
     }
 
@@ -297,7 +286,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=False)")]
     pub fn shutdown_background(&self) {
-        self.shared.close(false);
+        self.shared.queue.close(false);
     }
 
     /// Whether the pool has been shut down (or broke) and takes no more
@@ -314,7 +303,7 @@ impl ThreadPoolExecutor {
     /// assert!(pool.is_shutdown());
     /// ```
     pub fn is_shutdown(&self) -> bool {
-        self.shared.is_closed()
+        self.shared.queue.is_closed()
     }
 }
 
@@ -338,12 +327,12 @@ impl Drop for ThreadPoolExecutor {
 
 impl fmt::Debug for ThreadPoolExecutor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.lock();
+        let gate = self.shared.queue.lock();
         f.debug_struct("ThreadPoolExecutor")
             .field("max_workers", &self.shared.max_workers)
-            .field("threads", &state.live)
-            .field("shutdown", &state.sender.is_none())
-            .field("broken", &state.broken)
+            .field("threads", &gate.live)
+            .field("shutdown", &gate.is_closed())
+            .field("broken", &gate.broken())
             .finish()
     }
 }
