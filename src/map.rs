@@ -43,23 +43,6 @@ pub(crate) struct ChunkOutput<R> {
 }
 
 impl<R> ChunkOutput<R> {
-    /// Splits per-item results into values and failures.
-    pub(crate) fn from_results(results: Vec<Result<R, Error>>, elapsed: Duration) -> Self {
-        let mut values = Vec::with_capacity(results.len());
-        let mut failures = Vec::new();
-        for (index, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(value) => values.push(value),
-                Err(error) => failures.push((index, error)),
-            }
-        }
-        ChunkOutput {
-            values,
-            failures,
-            elapsed,
-        }
-    }
-
     /// Applies `f` to each item, catching each item's panic on its own (the
     /// loop runs under one `catch_unwind`, restarted after a panic, so the
     /// common case costs one catch per chunk, not one per item).

@@ -338,27 +338,31 @@ fn died(pid: u32, exit: spawn::Exit) -> Error {
     }
 }
 
-/// Turns a Done payload back into one result per item. Items the payload
-/// lacks (a worker that broke off) fail with [`Error::Protocol`].
-pub(crate) fn decode_outcomes<R>(reply: &Reply, count: usize) -> Vec<Result<R, Error>>
+/// Turns a Done payload back into one result per item, in order. After
+/// the last outcome in the payload it yields [`Error::Protocol`] for every
+/// further item asked for (a worker that broke off), so it never ends.
+pub(crate) fn outcomes<R>(reply: &Reply) -> impl Iterator<Item = Result<R, Error>> + '_
 where
     R: serde::de::DeserializeOwned,
 {
     let pid = reply.pid;
     let mut items = Items::new(&reply.payload);
-    let mut results = Vec::with_capacity(count);
-    while results.len() < count {
+    std::iter::from_fn(move || {
         let (tag, bytes) = match items.next_outcome() {
             Ok(Some(outcome)) => outcome,
-            Ok(None) => break,
+            Ok(None) => {
+                let reason = String::from("the worker sent fewer results than items");
+                return Some(Err(Error::Protocol { pid, reason }));
+            }
             Err(e) => {
+                // Nothing after a malformed entry can be trusted.
+                items = Items::new(&[]);
                 let reason = format!("a result frame is malformed: {e}");
-                results.push(Err(Error::Protocol { pid, reason }));
-                break;
+                return Some(Err(Error::Protocol { pid, reason }));
             }
         };
         let text = || String::from_utf8_lossy(bytes).into_owned();
-        results.push(match tag {
+        Some(match tag {
             outcome::OK => postcard::from_bytes::<R>(bytes).map_err(|e| Error::Decode {
                 what: "result",
                 reason: e.to_string(),
@@ -386,13 +390,8 @@ where
                 pid,
                 reason: format!("an unknown outcome tag {tag}"),
             }),
-        });
-    }
-    while results.len() < count {
-        let reason = String::from("the worker sent fewer results than items");
-        results.push(Err(Error::Protocol { pid, reason }));
-    }
-    results
+        })
+    })
 }
 
 /// A single submitted call: one item, one future.
@@ -422,12 +421,11 @@ where
 
     fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
         let outcome = reply.and_then(|reply| {
-            decode_outcomes::<R>(&reply, 1)
-                .pop()
-                .unwrap_or(Err(Error::Protocol {
-                    pid: reply.pid,
-                    reason: String::from("no result"),
-                }))
+            let mut results = outcomes::<R>(&reply);
+            match results.next() {
+                Some(result) => result,
+                None => unreachable!("`outcomes` never ends"),
+            }
         });
         self.promise.complete(outcome);
     }
@@ -440,30 +438,17 @@ impl<R: Send> Abandon for SingleJob<R> {
 }
 
 /// One chunk of a `map`: many items, one future of their results. Items
-/// whose argument could not be encoded are not sent; their errors are
-/// merged back in place.
+/// whose argument could not be encoded are not sent; their errors are put
+/// back in place.
 pub(crate) struct ChunkJob<R> {
     pub(crate) call: u64,
     pub(crate) func: u64,
     pub(crate) payload: Vec<u8>,
-    /// One entry per item: `None` if it was sent, its error if not.
-    pub(crate) unsent: Vec<Option<Error>>,
-    pub(crate) sent: usize,
+    /// The number of items in the chunk, sent or not.
+    pub(crate) len: usize,
+    /// The items not sent, by index (ascending), and why.
+    pub(crate) unsent: Vec<(usize, Error)>,
     pub(crate) promise: Promise<ChunkOutput<R>>,
-}
-
-impl<R> ChunkJob<R> {
-    /// The chunk's results: the worker's for the items sent, in place.
-    fn merge(unsent: Vec<Option<Error>>, sent: Vec<Result<R, Error>>) -> Vec<Result<R, Error>> {
-        let mut sent = sent.into_iter();
-        unsent
-            .into_iter()
-            .map(|unsent| match unsent {
-                Some(error) => Err(error),
-                None => sent.next().unwrap_or(Err(Error::Shutdown)),
-            })
-            .collect()
-    }
 }
 
 impl<R> ProcessJob for ChunkJob<R>
@@ -478,23 +463,49 @@ where
         let message = Message::Task {
             call: self.call,
             func: self.func,
-            count: self.sent as u32,
+            count: (self.len - self.unsent.len()) as u32,
         };
         (message, &self.payload)
     }
 
     fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
         let this = *self;
-        let (sent, elapsed) = match reply {
-            Ok(reply) => (decode_outcomes::<R>(&reply, this.sent), reply.elapsed),
-            // The whole chunk shares its worker's fate.
-            Err(error) => (
-                (0..this.sent).map(|_| Err(error.clone())).collect(),
-                Duration::ZERO,
-            ),
+        let mut values = Vec::with_capacity(this.len);
+        let mut failures = Vec::new();
+        let mut unsent = this.unsent.into_iter().peekable();
+        let elapsed = match &reply {
+            Ok(reply) => {
+                let mut sent = outcomes::<R>(reply);
+                for index in 0..this.len {
+                    let result = match unsent.next_if(|(at, _)| *at == index) {
+                        Some((_, error)) => Err(error),
+                        // `outcomes` never ends.
+                        None => sent.next().unwrap_or(Err(Error::Shutdown)),
+                    };
+                    match result {
+                        Ok(value) => values.push(value),
+                        Err(error) => failures.push((index, error)),
+                    }
+                }
+                reply.elapsed
+            }
+            // The items sent share their worker's fate.
+            Err(error) => {
+                for index in 0..this.len {
+                    let error = match unsent.next_if(|(at, _)| *at == index) {
+                        Some((_, own)) => own,
+                        None => error.clone(),
+                    };
+                    failures.push((index, error));
+                }
+                Duration::ZERO
+            }
         };
-        let results = Self::merge(this.unsent, sent);
-        let output = ChunkOutput::from_results(results, elapsed);
+        let output = ChunkOutput {
+            values,
+            failures,
+            elapsed,
+        };
         this.promise.complete(Ok(output));
     }
 }

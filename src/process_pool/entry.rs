@@ -221,25 +221,29 @@ where
     let f = unsafe { sys::function_at::<A, R>(func) };
     let pid = Some(std::process::id());
     let mut items = Items::new(payload);
+    // Where the outcome of the item being run starts in `out`.
+    let mut start = out.len();
+    // The user's code (the function, and the argument's and result's serde
+    // impls) may panic; each item's panic is its own. The loop runs under
+    // one `catch_unwind`, entered again after a panic, so a chunk that does
+    // not panic pays for one catch, not one per item.
     loop {
-        let bytes = match items.next_item() {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return,
-            Err(e) => {
-                wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
-                return;
-            }
-        };
-        let start = out.len();
-        // The user's code (the function, and the argument's and result's
-        // serde impls) may panic; each item's panic is its own.
         let ran = crate::unwind::catch(
-            || {
+            || loop {
+                let bytes = match items.next_item() {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => return,
+                    Err(e) => {
+                        wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
+                        return;
+                    }
+                };
+                start = out.len();
                 let arg = match postcard::from_bytes::<A>(bytes) {
                     Ok(arg) => arg,
                     Err(e) => {
                         wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
-                        return;
+                        continue;
                     }
                 };
                 let result = f(arg);
@@ -251,14 +255,18 @@ where
             },
             pid,
         );
-        if let Err(crate::Error::Panicked {
-            message, location, ..
-        }) = ran
-        {
-            out.truncate(start);
-            let info = PanicInfo { message, location };
-            let bytes = postcard::to_allocvec(&info).unwrap_or_default();
-            wire::push_outcome(out, outcome::PANICKED, &bytes);
+        match ran {
+            Ok(()) => return,
+            Err(crate::Error::Panicked {
+                message, location, ..
+            }) => {
+                out.truncate(start);
+                let info = PanicInfo { message, location };
+                let bytes = postcard::to_allocvec(&info).unwrap_or_default();
+                wire::push_outcome(out, outcome::PANICKED, &bytes);
+            }
+            // `catch` only ever returns `Panicked`.
+            Err(_) => return,
         }
     }
 }

@@ -426,28 +426,25 @@ where
                 return future;
             }
         };
+        let len = items.len();
         let mut payload = Vec::new();
-        let mut sent = 0;
-        let unsent: Vec<Option<Error>> = items
-            .iter()
-            .map(|item| match wire::push_item(&mut payload, item) {
-                Ok(()) => {
-                    sent += 1;
-                    None
-                }
-                Err(reason) => Some(Error::Encode {
+        let mut unsent = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            if let Err(reason) = wire::push_item(&mut payload, item) {
+                let error = Error::Encode {
                     what: "argument",
                     reason,
-                }),
-            })
-            .collect();
+                };
+                unsent.push((index, error));
+            }
+        }
         drop(items);
         let job = ChunkJob {
             call,
             func,
             payload,
+            len,
             unsent,
-            sent,
             promise,
         };
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {

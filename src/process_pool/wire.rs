@@ -219,8 +219,8 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
     let start = payload.len();
     payload.extend_from_slice(&[0; 4]);
-    let outcome = match postcard::to_io(value, &mut *payload) {
-        Ok(_) => {
+    let outcome = match postcard::serialize_with_flavor(value, Append(payload)) {
+        Ok(()) => {
             let len = payload.len() - start - 4;
             u32::try_from(len)
                 .map_err(|_| format!("{len} bytes is over the 4 GiB an item may have"))
@@ -236,6 +236,28 @@ pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resul
             payload.truncate(start);
             Err(reason)
         }
+    }
+}
+
+/// A postcard output that appends to an existing buffer, a byte or a slice
+/// at a time, with no allocation of its own.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
     }
 }
 
