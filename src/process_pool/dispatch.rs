@@ -168,37 +168,91 @@ fn drive(shared: &Shared, slot: usize) {
         return;
     };
     let mut tasks_done = 0usize;
+    // A job already written to the worker, whose reply is still to come.
+    let mut sent: Option<Box<dyn ProcessJob>> = None;
     loop {
-        let job = match shared.queue.receiver().recv_timeout(IDLE_CHECK) {
-            Ok(job) => job,
-            Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                // Idle: a worker that died meanwhile (killed from outside,
-                // out of memory) is reaped and replaced now, not when the
-                // next task would find it gone.
-                if worker.is_gone() {
-                    shared.set_pid(slot, None);
-                    worker.reap(EXIT_GRACE);
-                    worker = match replace_worker(shared, slot) {
-                        Some(fresh) => fresh,
-                        None => return,
-                    };
-                    tasks_done = 0;
+        let job = match sent.take() {
+            Some(job) => job,
+            None => {
+                let job = match shared.queue.receiver().recv_timeout(IDLE_CHECK) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Idle: a worker that died meanwhile (killed from
+                        // outside, out of memory) is reaped and replaced
+                        // now, not when the next task would find it gone.
+                        if worker.is_gone() {
+                            shared.set_pid(slot, None);
+                            worker.reap(EXIT_GRACE);
+                            let Some(fresh) = replace_worker(shared, slot) else {
+                                return;
+                            };
+                            worker = fresh;
+                            tasks_done = 0;
+                        }
+                        continue;
+                    }
+                };
+                if !job.start() {
+                    continue; // cancelled while queued
                 }
-                continue;
+                match send_to(shared, slot, worker, job.as_ref()) {
+                    Ok(alive) => {
+                        worker = alive;
+                        job
+                    }
+                    Err((error, alive)) => {
+                        job.finish(Err(error));
+                        worker = match alive {
+                            Some(alive) => alive,
+                            None => {
+                                tasks_done = 0;
+                                let Some(fresh) = replace_worker(shared, slot) else {
+                                    return;
+                                };
+                                fresh
+                            }
+                        };
+                        continue;
+                    }
+                }
             }
         };
-        if !job.start() {
-            continue; // cancelled while queued
-        }
-        let (outcome, alive) = run_on(shared, slot, worker, job.as_ref());
+        let (outcome, alive) = receive_from(shared, slot, worker);
         tasks_done += 1;
         let retire = shared
             .config
             .max_tasks_per_child
             .is_some_and(|max| tasks_done >= max.get());
         match alive {
-            Some(alive) if !retire => {
+            Some(mut alive) if !retire => {
+                // Hand the worker its next task before this one's results
+                // are decoded, so that it computes while the driver decodes.
+                if let Ok(next) = shared.queue.receiver().try_recv() {
+                    if next.start() {
+                        match send_to(shared, slot, alive, next.as_ref()) {
+                            Ok(still) => {
+                                alive = still;
+                                sent = Some(next);
+                            }
+                            Err((error, still)) => {
+                                next.finish(Err(error));
+                                match still {
+                                    Some(still) => alive = still,
+                                    None => {
+                                        job.finish(outcome);
+                                        tasks_done = 0;
+                                        let Some(fresh) = replace_worker(shared, slot) else {
+                                            return;
+                                        };
+                                        worker = fresh;
+                                        continue;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 job.finish(outcome);
                 worker = alive;
                 continue;
@@ -209,7 +263,7 @@ fn drive(shared: &Shared, slot: usize) {
                 job.finish(outcome);
                 retired.reap(EXIT_GRACE);
             }
-            // `run_on` unlisted and reaped it.
+            // `receive_from` unlisted and reaped it.
             None => job.finish(outcome),
         }
         tasks_done = 0;
@@ -249,15 +303,16 @@ fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
     }
 }
 
-/// Runs one job on `worker`. Returns the outcome for the job and the worker
-/// if it is still usable; a worker that is not has been unlisted from
-/// `slot` and reaped (or killed and reaped) before this returns.
-fn run_on(
+/// Writes `job` to `worker`. Gives the worker back if it is still usable
+/// (also when the job was refused for its size); a worker that is not has
+/// been unlisted from `slot` and reaped. A worker found dead before it read
+/// the job is replaced once and the job sent again: it never ran.
+fn send_to(
     shared: &Shared,
     slot: usize,
     mut worker: Worker,
     job: &dyn ProcessJob,
-) -> (Result<Reply, Error>, Option<Worker>) {
+) -> Result<Worker, (Error, Option<Worker>)> {
     let max_frame = shared.config.spawn.max_frame;
     let (message, payload) = job.message();
     let mut resent = false;
@@ -270,22 +325,32 @@ fn run_on(
                 what: "argument",
                 reason,
             };
-            return (Err(error), Some(worker));
+            return Err((error, Some(worker)));
         }
-        // The worker is gone (broken pipe) before it could read the task,
-        // so the task never ran: it goes to a replacement, once.
         let pid = worker.pid;
         shared.set_pid(slot, None);
         let exit = worker.reap(EXIT_GRACE);
         if resent || shared.stopping() {
-            return (Err(died(pid, exit)), None);
+            return Err((died(pid, exit), None));
         }
         resent = true;
         worker = match start_worker(shared, slot) {
             Some(fresh) => fresh,
-            None => return (Err(died(pid, exit)), None),
+            None => return Err((died(pid, exit), None)),
         };
     }
+    Ok(worker)
+}
+
+/// Reads the reply to the job last sent to `worker`. Gives the worker back
+/// if it is still usable; a worker that is not has been unlisted from
+/// `slot` and reaped (or killed and reaped) before this returns.
+fn receive_from(
+    shared: &Shared,
+    slot: usize,
+    mut worker: Worker,
+) -> (Result<Reply, Error>, Option<Worker>) {
+    let max_frame = shared.config.spawn.max_frame;
     let pid = worker.pid;
     let deadline = shared
         .config
