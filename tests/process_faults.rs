@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -19,52 +19,10 @@ use std::time::{Duration, Instant};
 
 use concurrent_futures::{Chunksize, Error, ProcessPoolExecutor};
 
+mod common;
+use common::{wait_for, TempDir};
+
 // ---------------------------------------------------------------- helpers
-
-/// A directory of its own for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("cf-faults-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create the test's directory");
-        TempDir(path)
-    }
-
-    fn text(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-
-    /// Waits (10 s at most) until blocker `tag` runs; returns its pid.
-    fn started(&self, tag: u64) -> u32 {
-        let path = self.0.join(format!("started-{tag}"));
-        assert!(
-            wait_for(|| path.exists(), Duration::from_secs(10)),
-            "blocker {tag} did not start within 10 s"
-        );
-        let text = std::fs::read_to_string(&path).expect("read the started file");
-        text.parse().expect("the started file holds a pid")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `condition` until it holds or `limit` passes; whether it held.
-fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::park_timeout(Duration::from_millis(1));
-    }
-    true
-}
 
 /// A task that writes its pid to `started-<tag>` and then waits for a
 /// `release` file that these tests never create (20 s at most, so that a
@@ -180,7 +138,7 @@ fn a_worker_that_kills_itself_fails_its_task_with_the_signal() {
 
 #[test]
 fn a_worker_killed_in_the_middle_of_a_map_fails_only_its_chunk() {
-    let dir = TempDir::new("kill-mid-map");
+    let dir = TempDir::new("faults", "kill-mid-map");
     let pool = ProcessPoolExecutor::new(2).unwrap();
     let items: Vec<(String, u64, u64)> = (0..100).map(|x| (dir.text(), x, 15)).collect();
     let results: Vec<_> = std::thread::scope(|s| {
@@ -217,10 +175,10 @@ fn a_worker_killed_in_the_middle_of_a_map_fails_only_its_chunk() {
 
 // ----------------------------------------------------- time limit, stop
 
-/// Sleeps for `seconds`: a task that outlives any limit under test.
+/// A task that outlives any limit under test: the workload that the time
+/// limit must stop, not a way to wait for anything.
 fn stall(seconds: u64) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    wait_for(|| false, deadline.saturating_duration_since(Instant::now()));
+    std::thread::sleep(Duration::from_secs(seconds));
     std::process::id()
 }
 
@@ -248,7 +206,7 @@ fn a_task_over_its_time_limit_fails_and_its_worker_is_replaced() {
 }
 
 fn stop_running_workers(stop: fn(&ProcessPoolExecutor), signal: i32) {
-    let dir = TempDir::new(&format!("stop-{signal}"));
+    let dir = TempDir::new("faults", &format!("stop-{signal}"));
     let pool = ProcessPoolExecutor::new(2).unwrap();
     let running: Vec<_> = (0..2)
         .map(|x| pool.submit(block_on_tag, (dir.text(), x, x)))

@@ -9,68 +9,22 @@
 //! below can run in a worker.
 
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use concurrent_futures::{Chunksize, Error, ProcessPoolExecutor};
+
+mod common;
+use common::{wait_for, TempDir};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 // ---------------------------------------------------------------- helpers
 
-/// A directory of its own for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("cf-pool-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create the test's directory");
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-
-    /// The argument of a [`block_until_released`] task.
-    fn blocker(&self, tag: u32) -> (String, u32) {
-        (self.0.to_string_lossy().into_owned(), tag)
-    }
-
-    /// Waits (10 s at most) until blocker `tag` runs; returns its pid.
-    fn started(&self, tag: u32) -> u32 {
-        let path = self.0.join(format!("started-{tag}"));
-        assert!(
-            wait_for(|| path.exists(), Duration::from_secs(10)),
-            "blocker {tag} did not start within 10 s"
-        );
-        let text = std::fs::read_to_string(&path).expect("read the started file");
-        text.parse().expect("the started file holds a pid")
-    }
-
-    fn release(&self) {
-        std::fs::write(self.0.join("release"), b"go").expect("create the release file");
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Polls `condition` until it holds or `limit` passes; whether it held.
-fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while !condition() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::park_timeout(Duration::from_millis(1));
-    }
-    true
+/// The argument of a [`block_until_released`] task.
+fn blocker(dir: &TempDir, tag: u32) -> (String, u32) {
+    (dir.text(), tag)
 }
 
 /// A task that says it started (a file holding its pid) and then waits
@@ -434,9 +388,9 @@ fn a_failing_initializer_breaks_the_pool_with_its_reason() {
 
 #[test]
 fn a_queued_task_can_be_cancelled_and_never_runs() {
-    let dir = TempDir::new("cancel");
+    let dir = TempDir::new("pool", "cancel");
     let pool = ProcessPoolExecutor::new(1).unwrap();
-    let busy = pool.submit(block_until_released, dir.blocker(0));
+    let busy = pool.submit(block_until_released, blocker(&dir, 0));
     let queued = pool.submit(touch, dir.file("queued-ran"));
     let worker = dir.started(0);
     assert!(busy.running());
@@ -460,9 +414,9 @@ fn a_queued_task_can_be_cancelled_and_never_runs() {
 
 #[test]
 fn shutdown_cancel_cancels_queued_work_and_waits_for_running() {
-    let dir = TempDir::new("shutdown-cancel");
+    let dir = TempDir::new("pool", "shutdown-cancel");
     let pool = ProcessPoolExecutor::new(1).unwrap();
-    let busy = pool.submit(block_until_released, dir.blocker(0));
+    let busy = pool.submit(block_until_released, blocker(&dir, 0));
     let queued: Vec<_> = (0..5)
         .map(|i| pool.submit(touch, dir.file(&format!("queued-{i}"))))
         .collect();
