@@ -303,6 +303,16 @@ impl<I: Iterator, R> Map<I, R> {
         self.auto_size = (ideal as usize).clamp(1, MAX_AUTO_CHUNK);
     }
 
+    /// Whether a chunk of `len` items is expected to take little enough
+    /// that spinning for it beats sleeping: short chunks (tiny items, with
+    /// chunks capped in size) are worth a spin; chunks sized to the target
+    /// time are not, and the spin would only take a CPU from the workers.
+    fn expect_soon(&self, len: usize) -> bool {
+        const SOON: f64 = 100e-6;
+        self.per_item
+            .is_some_and(|per_item| per_item * len as f64 <= SOON)
+    }
+
     /// Cancels everything in flight and stops.
     fn stop(&mut self) {
         self.finished = true;
@@ -349,17 +359,15 @@ impl<I: Iterator, R> Map<I, R> {
             let deadline = self
                 .timeout
                 .and_then(|timeout| self.created.checked_add(timeout));
-            let outcome = match deadline {
-                Some(deadline) => match future.result_deadline(deadline) {
-                    Err(Error::Timeout(_)) => {
-                        future.cancel();
-                        self.stop();
-                        let timeout = self.timeout.unwrap_or_default();
-                        return Some(Err(Error::Timeout(timeout)));
-                    }
-                    outcome => outcome,
-                },
-                None => future.result(),
+            let timeout = self.timeout.unwrap_or_default();
+            let spin = self.expect_soon(len);
+            let outcome = match future.result_until_spinning(deadline, timeout, spin) {
+                Err(Error::Timeout(_)) => {
+                    future.cancel();
+                    self.stop();
+                    return Some(Err(Error::Timeout(timeout)));
+                }
+                outcome => outcome,
             };
             match outcome {
                 Ok(output) => {
