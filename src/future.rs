@@ -759,12 +759,6 @@ impl<T> Promise<T> {
         }
     }
 
-    /// Whether the future was cancelled (so the task need not run).
-    #[allow(dead_code)]
-    pub(crate) fn is_cancelled(&self) -> bool {
-        matches!(self.inner.state.lock().phase, Phase::Cancelled)
-    }
-
     /// Completes the future with the task's outcome. Does nothing if the
     /// future is done already.
     pub(crate) fn complete(mut self, outcome: Result<T, Error>) {

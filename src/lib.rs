@@ -1,6 +1,6 @@
-//! Python's `concurrent.futures` for Rust: a [`ThreadPoolExecutor`] (and a
-//! process pool) with `submit`, `map`, [`as_completed`] and [`wait`] over one
-//! shared [`Future`] type — with the defects Python's pools have carried for
+//! Python's `concurrent.futures` for Rust: a [`ThreadPoolExecutor`] and a
+//! `ProcessPoolExecutor` (Linux) with `submit`, `map`, [`as_completed`] and
+//! [`wait`] over one shared [`Future`] type — with the defects Python's pools have carried for
 //! years fixed.
 //!
 //! # Quick start
@@ -37,6 +37,9 @@
 //! | Python `concurrent.futures` | `concurrent_futures` |
 //! |---|---|
 //! | `ThreadPoolExecutor(max_workers)` | [`ThreadPoolExecutor::new`], [`ThreadPoolExecutor::builder`] |
+//! | `ProcessPoolExecutor(max_workers, initializer, max_tasks_per_child)` | `ProcessPoolExecutor::new`, `ProcessPoolExecutor::builder` (Linux) |
+//! | `process_executor.submit(fn, arg)` | `ProcessPoolExecutor::submit(fn, arg)`: a plain `fn(A) -> R`, several arguments as a tuple |
+//! | `terminate_workers()`, `kill_workers()` | `ProcessPoolExecutor::terminate_workers`, `ProcessPoolExecutor::kill_workers` |
 //! | `thread_name_prefix=`, `initializer=` | [`ThreadPoolBuilder::thread_name_prefix`], [`ThreadPoolBuilder::initializer`] |
 //! | `executor.submit(fn, *args)` | [`ThreadPoolExecutor::submit`]`(move \|\| fn(args))` |
 //! | `executor.map(fn, items, timeout=, chunksize=, buffersize=)` | [`ThreadPoolExecutor::map`]`(fn, items)` then [`Map::timeout`], [`Map::chunksize`], [`Map::window`] |

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use concurrent_futures::{Error, Future, ThreadPoolExecutor};
 
+mod common;
+use common::{block_on, hold_the_worker};
+
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(30);
 
@@ -25,13 +28,7 @@ const SHORT: Duration = Duration::from_millis(20);
 /// gate; send on (or drop) the returned sender to let it finish.
 fn busy_pool() -> (ThreadPoolExecutor, Future<()>, Sender<()>) {
     let pool = ThreadPoolExecutor::new(1);
-    let (started_tx, started) = mpsc::channel();
-    let (release, gate) = mpsc::channel::<()>();
-    let busy = pool.submit(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-    });
-    started.recv().unwrap();
+    let (busy, release) = hold_the_worker(&pool);
     (pool, busy, release)
 }
 
@@ -550,19 +547,6 @@ impl Wake for CountingWaker {
     fn wake_by_ref(self: &Arc<Self>) {
         self.wakes.fetch_add(1, Ordering::SeqCst);
         self.thread.unpark();
-    }
-}
-
-/// The smallest executor: poll, park until woken, poll again.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let waker = Waker::from(CountingWaker::new());
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        thread::park();
     }
 }
 

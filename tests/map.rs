@@ -8,11 +8,14 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use concurrent_futures::{Chunksize, Error, Future, ThreadPoolExecutor};
+use concurrent_futures::{Chunksize, Error, ThreadPoolExecutor};
+
+mod common;
+use common::hold_the_worker;
 
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(30);
@@ -27,18 +30,6 @@ fn counted(pulled: &Arc<AtomicUsize>) -> impl Iterator<Item = u64> {
     (0u64..).inspect(move |_| {
         pulled.fetch_add(1, Ordering::SeqCst);
     })
-}
-
-/// Keeps the pool's only worker busy until the returned sender sends.
-fn hold_the_worker(pool: &ThreadPoolExecutor) -> (Future<()>, Sender<()>) {
-    let (started_tx, started) = mpsc::channel();
-    let (release, gate) = mpsc::channel::<()>();
-    let busy = pool.submit(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-    });
-    started.recv().unwrap();
-    (busy, release)
 }
 
 // Ported from CPython's test_concurrent_futures (executor.py,

@@ -13,12 +13,14 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Barrier, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::Duration;
 
 use concurrent_futures::{as_completed, wait, Error, Future, ReturnWhen, ThreadPoolExecutor};
 use proptest::prelude::*;
+
+mod common;
+use common::block_on;
 
 /// Long enough that only a hang reaches it.
 const HANG: Duration = Duration::from_secs(30);
@@ -208,28 +210,6 @@ impl Harness {
             }
             Op::Drop(i) => drop(self.take(*i)),
         }
-    }
-}
-
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// The smallest executor: poll, park until woken, poll again. It has no
-/// time limit: a lost wake-up shows as a waiter that never reports.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Unpark(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        thread::park();
     }
 }
 

@@ -459,6 +459,13 @@ where
     })
 }
 
+/// The Task message for `count` items. A chunk's items are counted in a
+/// `usize` but a map never makes chunks anywhere near `u32::MAX` items.
+fn task_message(call: u64, func: u64, count: usize) -> Message {
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    Message::Task { call, func, count }
+}
+
 /// A single submitted call: one item, one future.
 pub(crate) struct SingleJob<R> {
     pub(crate) call: u64,
@@ -476,12 +483,7 @@ where
     }
 
     fn message(&self) -> (Message, &[u8]) {
-        let message = Message::Task {
-            call: self.call,
-            func: self.func,
-            count: 1,
-        };
-        (message, &self.payload)
+        (task_message(self.call, self.func, 1), &self.payload)
     }
 
     fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
@@ -525,12 +527,8 @@ where
     }
 
     fn message(&self) -> (Message, &[u8]) {
-        let message = Message::Task {
-            call: self.call,
-            func: self.func,
-            count: (self.len - self.unsent.len()) as u32,
-        };
-        (message, &self.payload)
+        let count = self.len - self.unsent.len();
+        (task_message(self.call, self.func, count), &self.payload)
     }
 
     fn finish(self: Box<Self>, reply: Result<Reply, Error>) {

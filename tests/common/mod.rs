@@ -1,11 +1,53 @@
-//! Helpers shared by the process-pool test files.
+//! Helpers shared by the test files.
 
 // Each test file uses its own part of these helpers.
 #![allow(dead_code)]
 
 use std::fmt::Display;
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
+
+use concurrent_futures::{Future, ThreadPoolExecutor};
+
+/// Keeps one of the pool's workers busy, in a task that has started and
+/// waits at a gate, until the returned sender sends (or is dropped).
+pub(crate) fn hold_the_worker(pool: &ThreadPoolExecutor) -> (Future<()>, Sender<()>) {
+    let (started_tx, started) = mpsc::channel();
+    let (release, gate) = mpsc::channel::<()>();
+    let busy = pool.submit(move || {
+        started_tx.send(()).unwrap();
+        let _ = gate.recv();
+    });
+    started.recv().unwrap();
+    (busy, release)
+}
+
+/// Wakes a parked thread.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// The smallest executor: poll, park until woken, poll again. It has no
+/// time limit: a lost wake-up shows as a waiter that never returns.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}
 
 /// A directory of its own for one test, removed when dropped.
 pub(crate) struct TempDir(pub(crate) PathBuf);
