@@ -580,3 +580,81 @@ fn a_message_over_the_size_limit_fails_its_task_and_the_pool_goes_on() {
     );
     assert_eq!(pool.worker_pids(), [pid], "the worker was not replaced");
 }
+
+// ------------------------------------------- programs that tasks start
+
+/// Starts a long `sleep` that outlives this task and returns its pid.
+// Deliberately never waited for here: the test kills it after its worker
+// died, and init, which adopted it, reaps it.
+#[allow(clippy::zombie_processes)]
+fn start_a_sleeper(_: ()) -> u32 {
+    let child = Command::new("sleep")
+        .arg("600")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sleep");
+    child.id()
+}
+
+fn abort_now(_: ()) -> u32 {
+    std::process::abort()
+}
+
+/// The pipes (by inode) that process `pid` has open.
+fn pipes_of(pid: &str) -> Vec<String> {
+    let mut pipes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read a descriptor table")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| target.starts_with("pipe:"))
+        .collect();
+    pipes.sort();
+    pipes
+}
+
+/// A program that a task starts must not inherit the protocol's pipes: if
+/// it did, the parent would not see end of file when the worker dies, and
+/// the dead worker's task would wait for the program to exit.
+#[test]
+fn programs_started_by_tasks_do_not_hold_the_protocol_pipes() {
+    let before = pipes_of("self");
+    let pool = ProcessPoolExecutor::new(1).expect("a pool");
+    let sleeper = pool.submit(start_a_sleeper, ()).result().expect("a pid");
+    // The pool's pipes: those this process opened for it. (The test
+    // harness may hand down pipes of its own, such as cargo's jobserver.)
+    let protocol: Vec<String> = pipes_of("self")
+        .into_iter()
+        .filter(|pipe| !before.contains(pipe))
+        .collect();
+    let leaked: Vec<String> = pipes_of(&sleeper.to_string())
+        .into_iter()
+        .filter(|pipe| protocol.contains(pipe))
+        .collect();
+    let outcome = pool
+        .submit(abort_now, ())
+        .result_timeout(Duration::from_secs(60));
+    kill_sleeper(sleeper);
+    assert!(!protocol.is_empty(), "the pool's pipes were not found");
+    assert!(
+        leaked.is_empty(),
+        "the program holds the protocol's pipes {leaked:?}"
+    );
+    assert!(
+        matches!(outcome, Err(Error::WorkerDied { .. })),
+        "the aborted task's outcome: {outcome:?}"
+    );
+    assert_eq!(pool.submit(double, 21).result(), Ok(42), "the pool goes on");
+}
+
+/// Kills the sleeper (the dead worker's child, adopted by init, which
+/// reaps it).
+fn kill_sleeper(pid: u32) {
+    let status = Command::new("kill")
+        .arg("-KILL")
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {pid}");
+}

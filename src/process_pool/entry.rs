@@ -91,6 +91,7 @@ pub(crate) fn exe_identity() -> Result<(u64, u64), String> {
 
 fn serve(value: &str) -> Result<(), String> {
     let marker = parse_marker(value)?;
+    sys::die_with_parent().map_err(|e| format!("cannot ask to die with its parent: {e}"))?;
     let tasks = sys::inherited_file(marker.task_fd)
         .ok_or_else(|| format!("descriptor {} is not open", marker.task_fd))?;
     let mut results = sys::inherited_file(marker.result_fd)

@@ -1,9 +1,9 @@
 //! Starting, greeting, watching, killing and reaping worker processes.
 
 use std::fs::File;
+use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::entry::{BAD_START, MARKER};
@@ -24,7 +24,7 @@ pub(crate) struct SpawnConfig {
 /// A running worker process and the parent's ends of its two pipes.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    child: Child,
+    process: sys::Process,
     pub(crate) pid: u32,
     pub(crate) tasks: File,
     pub(crate) results: File,
@@ -55,16 +55,8 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
         sys::pipe().map_err(|e| spawn_error(format!("cannot create a pipe: {e}")))?;
     let keep = [task_read.as_raw_fd(), result_write.as_raw_fd()];
 
-    let mut command = Command::new("/proc/self/exe");
-    command
-        .env(
-            MARKER,
-            format!("v1:{}:{}:{:032x}", keep[0], keep[1], config.token),
-        )
-        .stdin(Stdio::null());
-    sys::prepare_child(&mut command, keep);
-    let child = command
-        .spawn()
+    let marker = format!("{MARKER}=v1:{}:{}:{:032x}", keep[0], keep[1], config.token);
+    let process = sys::spawn_process(marker.as_bytes(), keep)
         .map_err(|e| spawn_error(format!("cannot start /proc/self/exe: {e}")))?;
     // The child has its copies; the parent keeps only its own ends, so that
     // it sees end of file when the worker dies.
@@ -72,8 +64,8 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
     drop(result_write);
 
     let mut worker = Worker {
-        pid: child.id(),
-        child,
+        pid: process.id(),
+        process,
         tasks: File::from(task_write),
         results: File::from(result_read),
         scratch: Vec::new(),
@@ -200,30 +192,35 @@ impl Worker {
 
     /// Kills the worker (if it still runs) and reaps it.
     pub(crate) fn kill_and_reap(mut self) -> Exit {
-        let _ = self.child.kill();
-        exit_of(self.child.wait().ok())
+        self.process.kill();
+        exit_of(self.process.wait().ok())
     }
 
     /// Reaps a worker that is exiting by itself (its pipe closed, or it was
     /// told to stop). If it has not exited within `grace`, it is killed.
     pub(crate) fn reap(mut self, grace: Duration) -> Exit {
         drop(self.tasks);
+        // The worker exits when it reads end of file, and its end of the
+        // result pipe closes as it does (it is close-on-exec in the worker,
+        // so no program a task started holds it): wait for that end of
+        // file, then for the exit that follows at once.
         let deadline = Instant::now() + grace;
+        let mut drain = [0u8; 512];
         loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return exit_of(Some(status)),
-                Ok(None) if Instant::now() < deadline => {
-                    // The worker's pipe is closed, so it is in its last
-                    // steps; poll briefly rather than block forever on a
-                    // process that might not exit.
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    return exit_of(self.child.wait().ok());
-                }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match sys::wait_readable(&self.results, Some(left)) {
+                Ok(true) => match self.results.read(&mut drain) {
+                    Ok(0) => return exit_of(self.process.wait().ok()),
+                    // Bytes nobody asked for: keep draining until the end.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                },
+                Ok(false) | Err(_) => break,
             }
         }
+        self.process.kill();
+        exit_of(self.process.wait().ok())
     }
 }
 
