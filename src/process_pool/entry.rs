@@ -164,18 +164,20 @@ fn serve(value: &str) -> Result<(), String> {
         }
     }
 
+    // Both buffers live as long as the worker, so that a run of large
+    // tasks does not map and fault in fresh memory for every one.
+    let mut payload = Vec::new();
     let mut out = Vec::new();
     loop {
-        let frame = match wire::read_frame(&mut tasks, max_frame) {
-            Ok(frame) => frame,
+        let message = match wire::read_frame_into(&mut tasks, max_frame, &mut payload) {
+            Ok(message) => message,
             // The parent closed the pipe: shut down, or it died.
             Err(WireError::Closed) => return Ok(()),
             Err(e) => return Err(format!("its parent sent a bad frame: {e}")),
         };
-        let Message::Task { call, func, count } = frame.message else {
+        let Message::Task { call, func, count } = message else {
             return Err(format!(
-                "its parent sent an unexpected message: {:?}",
-                frame.message
+                "its parent sent an unexpected message: {message:?}"
             ));
         };
         out.clear();
@@ -183,7 +185,7 @@ fn serve(value: &str) -> Result<(), String> {
         // SAFETY: `call` is the offset of a `trampoline::<A, R>` the parent
         // took the address of, in this same executable (checked above).
         let trampoline = unsafe { sys::trampoline_at(sys::address_at(call)) };
-        trampoline(sys::address_at(func), &frame.payload, &mut out);
+        trampoline(sys::address_at(func), &payload, &mut out);
         let done = Message::Done {
             count,
             elapsed_nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),

@@ -152,6 +152,73 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Asks for a pipe buffer of `bytes` (rounded up to pages by the kernel).
+/// Best effort: an unprivileged process may not go over
+/// `/proc/sys/fs/pipe-max-size` (1 MiB by default), and a smaller buffer
+/// only costs speed.
+pub(crate) fn enlarge_pipe(fd: &impl AsRawFd, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fcntl(F_SETPIPE_SZ)` takes an integer and changes only the
+        // buffer size of the pipe `fd` refers to; failure is a plain error
+        // return, which we ignore.
+        unsafe {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, bytes);
+}
+
+/// The size from which a protocol buffer asks for transparent huge pages.
+const HUGE_BUFFER: usize = 4 << 20;
+
+/// Reserves room for `additional` more bytes in `buffer`. A buffer that
+/// this makes large (a big argument or result on its way through a pipe)
+/// is advised to use transparent huge pages: filling 64 MiB of fresh 4 KiB
+/// pages costs 16 384 page faults, which otherwise take most of the time a
+/// large payload spends in the pool.
+#[inline]
+pub(crate) fn reserve(buffer: &mut Vec<u8>, additional: usize) {
+    if buffer.capacity() - buffer.len() < additional {
+        reserve_more(buffer, additional);
+    }
+}
+
+#[cold]
+fn reserve_more(buffer: &mut Vec<u8>, additional: usize) {
+    let (before, capacity) = (buffer.as_ptr(), buffer.capacity());
+    buffer.reserve(additional);
+    let moved = buffer.as_ptr() != before || buffer.capacity() != capacity;
+    if moved && buffer.capacity() >= HUGE_BUFFER {
+        let spare = buffer.spare_capacity_mut();
+        advise_huge_pages(spare.as_ptr() as usize, spare.len());
+    }
+}
+
+/// `madvise(MADV_HUGEPAGE)` over the whole pages inside `start..start+len`.
+fn advise_huge_pages(start: usize, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let first = start.next_multiple_of(PAGE);
+        let end = (start + len) & !(PAGE - 1);
+        if end > first {
+            // SAFETY: `first..end` lies inside the caller's allocation (the
+            // spare capacity of a vector), rounded inwards to whole pages.
+            // The advice changes how the kernel backs those pages, never
+            // their contents or who may use them; a refusal (no THP
+            // support) is an error return, which we ignore.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, len);
+}
+
 /// A worker process started by [`spawn_process`], not yet reaped unless
 /// [`Process::wait`] or [`Process::try_wait`] said so.
 #[derive(Debug)]

@@ -24,6 +24,8 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use super::sys;
+
 /// The protocol version; both sides must agree exactly.
 pub(crate) const VERSION: u32 = 1;
 
@@ -161,6 +163,19 @@ pub(crate) fn write_frame(
 /// Reads one frame; [`WireError::Closed`] on end of file before its first
 /// byte.
 pub(crate) fn read_frame(reader: &mut impl Read, max: u32) -> Result<Frame, WireError> {
+    let mut payload = Vec::new();
+    let message = read_frame_into(reader, max, &mut payload)?;
+    Ok(Frame { message, payload })
+}
+
+/// Reads one frame like [`read_frame`], its payload into `payload`, whose
+/// allocation is reused when it fits (a worker's tasks, one after another).
+/// A buffer much larger than the frame is given back rather than kept.
+pub(crate) fn read_frame_into(
+    reader: &mut impl Read,
+    max: u32,
+    payload: &mut Vec<u8>,
+) -> Result<Message, WireError> {
     let mut prefix = [0u8; 4];
     let got = read_full(reader, &mut prefix)?;
     if got == 0 {
@@ -177,16 +192,58 @@ pub(crate) fn read_frame(reader: &mut impl Read, max: u32) -> Result<Frame, Wire
         });
     }
     let len = len as usize;
-    let mut body = vec![0u8; len];
-    let got = read_full(reader, &mut body)?;
-    if got < len {
+    payload.clear();
+    if payload.capacity() > 2 * len.max(64 * 1024) {
+        *payload = Vec::new();
+    }
+    // The header is a few bytes: read it first, then the payload straight
+    // into its buffer, so that a large payload is neither zeroed before the
+    // read nor moved after it.
+    let mut head = [0u8; HEAD_GUESS];
+    let first = len.min(HEAD_GUESS);
+    let got = read_full(reader, &mut head[..first])?;
+    if got < first {
         return Err(WireError::Truncated {
             got: got + 4,
             expected: len + 4,
         });
     }
-    decode_body(body)
+    let header = match postcard::take_from_bytes::<Message>(&head[..first]) {
+        Ok((message, rest)) => {
+            sys::reserve(payload, len - (first - rest.len()));
+            payload.extend_from_slice(rest);
+            Some(message)
+        }
+        // A header longer than the guess (a long reason string): read the
+        // whole body and split it.
+        Err(_) if first < len => {
+            sys::reserve(payload, len);
+            payload.extend_from_slice(&head[..first]);
+            None
+        }
+        Err(e) => return Err(WireError::Malformed(e.to_string())),
+    };
+    let rest = (len - first) as u64;
+    let got = reader.take(rest).read_to_end(payload)? as u64;
+    if got < rest {
+        return Err(WireError::Truncated {
+            got: first + got as usize + 4,
+            expected: len + 4,
+        });
+    }
+    match header {
+        Some(message) => Ok(message),
+        None => {
+            let frame = decode_body(std::mem::take(payload))?;
+            *payload = frame.payload;
+            Ok(frame.message)
+        }
+    }
 }
+
+/// How many bytes of a frame [`read_frame`] reads before it tries to decode
+/// the header; every header but one carrying a long text fits.
+const HEAD_GUESS: usize = 128;
 
 /// Splits a frame's body into its message and its payload.
 pub(crate) fn decode_body(mut body: Vec<u8>) -> Result<Frame, WireError> {
@@ -246,12 +303,18 @@ struct Append<'a>(&'a mut Vec<u8>);
 impl postcard::ser_flavors::Flavor for Append<'_> {
     type Output = ();
 
+    #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.0.len() == self.0.capacity() {
+            grow(self.0);
+        }
         self.0.push(byte);
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        sys::reserve(self.0, bytes.len());
         self.0.extend_from_slice(bytes);
         Ok(())
     }
@@ -259,6 +322,12 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
     }
+}
+
+/// Doubles a full buffer (out of line: the byte-at-a-time path stays small).
+#[cold]
+fn grow(buffer: &mut Vec<u8>) {
+    sys::reserve(buffer, buffer.capacity().max(64));
 }
 
 /// Reads the payload's items back one by one.
