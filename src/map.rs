@@ -82,11 +82,36 @@ impl<R> ChunkOutput<R> {
 /// How a pool runs a chunk of a [`Map`].
 pub(crate) trait ChunkRunner<T, R>: Send {
     /// Submits `items` as one task.
-    fn run_chunk(&self, items: Vec<T>) -> Future<ChunkOutput<R>>;
+    fn run_chunk(&self, items: Vec<T>) -> Submitted<R>;
     /// How long one automatic chunk should take on a worker.
     fn target_chunk_time(&self) -> Duration;
     /// The number of chunks to keep in flight by default.
     fn default_window(&self) -> usize;
+}
+
+/// A chunk handed to a pool.
+pub(crate) struct Submitted<R> {
+    /// Its output, once a worker has run it.
+    pub(crate) future: Future<ChunkOutput<R>>,
+    /// Runs the chunk on the calling thread instead, for a pool that allows
+    /// it; called only after cancelling `future` succeeded, so no worker
+    /// has started the chunk or ever will.
+    pub(crate) inline: Option<Box<dyn FnOnce() -> ChunkOutput<R> + Send>>,
+}
+
+impl<R> From<Future<ChunkOutput<R>>> for Submitted<R> {
+    fn from(future: Future<ChunkOutput<R>>) -> Self {
+        Submitted {
+            future,
+            inline: None,
+        }
+    }
+}
+
+/// A chunk in flight and the number of items in it.
+struct InFlight<R> {
+    len: usize,
+    chunk: Submitted<R>,
 }
 
 /// How many items a [`Map`] hands to a worker at a time.
@@ -158,8 +183,8 @@ pub struct Map<I: Iterator, R> {
     runner: Box<dyn ChunkRunner<I::Item, R>>,
     chunksize: Chunksize,
     window: usize,
-    /// Chunks in flight, oldest first, with the number of items in each.
-    in_flight: VecDeque<(usize, Future<ChunkOutput<R>>)>,
+    /// Chunks in flight, oldest first.
+    in_flight: VecDeque<InFlight<R>>,
     /// Values of the current chunk not yet yielded.
     values: std::vec::IntoIter<R>,
     /// Failures of the current chunk not yet yielded.
@@ -276,8 +301,8 @@ impl<I: Iterator, R> Map<I, R> {
                 break;
             }
             let len = chunk.len();
-            let future = self.runner.run_chunk(chunk);
-            self.in_flight.push_back((len, future));
+            let chunk = self.runner.run_chunk(chunk);
+            self.in_flight.push_back(InFlight { len, chunk });
         }
     }
 
@@ -317,8 +342,8 @@ impl<I: Iterator, R> Map<I, R> {
     fn stop(&mut self) {
         self.finished = true;
         self.input_done = true;
-        for (_, future) in self.in_flight.drain(..) {
-            future.cancel();
+        for in_flight in self.in_flight.drain(..) {
+            in_flight.chunk.future.cancel();
         }
     }
 }
@@ -352,10 +377,24 @@ impl<I: Iterator, R> Map<I, R> {
                 return None;
             }
             self.refill();
-            let Some((len, future)) = self.in_flight.pop_front() else {
+            let Some(InFlight { len, chunk }) = self.in_flight.pop_front() else {
                 self.finished = true;
                 return None;
             };
+            let Submitted { future, inline } = chunk;
+            // A chunk no worker has started yet is run here rather than
+            // waited for: the consumer would otherwise sit idle (or spin)
+            // while the workers are busy with later chunks. Not under a
+            // timeout, which the consumer must stay free to watch.
+            if let Some(run) = inline {
+                if self.timeout.is_none() && future.cancel() {
+                    let output = run();
+                    self.observe(output.len(), output.elapsed);
+                    self.set_current(output);
+                    self.refill();
+                    continue;
+                }
+            }
             let deadline = self
                 .timeout
                 .and_then(|timeout| self.created.checked_add(timeout));
@@ -412,7 +451,11 @@ impl<I: Iterator, R> Iterator for Map<I, R> {
         }
         let held = self.values.len()
             + self.failures.len()
-            + self.in_flight.iter().map(|(len, _)| len).sum::<usize>();
+            + self
+                .in_flight
+                .iter()
+                .map(|in_flight| in_flight.len)
+                .sum::<usize>();
         let (low, high) = self.input.size_hint();
         (
             held.saturating_add(low),

@@ -26,7 +26,7 @@ use serde::Serialize;
 pub use builder::ProcessPoolBuilder;
 
 use crate::future::Promise;
-use crate::map::{ChunkOutput, ChunkRunner, Map};
+use crate::map::{ChunkRunner, Map, Submitted};
 use crate::{Error, Future};
 use dispatch::{ChunkJob, Shared, SingleJob};
 
@@ -417,13 +417,13 @@ where
     A: Serialize + Send + 'static,
     R: DeserializeOwned + Send + 'static,
 {
-    fn run_chunk(&self, items: Vec<A>) -> Future<ChunkOutput<R>> {
+    fn run_chunk(&self, items: Vec<A>) -> Submitted<R> {
         let (promise, future) = Promise::new();
         let (call, func) = match &self.addresses {
             Ok(addresses) => *addresses,
             Err(error) => {
                 promise.complete(Err(error.clone()));
-                return future;
+                return future.into();
             }
         };
         let len = items.len();
@@ -450,7 +450,9 @@ where
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);
         }
-        future
+        // Chunks run in workers only, never in the parent: that is what
+        // the pool is for.
+        future.into()
     }
 
     fn target_chunk_time(&self) -> Duration {

@@ -11,10 +11,12 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 pub use builder::ThreadPoolBuilder;
 
 use crate::future::Promise;
-use crate::map::{ChunkOutput, ChunkRunner, Map};
+use crate::map::{ChunkOutput, ChunkRunner, Map, Submitted};
 use crate::queue::WorkQueue;
 use crate::Future;
 use worker::{Initializer, Shared, Task, Threads};
@@ -350,17 +352,30 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    fn run_chunk(&self, items: Vec<T>) -> Future<ChunkOutput<R>> {
-        let f = Arc::clone(&self.f);
+    fn run_chunk(&self, items: Vec<T>) -> Submitted<R> {
+        // The items go to whichever runs the chunk: a worker, or the
+        // consumer after cancelling the job (see `Map`), never both.
+        let items = Arc::new(Mutex::new(Some(items)));
         let (promise, future) = Promise::new();
         let job = Task {
-            f: move || ChunkOutput::run(items, |item| f(item)),
+            f: {
+                let (f, items) = (Arc::clone(&self.f), Arc::clone(&items));
+                move || ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))
+            },
             promise,
         };
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);
         }
-        future
+        // A pool with an initializer may have prepared its threads for the
+        // tasks (thread-local state); its chunks run on its threads only.
+        let inline = self.shared.initializer.is_none().then(|| {
+            let f = Arc::clone(&self.f);
+            Box::new(move || {
+                ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))
+            }) as Box<dyn FnOnce() -> ChunkOutput<R> + Send>
+        });
+        Submitted { future, inline }
     }
 
     fn target_chunk_time(&self) -> Duration {
