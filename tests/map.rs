@@ -354,3 +354,76 @@ fn fixed_and_automatic_chunks_give_the_same_results_over_100_000_items() {
         assert!(results == expected, "{chunksize:?} gave wrong results");
     }
 }
+
+/// While it waits for a chunk that no worker has started, the consumer
+/// runs that chunk itself: a map goes on even when every worker is busy.
+#[test]
+fn the_consumer_runs_chunks_no_worker_has_started() {
+    let pool = ThreadPoolExecutor::new(1);
+    let (busy, release) = hold_the_worker(&pool);
+    let consumer = std::thread::current().id();
+    let ran_here = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ran_here);
+    let doubled: Vec<u64> = pool
+        .map(
+            move |x: u64| {
+                if std::thread::current().id() == consumer {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                x * 2
+            },
+            0..100,
+        )
+        .chunksize(fixed(10))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(doubled, (0..100).map(|x| x * 2).collect::<Vec<u64>>());
+    assert_eq!(
+        ran_here.load(Ordering::SeqCst),
+        100,
+        "the one worker was busy throughout"
+    );
+    release.send(()).unwrap();
+    busy.result().unwrap();
+}
+
+/// A pool with an initializer may have prepared its threads for its tasks,
+/// so its chunks run on those threads only, never on the consumer.
+#[test]
+fn with_an_initializer_chunks_run_on_pool_threads_only() {
+    let pool = ThreadPoolExecutor::builder()
+        .max_workers(2)
+        .thread_name_prefix("prepared")
+        .initializer(|| -> Result<(), String> { Ok(()) })
+        .build()
+        .unwrap();
+    let names: Vec<String> = pool
+        .map(
+            |_: u32| std::thread::current().name().unwrap_or("").to_owned(),
+            0..1000,
+        )
+        .chunksize(fixed(10))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        names.iter().all(|name| name.starts_with("prepared")),
+        "ran elsewhere: {:?}",
+        names.iter().find(|name| !name.starts_with("prepared"))
+    );
+}
+
+/// Under a time limit the consumer only waits, so that it notices the
+/// limit: a map whose one worker is busy times out rather than running its
+/// chunks on the consumer.
+#[test]
+fn under_a_timeout_the_consumer_does_not_run_chunks() {
+    let pool = ThreadPoolExecutor::new(1);
+    let (busy, release) = hold_the_worker(&pool);
+    let mut map = pool
+        .map(|x: u64| x, 0..10)
+        .timeout(Duration::from_millis(50));
+    assert!(matches!(map.next(), Some(Err(Error::Timeout(_)))));
+    assert!(map.next().is_none());
+    release.send(()).unwrap();
+    busy.result().unwrap();
+}

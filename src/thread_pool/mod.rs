@@ -193,6 +193,15 @@ impl ThreadPoolExecutor {
     /// [`Map::chunksize`] fixes the size, [`Map::window`] the number in
     /// flight. Dropping the iterator cancels the chunks not yet started.
     ///
+    /// The thread that iterates helps: when the next chunk it needs has not
+    /// been started by any worker, it runs that chunk itself instead of
+    /// waiting (as a rayon caller does). `f` may therefore run on the
+    /// calling thread. It never does in a pool with an
+    /// [initializer](ThreadPoolBuilder::initializer), whose threads may hold
+    /// state the tasks rely on, nor under [`Map::timeout`], which the
+    /// consumer must stay free to watch; [`submit`](Self::submit) always
+    /// runs on the pool.
+    ///
     /// # Examples
     ///
     /// ```
