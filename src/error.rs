@@ -91,6 +91,12 @@ pub enum Error {
     },
 
     /// A value could not be encoded to travel to or from a worker process.
+    ///
+    /// The reason is the wire format's: over the frame limit, a sequence
+    /// without a known length, a serde impl that needs a self-describing
+    /// format. When the value's own `Serialize` or `Deserialize` impl
+    /// returns an error, the reason says so, but not that error's message:
+    /// postcard, the wire format, does not keep it.
     #[error("could not encode the {what}: {reason}")]
     Encode {
         /// Which value: `"argument"` or `"result"`.

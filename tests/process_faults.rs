@@ -4,6 +4,11 @@
 //! their parent); and a worker started with a marker that does not check
 //! out.
 //!
+//! Random kills during a long `map`, a stack overflow, a pool dropped while
+//! its tasks run and a parent killed while its workers are inside a task
+//! are in `tests/fault_injection.rs`; hand-made bad frames on the pipes in
+//! `tests/bad_input.rs`.
+//!
 //! The workers are this very test binary, re-executed. Tests that need a
 //! process of their own run this binary again with `--exact child_helper`
 //! and tell the helper what to do through an environment variable.
@@ -20,7 +25,7 @@ use std::time::{Duration, Instant};
 use concurrent_futures::{Chunksize, Error, ProcessPoolExecutor};
 
 mod common;
-use common::{wait_for, TempDir};
+use common::{fd_count, is_our_child, proc_stat, wait_for, wait_for_workers, TempDir};
 
 // ---------------------------------------------------------------- helpers
 
@@ -40,39 +45,6 @@ fn block_on_tag((dir, x, tag): (String, u64, u64)) -> u64 {
 
 fn own_pid(_: ()) -> u32 {
     std::process::id()
-}
-
-/// State, parent and start time of process `pid`, from `/proc/<pid>/stat`.
-fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    Some((
-        state,
-        fields.get(1)?.parse().ok()?,
-        fields.get(19)?.parse().ok()?,
-    ))
-}
-
-/// Whether `pid` is a child of this process (running, or a zombie not yet
-/// reaped).
-fn is_our_child(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|(_, parent, _)| parent == std::process::id())
-}
-
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("list /proc/self/fd")
-        .count()
-}
-
-fn wait_for_workers(pool: &ProcessPoolExecutor) -> Vec<u32> {
-    let all_up = wait_for(
-        || pool.worker_pids().len() == pool.max_workers(),
-        Duration::from_secs(10),
-    );
-    assert!(all_up, "the workers did not start within 10 s");
-    pool.worker_pids()
 }
 
 // ---------------------------------------------------------- worker death
@@ -320,23 +292,12 @@ const HELPER: &str = "CF_PROCESS_FAULTS_TEST_HELPER";
 
 /// Starts this test binary again, running only [`child_helper`] in `mode`.
 fn helper_command(mode: &str) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
-    command
-        .args(["--exact", "child_helper", "--ignored", "--nocapture"])
-        .env(HELPER, mode);
-    command
+    common::helper_command(HELPER, mode)
 }
 
 /// Runs [`child_helper`] in `mode` to its end and checks that it passed.
 fn run_helper(mode: &str) {
-    let output = helper_command(mode).output().expect("run the helper");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("HELPER-PASSED"),
-        "helper {mode} failed ({}):\n{stdout}\n{stderr}",
-        output.status
-    );
+    common::run_helper(HELPER, mode);
 }
 
 /// A test that runs only in a process of its own, started by another test:

@@ -558,6 +558,104 @@ fn in_a_map_only_the_item_that_fails_to_encode_fails() {
     }
 }
 
+/// A number that refuses to be decoded when it is 13, with its own reason.
+#[derive(Debug, PartialEq, Serialize)]
+struct Picky(u32);
+
+impl<'de> Deserialize<'de> for Picky {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u32::deserialize(deserializer)? {
+            13 => Err(serde::de::Error::custom("Picky refuses 13")),
+            x => Ok(Picky(x)),
+        }
+    }
+}
+
+fn count_picky(x: Picky) -> u32 {
+    CALLS.fetch_add(1, Ordering::SeqCst);
+    x.0
+}
+
+fn make_picky(x: u32) -> Picky {
+    Picky(x)
+}
+
+#[test]
+fn in_a_map_only_the_item_that_fails_to_decode_fails() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let pid = pool.submit(own_pid, ()).result().unwrap();
+    // The argument, in the worker: item 13 fails, its chunk mates run.
+    let results: Vec<_> = pool
+        .map(count_picky, (10..20).map(Picky))
+        .chunksize(fixed(5))
+        .collect();
+    for (x, outcome) in (10..20u32).zip(&results) {
+        if x == 13 {
+            assert!(is_decode(outcome, "argument"), "{outcome:?}");
+        } else {
+            assert_eq!(outcome, &Ok(x));
+        }
+    }
+    assert_eq!(pool.submit(calls, ()).result(), Ok(9), "13 never ran");
+    // The result, in the parent: item 13 fails, its chunk mates arrive.
+    let results: Vec<_> = pool.map(make_picky, 10..20).chunksize(fixed(5)).collect();
+    for (x, outcome) in (10..20u32).zip(&results) {
+        if x == 13 {
+            assert!(is_decode(outcome, "result"), "{outcome:?}");
+        } else {
+            assert_eq!(outcome, &Ok(Picky(x)));
+        }
+    }
+    assert_eq!(pool.worker_pids(), [pid], "no worker was replaced");
+}
+
+/// The design asks an encoding or decoding error to say which value and
+/// why. When the why is the value's own serde impl, the error says so; the
+/// impl's own message is lost on the way (postcard, the wire format, keeps
+/// none), so the error says that too.
+#[test]
+fn encode_and_decode_errors_say_which_value_and_why() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    fn says<T>(outcome: &Result<T, Error>, which: &str, why: &str) -> bool {
+        match outcome {
+            Err(Error::Encode { what, reason } | Error::Decode { what, reason }) => {
+                *what == which && reason.contains(why)
+            }
+            _ => false,
+        }
+    }
+    let outcome = pool.submit(count_unlucky, Unlucky(13)).result();
+    assert!(says(&outcome, "argument", "Serialize impl"), "{outcome:?}");
+    let outcome = pool.submit(make_unlucky, 13).result();
+    assert!(says(&outcome, "result", "Serialize impl"), "{outcome:?}");
+    let outcome = pool.submit(count_picky, Picky(13)).result();
+    assert!(
+        says(&outcome, "argument", "Deserialize impl"),
+        "{outcome:?}"
+    );
+    let outcome = pool.submit(make_picky, 13).result();
+    assert!(says(&outcome, "result", "Deserialize impl"), "{outcome:?}");
+    // A value whose serde impl needs a self-describing format.
+    let outcome = pool.submit(count_untagged, Untagged::Number(7)).result();
+    assert!(says(&outcome, "argument", "self-describing"), "{outcome:?}");
+}
+
+/// An untagged enum deserializes through `deserialize_any`, which postcard
+/// cannot offer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Untagged {
+    Number(u32),
+    Text(String),
+}
+
+fn count_untagged(value: Untagged) -> u32 {
+    match value {
+        Untagged::Number(n) => n,
+        Untagged::Text(text) => text.len() as u32,
+    }
+}
+
 #[test]
 fn a_message_over_the_size_limit_fails_its_task_and_the_pool_goes_on() {
     let pool = ProcessPoolExecutor::builder()

@@ -287,7 +287,21 @@ fn replace_worker(shared: &Shared, slot: usize) -> Option<Worker> {
 
 /// Starts a worker for `slot`, or breaks the pool if it cannot.
 fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
-    match spawn::spawn(&shared.config.spawn) {
+    // A worker killed from outside while it starts (say, by the
+    // out-of-memory killer) is no reason to break the pool: try again,
+    // a few times. An initializer that fails breaks it at once, as in
+    // Python.
+    const ATTEMPTS: usize = 3;
+    let mut outcome = spawn::spawn(&shared.config.spawn);
+    for _ in 1..ATTEMPTS {
+        match outcome {
+            Err(Error::Spawn { .. }) if !shared.stopping() => {
+                outcome = spawn::spawn(&shared.config.spawn);
+            }
+            _ => break,
+        }
+    }
+    match outcome {
         Ok(worker) => {
             shared.set_pid(slot, Some(worker.pid));
             Some(worker)
@@ -430,7 +444,7 @@ where
         Some(match tag {
             outcome::OK => postcard::from_bytes::<R>(bytes).map_err(|e| Error::Decode {
                 what: "result",
-                reason: e.to_string(),
+                reason: wire::why(&e),
             }),
             outcome::PANICKED => Err(match postcard::from_bytes::<PanicInfo>(bytes) {
                 Ok(info) => Error::Panicked {

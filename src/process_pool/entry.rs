@@ -245,7 +245,7 @@ where
                 let arg = match postcard::from_bytes::<A>(bytes) {
                     Ok(arg) => arg,
                     Err(e) => {
-                        wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
+                        wire::push_outcome(out, outcome::BAD_ARGUMENT, wire::why(&e).as_bytes());
                         continue;
                     }
                 };

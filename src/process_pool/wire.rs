@@ -282,7 +282,7 @@ pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resul
             u32::try_from(len)
                 .map_err(|_| format!("{len} bytes is over the 4 GiB an item may have"))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(why(&e)),
     };
     match outcome {
         Ok(len) => {
@@ -294,6 +294,28 @@ pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resul
             Err(reason)
         }
     }
+}
+
+/// Why a value failed to encode or decode, in words a user can act on.
+pub(crate) fn why(error: &postcard::Error) -> String {
+    use postcard::Error as E;
+    let text = match error {
+        E::SerdeSerCustom => {
+            "its Serialize impl returned an error (postcard, the wire format, \
+             does not keep that error's message)"
+        }
+        E::SerdeDeCustom => {
+            "its Deserialize impl returned an error (postcard, the wire format, \
+             does not keep that error's message)"
+        }
+        E::WontImplement => {
+            "its serde impl needs a self-describing format (`deserialize_any`: \
+             untagged or flattened enums, `serde_json::Value` and the like), \
+             which postcard, the wire format, is not"
+        }
+        other => return other.to_string(),
+    };
+    String::from(text)
 }
 
 /// A postcard output that appends to an existing buffer, a byte or a slice

@@ -5,6 +5,7 @@
 
 use std::fmt::Display;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -107,4 +108,82 @@ pub(crate) fn wait_for(mut condition: impl FnMut() -> bool, limit: Duration) -> 
         std::thread::park_timeout(Duration::from_millis(1));
     }
     true
+}
+
+// ------------------------------------------------- processes, from /proc
+
+/// State, parent and start time of process `pid`, from `/proc/<pid>/stat`.
+pub(crate) fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    Some((
+        state,
+        fields.get(1)?.parse().ok()?,
+        fields.get(19)?.parse().ok()?,
+    ))
+}
+
+/// Whether `pid` is a child of this process (running, or a zombie not yet
+/// reaped).
+pub(crate) fn is_our_child(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(_, parent, _)| parent == std::process::id())
+}
+
+/// Every child of this process, running or a zombie, from a scan of
+/// `/proc`. Only meaningful in a process where no other test starts
+/// children (a helper process).
+pub(crate) fn our_children() -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .expect("list /proc")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| proc_stat(pid).is_some_and(|(_, parent, _)| parent == me))
+        .collect()
+}
+
+/// The number of descriptors this process has open.
+pub(crate) fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .count()
+}
+
+/// Waits (10 s at most) until every worker of `pool` has started; their
+/// pids.
+#[cfg(target_os = "linux")]
+pub(crate) fn wait_for_workers(pool: &concurrent_futures::ProcessPoolExecutor) -> Vec<u32> {
+    let all_up = wait_for(
+        || pool.worker_pids().len() == pool.max_workers(),
+        Duration::from_secs(10),
+    );
+    assert!(all_up, "the workers did not start within 10 s");
+    pool.worker_pids()
+}
+
+// ------------------------------------------------------ helper processes
+
+/// This test binary again, running only its `#[ignore]`d test named
+/// `child_helper`, with `var=mode` in its environment to say what to do.
+/// Tests that need a process of their own (descriptor counts, killing the
+/// parent of a pool) use it.
+pub(crate) fn helper_command(var: &str, mode: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command
+        .args(["--exact", "child_helper", "--ignored", "--nocapture"])
+        .env(var, mode);
+    command
+}
+
+/// Runs the helper in `mode` to its end and checks that it passed: it
+/// exited successfully and printed `HELPER-PASSED`.
+pub(crate) fn run_helper(var: &str, mode: &str) {
+    let output = helper_command(var, mode).output().expect("run the helper");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("HELPER-PASSED"),
+        "helper {mode} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
 }
