@@ -1,24 +1,66 @@
 //! The small harness the benches share: interleaved sampling, medians, the
-//! table.
+//! table, and the scoreboard lines.
 //!
 //! Every workload runs each implementation once to warm up, then a number
-//! of times (`SAMPLES` by default), the implementations interleaved sample
-//! by sample so that a noisy neighbour hurts them alike. The table shows
-//! the median, the time per task or item (or the rate, for bytes), and the
-//! ratio to our crate's median time per unit (above 1 means slower than
-//! ours).
+//! of times ([`samples`]), the implementations interleaved sample by sample
+//! so that a noisy neighbour hurts them alike. The table shows the median,
+//! the time per task or item (or the rate, for bytes), and the ratio to our
+//! crate's median time per unit (above 1 means slower than ours).
+//!
+//! Each bench ends with its lines of the project's scoreboard ([`Score`],
+//! [`report`]): `benches/scoreboard` runs every bench with
+//! [`SCOREBOARD_VAR`] naming a file, collects the lines the benches append
+//! to it and prints them as one table.
 //!
 //! Included by each bench with `#[path = "harness.rs"] mod harness;`; a
 //! bench need not use every item.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
+use std::fs::OpenOptions;
+use std::io::Write as _;
 use std::time::Instant;
 
-/// Timed runs per implementation, after one warm-up run.
+/// Timed runs per implementation, after one warm-up run, unless
+/// [`SAMPLES_VAR`] says otherwise.
 pub const SAMPLES: usize = 9;
+
+/// Timed runs of each Python peer, unless [`PYTHON_SAMPLES_VAR`] says
+/// otherwise.
+pub const PYTHON_SAMPLES: usize = 5;
+
+/// The environment variable that overrides [`SAMPLES`]
+/// (`benches/scoreboard --quick` sets it).
+pub const SAMPLES_VAR: &str = "CONCURRENT_FUTURES_BENCH_SAMPLES";
+
+/// The environment variable that overrides [`PYTHON_SAMPLES`].
+pub const PYTHON_SAMPLES_VAR: &str = "CONCURRENT_FUTURES_BENCH_PYTHON_SAMPLES";
+
+/// The environment variable naming the file that [`report`] appends this
+/// run's rows and scoreboard lines to (tab-separated).
+pub const SCOREBOARD_VAR: &str = "CONCURRENT_FUTURES_SCOREBOARD";
 
 /// The prefix of our crate's rows, which every row is compared with.
 pub const OURS: &str = "concurrent_futures";
+
+/// Timed runs per implementation: [`SAMPLES`] or [`SAMPLES_VAR`].
+pub fn samples() -> usize {
+    count_from_env(SAMPLES_VAR, SAMPLES)
+}
+
+/// Timed runs of each Python peer: [`PYTHON_SAMPLES`] or
+/// [`PYTHON_SAMPLES_VAR`].
+pub fn python_samples() -> usize {
+    count_from_env(PYTHON_SAMPLES_VAR, PYTHON_SAMPLES)
+}
+
+fn count_from_env(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
 
 /// What a workload counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,15 +131,25 @@ impl Row {
     pub fn rate(&self) -> f64 {
         self.units as f64 / self.median
     }
+
+    /// The median per unit as the tables show it: `1.76 µs/task`, or the
+    /// rate for bytes, `0.24 GB/s`.
+    pub fn per_unit_text(&self) -> String {
+        match self.unit {
+            Unit::Per(unit) => format!("{}/{}", human(self.per_unit()), unit),
+            Unit::Bytes => format!("{:.2} GB/s", self.rate() / 1e9),
+        }
+    }
 }
 
-/// Warms every candidate up, then times `SAMPLES` runs of each, interleaved.
+/// Warms every candidate up, then times [`samples`] runs of each,
+/// interleaved.
 pub fn measure(
     workload: &'static str,
     unit: &'static str,
     candidates: Vec<Candidate<'_>>,
 ) -> Vec<Row> {
-    measure_with(SAMPLES, workload, Unit::Per(unit), candidates)
+    measure_with(samples(), workload, Unit::Per(unit), candidates)
 }
 
 /// Warms every candidate up, then times `samples` runs of each,
@@ -163,13 +215,6 @@ pub fn ours_per_unit(rows: &[Row], workload: &str) -> Option<f64> {
         .map(Row::per_unit)
 }
 
-/// The first row of the workload starting with `workload` whose name
-/// starts with `name`.
-pub fn find<'a>(rows: &'a [Row], workload: &str, name: &str) -> Option<&'a Row> {
-    rows.iter()
-        .find(|row| row.workload.starts_with(workload) && row.name.starts_with(name))
-}
-
 /// Adds `row` after the last row of its workload (at the end if none).
 pub fn insert_after_workload(rows: &mut Vec<Row>, row: Row) {
     let at = rows
@@ -177,15 +222,6 @@ pub fn insert_after_workload(rows: &mut Vec<Row>, row: Row) {
         .rposition(|other| other.workload == row.workload)
         .map_or(rows.len(), |i| i + 1);
     rows.insert(at, row);
-}
-
-/// `"MET"` or `"MISSED"`.
-pub fn met(ok: bool) -> &'static str {
-    if ok {
-        "MET"
-    } else {
-        "MISSED"
-    }
 }
 
 pub fn print_table(rows: &[Row]) {
@@ -227,10 +263,7 @@ pub fn print_table(rows: &[Row]) {
         } else {
             format!("{}..{}", human(row.min), human(row.max))
         };
-        let per_unit = match row.unit {
-            Unit::Per(unit) => format!("{}/{}", human(row.per_unit()), unit),
-            Unit::Bytes => format!("{:.2} GB/s", row.rate() / 1e9),
-        };
+        let per_unit = row.per_unit_text();
         println!(
             "{:<ww$} | {:<nw$} | {:>10} | {:>14} | {:>9} | {:>21}",
             row.workload,
@@ -241,6 +274,325 @@ pub fn print_table(rows: &[Row]) {
             spread,
             ww = workload_width,
             nw = name_width,
+        );
+    }
+}
+
+/// A figure with at most two decimals and no trailing zeros: `0.5`, `10`,
+/// `1.25`.
+pub fn plain(x: f64) -> String {
+    let text = format!("{x:.2}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_string()
+}
+
+/// A ratio with three significant figures or so: `12.3`, `1.23`, `0.123`,
+/// `0.0123`.
+pub fn ratio_figure(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else if x >= 0.1 {
+        format!("{x:.2}")
+    } else if x >= 0.01 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+/// A duration for a target, in the unit that suits it: `0.5 µs`, `5 ms`.
+pub fn plain_duration(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{} s", plain(seconds))
+    } else if seconds >= 1e-3 {
+        format!("{} ms", plain(seconds * 1e3))
+    } else if seconds >= 1e-6 {
+        format!("{} µs", plain(seconds * 1e6))
+    } else {
+        format!("{} ns", plain(seconds * 1e9))
+    }
+}
+
+/// What a scoreboard line is held to (DESIGN.md §5).
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// Nothing: the line only compares.
+    None,
+    /// Our median time per unit is at most this many seconds.
+    PerUnitAtMost(f64),
+    /// Our median rate is at least this many bytes per second.
+    RateAtLeast(f64),
+    /// Our median time per unit is at most this multiple of the first
+    /// peer's.
+    RatioAtMost(f64),
+    /// The first peer's median time (sequential Rust) is at least this
+    /// multiple of ours.
+    SpeedupAtLeast(f64),
+}
+
+/// How a scoreboard line came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Met,
+    Missed,
+    /// The line has no target.
+    NoTarget,
+    /// The target is relative to a peer this run could not measure.
+    NoPeer,
+}
+
+impl Verdict {
+    pub fn from_check(ok: bool) -> Verdict {
+        if ok {
+            Verdict::Met
+        } else {
+            Verdict::Missed
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Met => "MET",
+            Verdict::Missed => "MISSED",
+            Verdict::NoTarget => "-",
+            Verdict::NoPeer => "no peer",
+        }
+    }
+}
+
+/// One line of the project's scoreboard: what was measured, our median,
+/// the peers' medians, our ratio to the peer the line is judged by, the
+/// target and the verdict.
+#[derive(Clone, Debug)]
+pub struct Score {
+    /// The scoreboard's section: `thread pool`, `process pool`, …
+    pub section: &'static str,
+    pub what: String,
+    pub ours: String,
+    /// `label median` for each peer measured in this run.
+    pub peers: Vec<String>,
+    /// `0.26× rayon`: our time ÷ that peer's (below 1: we are faster), or
+    /// a speed-up.
+    pub ratio: String,
+    pub target: String,
+    pub verdict: Verdict,
+}
+
+/// Whether a row's `name` matches `pattern`: the name starts with the
+/// pattern's part before the first `*`, and contains its other `*`-separated
+/// parts, in order, after it.
+pub fn matches(name: &str, pattern: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(rest) = parts.next().and_then(|first| name.strip_prefix(first)) else {
+        return false;
+    };
+    let mut rest = rest;
+    for part in parts {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The scoreboard line for `workload` from this run's `rows`: ours is the
+/// row whose name [`matches`] `ours`; `peers` are `(pattern, label)`
+/// pairs, and the ratio is taken to the first of them that was measured
+/// (to the very first for a relative target). `None` if our row is
+/// missing.
+pub fn score(
+    rows: &[Row],
+    section: &'static str,
+    what: impl Into<String>,
+    workload: &str,
+    ours: &str,
+    peers: &[(&str, &str)],
+    target: Target,
+) -> Option<Score> {
+    let find = |pattern: &str| {
+        rows.iter()
+            .find(|row| row.workload == workload && matches(&row.name, pattern))
+    };
+    let our_row = find(ours)?;
+    let measured: Vec<(&Row, &str)> = peers
+        .iter()
+        .filter_map(|(prefix, label)| find(prefix).map(|row| (row, *label)))
+        .collect();
+    let judge = match target {
+        Target::RatioAtMost(_) | Target::SpeedupAtLeast(_) => peers
+            .first()
+            .and_then(|(prefix, label)| find(prefix).map(|row| (row, *label))),
+        _ => measured.first().copied(),
+    };
+    let ratio = judge.map(|(peer, _)| our_row.per_unit() / peer.per_unit());
+    let ratio_text = match (judge, ratio) {
+        (Some(_), Some(ratio)) if matches!(target, Target::SpeedupAtLeast(_)) => {
+            format!("{}× speed-up", ratio_figure(1.0 / ratio))
+        }
+        (Some((_, label)), Some(ratio)) => format!("{}× {label}", ratio_figure(ratio)),
+        _ => String::from("-"),
+    };
+    let first_label = peers.first().map_or("", |(_, label)| *label);
+    let (target_text, verdict) = match target {
+        Target::None => (String::from("-"), Verdict::NoTarget),
+        Target::PerUnitAtMost(seconds) => (
+            format!("≤ {}/{}", plain_duration(seconds), unit_name(our_row.unit)),
+            Verdict::from_check(our_row.per_unit() <= seconds),
+        ),
+        Target::RateAtLeast(rate) => (
+            format!("≥ {} GB/s", plain(rate / 1e9)),
+            Verdict::from_check(our_row.rate() >= rate),
+        ),
+        Target::RatioAtMost(most) => (
+            format!("≤ {}× {first_label}", plain(most)),
+            ratio.map_or(Verdict::NoPeer, |ratio| Verdict::from_check(ratio <= most)),
+        ),
+        Target::SpeedupAtLeast(least) => (
+            format!("≥ {}× speed-up", plain(least)),
+            ratio.map_or(Verdict::NoPeer, |ratio| {
+                Verdict::from_check(1.0 / ratio >= least)
+            }),
+        ),
+    };
+    Some(Score {
+        section,
+        what: what.into(),
+        ours: our_row.per_unit_text(),
+        peers: measured
+            .iter()
+            .map(|(row, label)| format!("{label} {}", row.per_unit_text()))
+            .collect(),
+        ratio: ratio_text,
+        target: target_text,
+        verdict,
+    })
+}
+
+fn unit_name(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Per(name) => name,
+        Unit::Bytes => "byte",
+    }
+}
+
+/// DESIGN.md §5: automatic chunking within this factor of the best fixed
+/// chunk size.
+pub const AUTO_CHUNK_TARGET: f64 = 1.1;
+
+/// The fixed chunk sizes every automatic-chunking line is compared with.
+pub const CHUNK_SWEEP: [usize; 6] = [64, 256, 1024, 4096, 16384, 65536];
+
+/// The automatic-chunking line for `workload`: the row whose name starts
+/// with `auto` against the best of the rows whose names start with
+/// `fixed` (the rest of such a name, `Fixed(4096)`, is its label).
+pub fn chunk_score(
+    rows: &[Row],
+    what: impl Into<String>,
+    workload: &str,
+    auto: &str,
+    fixed: &str,
+) -> Option<Score> {
+    let auto_row = rows
+        .iter()
+        .find(|row| row.workload == workload && row.name.starts_with(auto))?;
+    let sweep: Vec<(&Row, &str)> = rows
+        .iter()
+        .filter(|row| row.workload == workload)
+        .filter_map(|row| row.name.strip_prefix(fixed).map(|label| (row, label)))
+        .collect();
+    let (best, best_label) = sweep
+        .iter()
+        .min_by(|a, b| a.0.per_unit().total_cmp(&b.0.per_unit()))
+        .copied()?;
+    let ratio = auto_row.per_unit() / best.per_unit();
+    Some(Score {
+        section: "automatic chunking",
+        what: what.into(),
+        ours: format!("auto {}", auto_row.per_unit_text()),
+        peers: sweep
+            .iter()
+            .map(|(row, label)| format!("{label} {}", row.per_unit_text()))
+            .collect(),
+        ratio: format!("{}× best, {best_label}", ratio_figure(ratio)),
+        target: format!("≤ {}× best fixed", plain(AUTO_CHUNK_TARGET)),
+        verdict: Verdict::from_check(ratio <= AUTO_CHUNK_TARGET),
+    })
+}
+
+/// Prints `scores` after the bench's table and, when [`SCOREBOARD_VAR`]
+/// names a file, appends every row and every score to it, one
+/// tab-separated line each:
+///
+/// ```text
+/// row   BENCH WORKLOAD IMPLEMENTATION MEDIAN_SECONDS UNITS UNIT PER_UNIT
+/// score SECTION WHAT OURS PEERS("; "-separated) RATIO TARGET VERDICT
+/// ```
+pub fn report(bench: &str, rows: &[Row], scores: &[Score]) {
+    println!();
+    println!(
+        "Scoreboard lines (DESIGN.md §5, from this run's medians; ratio = ours ÷ the peer's):"
+    );
+    for score in scores {
+        println!(
+            "  [{}] {}: ours {} | {} | {} | target {} | {}",
+            score.section,
+            score.what,
+            score.ours,
+            if score.peers.is_empty() {
+                String::from("no peer")
+            } else {
+                score.peers.join("; ")
+            },
+            score.ratio,
+            score.target,
+            score.verdict.text(),
+        );
+    }
+    let Some(path) = std::env::var_os(SCOREBOARD_VAR) else {
+        return;
+    };
+    let clean = |text: &str| text.replace(['\t', '\n'], " ");
+    let mut lines = String::new();
+    for row in rows {
+        let unit = match row.unit {
+            Unit::Per(name) => name,
+            Unit::Bytes => "bytes",
+        };
+        let _ = writeln!(
+            lines,
+            "row\t{bench}\t{}\t{}\t{:e}\t{}\t{unit}\t{}",
+            clean(row.workload),
+            clean(row.name.trim()),
+            row.median,
+            row.units,
+            row.per_unit_text(),
+        );
+    }
+    for score in scores {
+        let _ = writeln!(
+            lines,
+            "score\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            clean(score.section),
+            clean(&score.what),
+            clean(&score.ours),
+            clean(&score.peers.join("; ")),
+            clean(&score.ratio),
+            clean(&score.target),
+            score.verdict.text(),
+        );
+    }
+    let written = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut file| file.write_all(lines.as_bytes()));
+    if let Err(error) = written {
+        eprintln!(
+            "cannot append the scoreboard lines to {}: {error}",
+            path.to_string_lossy()
         );
     }
 }

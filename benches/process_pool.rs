@@ -1,18 +1,23 @@
 //! The process pool against its peers, measured in one run (DESIGN.md §5).
 //!
 //! The harness is the thread-pool bench's (`harness.rs`): a warm-up, then
-//! `SAMPLES` runs per implementation, interleaved, medians. The peers:
+//! `samples()` runs per implementation, interleaved, medians. The peers:
 //!
 //! * the physical floor, measured here too: this very binary re-executed
 //!   with [`ECHO`] set, which makes it echo its standard input to its
 //!   standard output over plain pipes (a 1-byte round trip; 64 MiB through
 //!   and back; one exec);
 //! * Python's `ProcessPoolExecutor` with the `spawn` and the `fork` start
-//!   methods (`benches/python/process_pool.py`), skipped with a message if
+//!   methods, and `multiprocessing.Pool` with the default one
+//!   (`benches/python/process_pool.py`), skipped with a message if
 //!   `python3` cannot run;
-//! * sequential Rust for the CPU-bound map.
+//! * procspawn's `Pool` (`procspawn_peer.rs`), with the `peers-procspawn`
+//!   feature only (`benches/scoreboard` turns it on).
 //!
-//! The verdicts at the end are computed from this run's medians.
+//! The CPU-bound map against sequential Rust is the seed programs' bench
+//! (`seeds.rs`). The scoreboard lines at the end (the process-pool
+//! section, and automatic chunking for the map) come from this run's
+//! medians.
 //!
 //! ```text
 //! cargo bench -p concurrent-futures-benches --bench process_pool
@@ -32,9 +37,12 @@ use serde_bytes::ByteBuf;
 #[path = "harness.rs"]
 mod harness;
 
+#[path = "procspawn_peer.rs"]
+mod procspawn_peer;
+
 use harness::{
-    find, insert_after_workload, measure, measure_with, met, print_table, Candidate, Row, Unit,
-    OURS, SAMPLES,
+    chunk_score, insert_after_workload, measure, measure_with, print_table, python_samples, report,
+    samples, score, Candidate, Row, Score, Target, Unit, CHUNK_SWEEP, OURS,
 };
 
 /// The environment variable that makes this binary an echo server.
@@ -50,31 +58,27 @@ const MAP_ITEMS: u64 = 1_000_000;
 const MAP_CHUNK: usize = 1_000;
 /// Bytes of the argument (and of the result) of workload 5.
 const BIG: usize = 64 << 20;
-/// The range of workload 6.
-const PRIMES_FROM: u64 = 10;
-const PRIMES_TO: u64 = 2_500_000;
-/// Workers of workloads 2, 3, 4 and 6.
+/// Workers of workloads 2, 3 and 4.
 const WORKERS: usize = 2;
 
-/// Python is slow: fewer tasks per run, fewer runs.
+/// Python and procspawn are slow: fewer tasks per run.
 const PYTHON_ROUND_TRIP_TASKS: u64 = 2_000;
 const PYTHON_SUBMIT_ALL_TASKS: u64 = 2_000;
 const PYTHON_MAP_ITEMS: u64 = 200_000;
-const PYTHON_SAMPLES: usize = 5;
+const PROCSPAWN_ROUND_TRIP_TASKS: u64 = 1_000;
+const PROCSPAWN_SUBMIT_ALL_TASKS: u64 = 2_000;
 
 /// DESIGN.md §5 targets.
 const ROUND_TRIP_TARGET_US: f64 = 10.0;
 const MAP_TARGET_US: f64 = 0.1;
 const START_TARGET_MS: f64 = 5.0;
 const BIG_TARGET_GBS: f64 = 1.0;
-const SPEEDUP_TARGET: f64 = 0.95;
 
 const W1: &str = "1 no-op round trip, 1 worker";
 const W2: &str = "2 submit 10^4, then result all";
 const W3: &str = "3 map x*2, 10^6 items";
 const W4: &str = "4 new(2)+first result+shutdown";
 const W5: &str = "5 64 MiB arg+result, 1 worker";
-const W6: &str = "6 CPU-bound map, is_prime";
 
 fn noop(x: u64) -> u64 {
     x
@@ -86,24 +90,6 @@ fn identity_vec(bytes: Vec<u8>) -> Vec<u8> {
 
 fn identity_bytes(bytes: ByteBuf) -> ByteBuf {
     bytes
-}
-
-/// Trial division: the classic CPU-bound task.
-fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    if n.is_multiple_of(2) {
-        return n == 2;
-    }
-    let mut d = 3;
-    while d * d <= n {
-        if n.is_multiple_of(d) {
-            return false;
-        }
-        d += 2;
-    }
-    true
 }
 
 /// The echo server this binary becomes with [`ECHO`] set: whatever comes
@@ -190,7 +176,7 @@ fn round_trip() -> Vec<Row> {
     const N: u64 = ROUND_TRIP_TASKS;
     let pool = ProcessPoolExecutor::new(1).expect("a pool");
     let mut echo = Echo::start();
-    let candidates = vec![
+    let mut candidates = vec![
         Candidate::new(format!("{OURS} ProcessPoolExecutor(1)"), N, || {
             for i in 0..N {
                 assert_eq!(pool.submit(noop, black_box(i)).result(), Ok(i));
@@ -203,6 +189,7 @@ fn round_trip() -> Vec<Row> {
             }
         }),
     ];
+    candidates.extend(procspawn_peer::round_trip(PROCSPAWN_ROUND_TRIP_TASKS));
     let rows = measure(W1, "task", candidates);
     echo.stop();
     rows
@@ -212,7 +199,7 @@ fn round_trip() -> Vec<Row> {
 fn submit_all() -> Vec<Row> {
     const N: u64 = SUBMIT_ALL_TASKS;
     let pool = ProcessPoolExecutor::new(WORKERS).expect("a pool");
-    let candidates = vec![Candidate::new(
+    let mut candidates = vec![Candidate::new(
         format!("{OURS} ProcessPoolExecutor({WORKERS})"),
         N,
         || {
@@ -224,10 +211,15 @@ fn submit_all() -> Vec<Row> {
             assert_eq!(sum, N * (N - 1) / 2);
         },
     )];
+    candidates.extend(procspawn_peer::submit_all(
+        WORKERS,
+        PROCSPAWN_SUBMIT_ALL_TASKS,
+    ));
     measure(W2, "task", candidates)
 }
 
-/// Workload 3: `map` of `x * 2` over `MAP_ITEMS` integers, into a `Vec`.
+/// Workload 3: `map` of `x * 2` over `MAP_ITEMS` integers, into a `Vec`;
+/// ours also with each chunk size of the sweep.
 fn map() -> Vec<Row> {
     const N: u64 = MAP_ITEMS;
     fn check(out: &[u64]) {
@@ -237,7 +229,7 @@ fn map() -> Vec<Row> {
     }
     let pool = ProcessPoolExecutor::new(WORKERS).expect("a pool");
     let fixed = NonZeroUsize::new(MAP_CHUNK).expect("not zero");
-    let candidates = vec![
+    let mut candidates = vec![
         Candidate::new(format!("{OURS} chunksize Fixed({MAP_CHUNK})"), N, || {
             let out = pool
                 .map(|x: u64| x * 2, black_box(0..N))
@@ -258,12 +250,29 @@ fn map() -> Vec<Row> {
             check(&out);
         }),
     ];
+    for size in CHUNK_SWEEP {
+        let fixed = Chunksize::Fixed(NonZeroUsize::new(size).expect("not zero"));
+        let pool = &pool;
+        candidates.push(Candidate::new(
+            format!("  ours Fixed({size})"),
+            N,
+            move || {
+                let out = pool
+                    .map(|x: u64| x * 2, black_box(0..N))
+                    .chunksize(fixed)
+                    .collect::<Result<Vec<u64>, _>>()
+                    .expect("no item fails");
+                check(&out);
+            },
+        ));
+    }
+    candidates.extend(procspawn_peer::map_chunked(WORKERS, N, MAP_CHUNK));
     measure(W3, "item", candidates)
 }
 
 /// Workload 4: a pool's whole life, for one task.
 fn start() -> Vec<Row> {
-    let candidates = vec![
+    let mut candidates = vec![
         Candidate::new(format!("{OURS} ProcessPoolExecutor({WORKERS})"), 1, || {
             let pool = ProcessPoolExecutor::new(WORKERS).expect("a pool");
             assert_eq!(pool.submit(noop, 7).result(), Ok(7));
@@ -275,6 +284,7 @@ fn start() -> Vec<Row> {
             echo.stop();
         }),
     ];
+    candidates.extend(procspawn_peer::start(WORKERS));
     measure(W4, "pool", candidates)
 }
 
@@ -289,7 +299,7 @@ fn big() -> Vec<Row> {
     let mut buf = Some(ByteBuf::from(vec![7u8; BIG]));
     let data = vec![7u8; BIG];
     let mut back = vec![0u8; BIG];
-    let candidates = vec![
+    let mut candidates = vec![
         Candidate::new(
             format!("{OURS} Vec<u8> (postcard, per byte)"),
             moved,
@@ -311,42 +321,17 @@ fn big() -> Vec<Row> {
             assert_eq!(back[BIG - 1], 7);
         }),
     ];
-    let rows = measure_with(SAMPLES, W5, Unit::Bytes, candidates);
+    candidates.extend(procspawn_peer::bytes(BIG));
+    let rows = measure_with(samples(), W5, Unit::Bytes, candidates);
     echo.stop();
     rows
 }
 
-/// Workload 6: a CPU-bound map on every worker against one thread.
-fn primes() -> Vec<Row> {
-    const N: u64 = PRIMES_TO - PRIMES_FROM;
-    let pool = ProcessPoolExecutor::new(WORKERS).expect("a pool");
-    let expected = (PRIMES_FROM..PRIMES_TO).filter(|&n| is_prime(n)).count();
-    let candidates = vec![
-        Candidate::new(
-            format!("{OURS} map, {WORKERS} workers, automatic chunks"),
-            N,
-            || {
-                let count = pool
-                    .map(is_prime, black_box(PRIMES_FROM..PRIMES_TO))
-                    .filter(|prime| *prime.as_ref().expect("no item fails"))
-                    .count();
-                assert_eq!(count, expected);
-            },
-        ),
-        Candidate::new("sequential Rust, one thread", N, || {
-            let count = black_box(PRIMES_FROM..PRIMES_TO)
-                .filter(|&n| is_prime(n))
-                .count();
-            assert_eq!(count, expected);
-        }),
-    ];
-    measure(W6, "item", candidates)
-}
-
-/// Python's ProcessPoolExecutor with one start method, through
-/// `benches/python/`: one row per workload, or `None` if python3 cannot
-/// run it.
-fn python(method: &str, wanted: &dyn Fn(&str) -> bool) -> Option<Vec<Row>> {
+/// Python's process pools through `benches/python/process_pool.py`:
+/// `peer` is `spawn` or `fork` (a ProcessPoolExecutor with that start
+/// method) or `pool` (multiprocessing.Pool). One row per workload it
+/// measured, or `None` if python3 cannot run it.
+fn python(peer: &str, wanted: &dyn Fn(&str) -> bool) -> Option<Vec<Row>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/process_pool.py");
     let mut workloads = vec![
         (W1, "round_trip", PYTHON_ROUND_TRIP_TASKS, Unit::Per("task")),
@@ -355,13 +340,17 @@ fn python(method: &str, wanted: &dyn Fn(&str) -> bool) -> Option<Vec<Row>> {
         (W4, "start", 1, Unit::Per("pool")),
         (W5, "bytes", BIG as u64, Unit::Bytes),
     ];
+    if peer == "pool" {
+        // A ProcessPoolExecutor's own chunk size is 1: no automatic peer.
+        workloads.insert(3, (W3, "map_auto", PYTHON_MAP_ITEMS, Unit::Per("item")));
+    }
     workloads.retain(|(workload, ..)| wanted(workload));
     if workloads.is_empty() {
         return Some(Vec::new());
     }
     let output = Command::new("python3")
         .arg(script)
-        .args([method, &PYTHON_SAMPLES.to_string()])
+        .args([peer, &python_samples().to_string()])
         .args(
             workloads
                 .iter()
@@ -374,128 +363,141 @@ fn python(method: &str, wanted: &dyn Fn(&str) -> bool) -> Option<Vec<Row>> {
         return None;
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = |key: &str| {
+        stdout.lines().find_map(|line| {
+            let (name, value) = line.split_once(' ')?;
+            (name == key).then(|| value.trim().to_string())
+        })
+    };
+    let (pool, method) = match peer {
+        "pool" => (
+            "multiprocessing.Pool",
+            value("method").unwrap_or_else(|| String::from("default")),
+        ),
+        method => ("ProcessPoolExecutor", method.to_string()),
+    };
     let mut rows = Vec::new();
     for (workload, mode, units, unit) in workloads {
-        let median: f64 = stdout.lines().find_map(|line| {
-            let (name, seconds) = line.split_once(' ')?;
-            (name == mode).then(|| seconds.trim().parse().ok())?
-        })?;
-        let (name, units) = match (mode, unit) {
-            ("round_trip", _) => (format!("Python ProcessPoolExecutor(1) {method}"), units),
-            ("map", _) => (
-                format!("Python ({WORKERS}) {method}, chunksize={MAP_CHUNK}, N={units}"),
-                units,
-            ),
-            // There and back: both directions' bytes.
-            (_, Unit::Bytes) => (format!("Python ProcessPoolExecutor(1) {method}"), 2 * units),
-            _ => (
-                format!("Python ProcessPoolExecutor({WORKERS}) {method}"),
-                units,
-            ),
+        let Some(median) = value(mode).and_then(|median| median.parse().ok()) else {
+            continue;
+        };
+        let workers = if matches!(mode, "round_trip" | "bytes") {
+            1
+        } else {
+            WORKERS
+        };
+        let mut name = format!("Python {pool}({workers}) {method}");
+        match mode {
+            "map" => name += &format!(", chunksize={MAP_CHUNK}, N={units}"),
+            "map_auto" => name += &format!(", auto chunksize, N={units}"),
+            _ => {}
+        }
+        // There and back: both directions' bytes.
+        let units = if unit == Unit::Bytes {
+            2 * units
+        } else {
+            units
         };
         rows.push(Row::external(workload, name, unit, units, median));
     }
     Some(rows)
 }
 
-fn verdicts(rows: &[Row]) {
-    let row = |workload: &str, name: &str| find(rows, workload, name);
-    let per_unit = |workload: &str, name: &str| row(workload, name).map(Row::per_unit);
-    let pythons = |workload: &str, scale: f64, unit: &str, ours: f64| {
-        ["spawn", "fork"]
-            .iter()
-            .filter_map(|method| {
-                rows.iter()
-                    .find(|r| {
-                        r.workload.starts_with(workload)
-                            && r.name.starts_with("Python")
-                            && r.name.contains(method)
-                    })
-                    .map(|r| {
-                        let python = r.per_unit();
-                        format!(
-                            ", Python {method} {:.2} {unit} ({:.1}× ours)",
-                            python * scale,
-                            python / ours
-                        )
-                    })
-            })
-            .collect::<String>()
-    };
-
-    println!();
-    println!("Verdicts (DESIGN.md §5, from this run's medians):");
-    if let Some(ours) = per_unit("1 ", OURS) {
-        let us = ours * 1e6;
-        let mut line = format!(
-            "  1 no-op round trip: {us:.2} µs/task (target ≤ {ROUND_TRIP_TARGET_US}) {}",
-            met(us <= ROUND_TRIP_TARGET_US)
-        );
-        if let Some(floor) = per_unit("1 ", "floor") {
-            line += &format!(
-                "; pipe floor {:.2} µs, ours {:.1}× it",
-                floor * 1e6,
-                ours / floor
-            );
-        }
-        println!("{line}{}", pythons("1 ", 1e6, "µs", ours));
-    }
-    if let Some(ours) = per_unit("2 ", OURS) {
-        println!(
-            "  2 submit all, then result all (no target of its own): {:.2} µs/task{}",
-            ours * 1e6,
-            pythons("2 ", 1e6, "µs", ours)
-        );
-    }
-    if let Some(ours) = per_unit("3 ", OURS) {
-        let us = ours * 1e6;
-        let mut line = format!(
-            "  3 map chunked, Fixed({MAP_CHUNK}): {us:.3} µs/item (target ≤ {MAP_TARGET_US}) {}",
-            met(us <= MAP_TARGET_US)
-        );
-        if let Some(auto) = per_unit("3 ", "  (ours, automatic") {
-            let auto = auto * 1e6;
-            line += &format!(
-                "; automatic {auto:.3} µs/item {}",
-                met(auto <= MAP_TARGET_US)
-            );
-        }
-        println!("{line}{}", pythons("3 ", 1e6, "µs", ours));
-    }
-    if let Some(ours) = per_unit("4 ", OURS) {
-        let ms = ours * 1e3;
-        let mut line = format!(
-            "  4 new({WORKERS}) + first result + shutdown: {ms:.2} ms (target ≤ {START_TARGET_MS}) {}",
-            met(ms <= START_TARGET_MS)
-        );
-        if let Some(floor) = per_unit("4 ", "floor") {
-            line += &format!("; one exec {:.2} ms", floor * 1e3);
-        }
-        println!("{line}{}", pythons("4 ", 1e3, "ms", ours));
-    }
-    if let Some(ours) = row("5 ", OURS) {
-        let gbs = ours.rate() / 1e9;
-        let mut line = format!(
-            "  5 64 MiB through a worker, Vec<u8>: {gbs:.2} GB/s (target ≥ {BIG_TARGET_GBS}) {}",
-            met(gbs >= BIG_TARGET_GBS)
-        );
-        if let Some(bytes) = row("5 ", "  (ours, serde_bytes") {
-            let gbs = bytes.rate() / 1e9;
-            line += &format!("; ByteBuf {gbs:.2} GB/s {}", met(gbs >= BIG_TARGET_GBS));
-        }
-        if let Some(floor) = row("5 ", "floor") {
-            line += &format!("; pipe floor {:.2} GB/s", floor.rate() / 1e9);
-        }
-        println!("{line}");
-    }
-    if let (Some(ours), Some(sequential)) = (per_unit("6 ", OURS), per_unit("6 ", "sequential")) {
-        let speedup = sequential / ours;
-        let target = SPEEDUP_TARGET * WORKERS as f64;
-        println!(
-            "  6 CPU-bound map on {WORKERS} workers: {speedup:.2}× sequential (target ≥ {target:.2}×) {}",
-            met(speedup >= target)
-        );
-    }
+/// This bench's lines of the scoreboard.
+fn scores(rows: &[Row]) -> Vec<Score> {
+    const SECTION: &str = "process pool";
+    const PPE_SPAWN: (&str, &str) = ("Python ProcessPoolExecutor*spawn", "Python PPE spawn");
+    const PPE_FORK: (&str, &str) = ("Python ProcessPoolExecutor*fork", "Python PPE fork");
+    const POOL: (&str, &str) = ("Python multiprocessing.Pool", "Python mp.Pool");
+    const PROCSPAWN: (&str, &str) = (procspawn_peer::NAME, procspawn_peer::NAME);
+    const PIPE: (&str, &str) = ("floor", "pipe floor");
+    let map_target = Target::PerUnitAtMost(MAP_TARGET_US * 1e-6);
+    [
+        score(
+            rows,
+            SECTION,
+            "no-op submit→result round trip, 1 worker",
+            W1,
+            OURS,
+            &[PIPE, PROCSPAWN, PPE_SPAWN, PPE_FORK, POOL],
+            Target::PerUnitAtMost(ROUND_TRIP_TARGET_US * 1e-6),
+        ),
+        score(
+            rows,
+            SECTION,
+            format!(
+                "submit 10^{} no-op tasks, then result all, {WORKERS} workers",
+                SUBMIT_ALL_TASKS.ilog10()
+            ),
+            W2,
+            OURS,
+            &[PPE_FORK, PPE_SPAWN, POOL, PROCSPAWN],
+            Target::None,
+        ),
+        score(
+            rows,
+            SECTION,
+            format!("map x*2 over 10^6 items, chunk size {MAP_CHUNK}, {WORKERS} workers"),
+            W3,
+            OURS,
+            &[
+                PPE_FORK,
+                PPE_SPAWN,
+                ("Python multiprocessing.Pool*chunksize=", "Python mp.Pool"),
+                PROCSPAWN,
+            ],
+            map_target,
+        ),
+        score(
+            rows,
+            SECTION,
+            format!("map x*2 over 10^6 items, automatic chunks, {WORKERS} workers"),
+            W3,
+            "  (ours, automatic",
+            &[
+                ("Python multiprocessing.Pool*auto", "Python mp.Pool auto"),
+                ("  (sequential", "sequential, in process"),
+            ],
+            map_target,
+        ),
+        score(
+            rows,
+            SECTION,
+            format!("new({WORKERS}) + first result + shutdown"),
+            W4,
+            OURS,
+            &[PPE_SPAWN, PPE_FORK, POOL, PROCSPAWN, ("floor", "one exec")],
+            Target::PerUnitAtMost(START_TARGET_MS * 1e-3),
+        ),
+        score(
+            rows,
+            SECTION,
+            "64 MiB argument and result, Vec<u8>",
+            W5,
+            OURS,
+            &[PIPE, PROCSPAWN, PPE_SPAWN, PPE_FORK, POOL],
+            Target::RateAtLeast(BIG_TARGET_GBS * 1e9),
+        ),
+        score(
+            rows,
+            SECTION,
+            "64 MiB argument and result, serde_bytes::ByteBuf",
+            W5,
+            "  (ours, serde_bytes",
+            &[PIPE, PROCSPAWN, PPE_SPAWN, PPE_FORK, POOL],
+            Target::RateAtLeast(BIG_TARGET_GBS * 1e9),
+        ),
+        chunk_score(
+            rows,
+            format!("process pool map over 10^6 × (x*2), {WORKERS} workers"),
+            W3,
+            "  (ours, automatic",
+            "  ours ",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// A workload's measurement.
@@ -503,16 +505,21 @@ type Workload = fn() -> Vec<Row>;
 
 fn main() {
     concurrent_futures::init();
+    procspawn_peer::init();
     if std::env::var_os(ECHO).is_some() {
         echo();
         return;
     }
     let cpus = thread::available_parallelism().map_or(2, NonZeroUsize::get);
     println!(
-        "process_pool bench: {cpus} CPUs, {SAMPLES} samples after a warm-up, medians \
-         (Python: {PYTHON_SAMPLES}); 'vs ours' = time per task/item ÷ ours (above 1 = slower \
-         than ours)"
+        "process_pool bench: {cpus} CPUs, {} samples after a warm-up, medians \
+         (Python: {}); 'vs ours' = time per task/item ÷ ours (above 1 = slower than ours)",
+        samples(),
+        python_samples(),
     );
+    if !procspawn_peer::ENABLED {
+        println!("procspawn: not built (the benches crate's `peers-procspawn` feature is off)");
+    }
     println!();
 
     // `cargo bench … -- 1 5` runs workloads 1 and 5 only (and their Python
@@ -526,13 +533,12 @@ fn main() {
     };
 
     let started = Instant::now();
-    let workloads: [(&str, Workload); 6] = [
+    let workloads: [(&str, Workload); 5] = [
         (W1, round_trip),
         (W2, submit_all),
         (W3, map),
         (W4, start),
         (W5, big),
-        (W6, primes),
     ];
     let mut rows = Vec::new();
     for (workload, run) in workloads {
@@ -542,14 +548,14 @@ fn main() {
     }
 
     let mut skipped = Vec::new();
-    for method in ["spawn", "fork"] {
-        match python(method, &wanted) {
+    for peer in ["spawn", "fork", "pool"] {
+        match python(peer, &wanted) {
             Some(python_rows) => {
                 for row in python_rows {
                     insert_after_workload(&mut rows, row);
                 }
             }
-            None => skipped.push(method),
+            None => skipped.push(peer),
         }
     }
 
@@ -557,11 +563,11 @@ fn main() {
     if !skipped.is_empty() {
         println!();
         println!(
-            "Python ProcessPoolExecutor ({}): skipped: python3 not available or the script failed",
+            "Python process pools ({}): skipped: python3 not available or the script failed",
             skipped.join(", ")
         );
     }
-    verdicts(&rows);
+    report("process_pool", &rows, &scores(&rows));
     println!();
     println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -1,11 +1,12 @@
 //! The thread pool against its peers, measured in one run (DESIGN.md §5).
 //!
-//! The small harness shared with the process-pool bench (`harness.rs`):
-//! every workload runs each implementation once to warm up, then `SAMPLES`
+//! The small harness shared with the other benches (`harness.rs`): every
+//! workload runs each implementation once to warm up, then `samples()`
 //! times, the implementations interleaved sample by sample so that a noisy
 //! neighbour hurts them alike. The table shows the median, the time per
 //! task or item, and the ratio to our crate's median (above 1 means slower
-//! than ours). The verdicts at the end are computed from this run's medians.
+//! than ours). The scoreboard lines at the end (the thread-pool section,
+//! and automatic chunking for the map) come from this run's medians.
 //!
 //! ```text
 //! cargo bench -p concurrent-futures-benches --bench thread_pool
@@ -26,7 +27,8 @@ use rayon::prelude::*;
 mod harness;
 
 use harness::{
-    insert_after_workload, measure, met, print_table, Candidate, Row, Unit, OURS, SAMPLES,
+    chunk_score, insert_after_workload, measure, print_table, python_samples, report, samples,
+    score, Candidate, Row, Score, Target, Unit, CHUNK_SWEEP, OURS,
 };
 
 /// Tasks per run of the round-trip workload (pools).
@@ -37,15 +39,19 @@ const SPAWN_JOIN_TASKS: u64 = 1_000;
 const SUBMIT_ALL_TASKS: u64 = 100_000;
 /// Items per run of the map workload.
 const MAP_ITEMS: u64 = 1_000_000;
-/// Python is slow: fewer tasks per run, fewer runs.
+/// Python is slow: fewer tasks per run.
 const PYTHON_ROUND_TRIP_TASKS: u64 = 5_000;
 const PYTHON_SUBMIT_ALL_TASKS: u64 = 20_000;
-const PYTHON_SAMPLES: usize = 5;
+const PYTHON_MAP_ITEMS: u64 = 20_000;
 
 /// DESIGN.md §5: submit then result, no-op task.
 const SUBMIT_ALL_TARGET_US: f64 = 0.5;
 /// DESIGN.md §5: `map` over 10^6 tiny items, within this factor of rayon.
 const MAP_TARGET_RATIO: f64 = 3.0;
+
+const W1: &str = "1 submit→result round trip";
+const W2: &str = "2 submit all, then result all";
+const W3: &str = "3 map 10^6 items (x*2)";
 
 /// Workload 1: submit one no-op task, wait for its result, repeat.
 fn round_trip() -> Vec<Row> {
@@ -86,7 +92,7 @@ fn round_trip() -> Vec<Row> {
             }
         }),
     ];
-    measure("1 submit→result round trip", "task", candidates)
+    measure(W1, "task", candidates)
 }
 
 /// Workload 2: submit `SUBMIT_ALL_TASKS` no-op tasks, then take every result.
@@ -124,7 +130,7 @@ fn submit_all(threads: usize) -> Vec<Row> {
             },
         ),
     ];
-    measure("2 submit all, then result all", "task", candidates)
+    measure(W2, "task", candidates)
 }
 
 /// The simplest pool one writes by hand: scoped threads taking boxed jobs
@@ -165,7 +171,8 @@ fn hand_rolled_queue(threads: usize, tasks: u64) -> u64 {
     results.iter().sum()
 }
 
-/// Workload 3: `map` of `x * 2` over `MAP_ITEMS` integers, into a `Vec`.
+/// Workload 3: `map` of `x * 2` over `MAP_ITEMS` integers, into a `Vec`;
+/// ours also with each chunk size of the sweep.
 fn map(threads: usize) -> Vec<Row> {
     const N: u64 = MAP_ITEMS;
     fn check(out: &[u64]) {
@@ -178,23 +185,34 @@ fn map(threads: usize) -> Vec<Row> {
         .num_threads(threads)
         .build()
         .expect("a rayon pool");
-    let fixed = NonZeroUsize::new(1 << 16).expect("not zero");
-    let candidates = vec![
-        Candidate::new(format!("{OURS} map, automatic chunksize"), N, || {
+    let mut candidates = vec![Candidate::new(
+        format!("{OURS} map, automatic chunksize"),
+        N,
+        || {
             let out = ours
                 .map(|x| x * 2, black_box(0..N))
                 .collect::<Result<Vec<u64>, _>>()
                 .expect("no item fails");
             check(&out);
-        }),
-        Candidate::new("  (ours, chunksize Fixed(65536))", N, || {
-            let out = ours
-                .map(|x| x * 2, black_box(0..N))
-                .chunksize(Chunksize::Fixed(fixed))
-                .collect::<Result<Vec<u64>, _>>()
-                .expect("no item fails");
-            check(&out);
-        }),
+        },
+    )];
+    for size in CHUNK_SWEEP {
+        let fixed = Chunksize::Fixed(NonZeroUsize::new(size).expect("not zero"));
+        let ours = &ours;
+        candidates.push(Candidate::new(
+            format!("  ours Fixed({size})"),
+            N,
+            move || {
+                let out = ours
+                    .map(|x| x * 2, black_box(0..N))
+                    .chunksize(fixed)
+                    .collect::<Result<Vec<u64>, _>>()
+                    .expect("no item fails");
+                check(&out);
+            },
+        ));
+    }
+    candidates.extend([
         Candidate::new(
             format!("rayon({threads}) into_par_iter().map().collect()"),
             N,
@@ -223,17 +241,18 @@ fn map(threads: usize) -> Vec<Row> {
             let out: Vec<u64> = black_box(0..N).map(|x| x * 2).collect();
             check(&out);
         }),
-    ];
-    measure("3 map 10^6 items (x*2)", "item", candidates)
+    ]);
+    measure(W3, "item", candidates)
 }
 
 /// Workload 4: Python's ThreadPoolExecutor(2) through `benches/python/`,
-/// its rows added to workloads 1 and 2. `None` if python3 cannot run it.
+/// its rows added to workloads 1, 2 and 3. `None` if python3 cannot run
+/// it.
 fn python(workload: &'static str, mode: &str, tasks: u64) -> Option<Row> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/thread_pool.py");
     let output = Command::new("python3")
         .arg(script)
-        .args([mode, &tasks.to_string(), &PYTHON_SAMPLES.to_string()])
+        .args([mode, &tasks.to_string(), &python_samples().to_string()])
         .output()
         .ok()?;
     if !output.status.success() {
@@ -243,62 +262,91 @@ fn python(workload: &'static str, mode: &str, tasks: u64) -> Option<Row> {
         .trim()
         .parse()
         .ok()?;
+    let (name, unit) = match mode {
+        "map" => (
+            format!("Python ThreadPoolExecutor(2) map, N={tasks}"),
+            "item",
+        ),
+        _ => (String::from("Python ThreadPoolExecutor(2)"), "task"),
+    };
     Some(Row::external(
         workload,
-        "Python ThreadPoolExecutor(2)",
-        Unit::Per("task"),
+        name,
+        Unit::Per(unit),
         tasks,
         median,
     ))
 }
 
-fn verdicts(rows: &[Row]) {
-    let per_task = |workload: &str, prefix: &str| {
-        rows.iter()
-            .find(|row| row.workload.starts_with(workload) && row.name.starts_with(prefix))
-            .map(Row::per_unit)
-    };
-
-    println!();
-    println!("Verdicts (DESIGN.md §5, from this run's medians):");
-    if let Some(ours) = per_task("2 ", OURS) {
-        let us = ours * 1e6;
-        println!(
-            "  submit-all-then-result-all: {us:.3} µs/task (target ≤ {SUBMIT_ALL_TARGET_US}) {}",
-            met(us <= SUBMIT_ALL_TARGET_US)
-        );
-        if let Some(python) = per_task("2 ", "Python") {
-            println!(
-                "    Python ThreadPoolExecutor: {:.2} µs/task, {:.1}× ours",
-                python * 1e6,
-                python / ours
-            );
-        }
-    }
-    if let (Some(ours), Some(rayon)) = (per_task("3 ", OURS), per_task("3 ", "rayon")) {
-        let ratio = ours / rayon;
-        println!(
-            "  map 10^6: {ratio:.2}× rayon (target ≤ {MAP_TARGET_RATIO}×) {}",
-            met(ratio <= MAP_TARGET_RATIO)
-        );
-    }
-    if let Some(ours) = per_task("1 ", OURS) {
-        let mut line = format!("  round trip (no target): {:.2} µs/task", ours * 1e6);
-        if let Some(rayon) = per_task("1 ", "rayon(2) spawn") {
-            line += &format!(", {:.2}× rayon spawn + channel", ours / rayon);
-        }
-        if let Some(python) = per_task("1 ", "Python") {
-            line += &format!(", Python {:.1}× ours", python / ours);
-        }
-        println!("{line}");
-    }
+/// This bench's lines of the scoreboard.
+fn scores(rows: &[Row]) -> Vec<Score> {
+    const SECTION: &str = "thread pool";
+    const PYTHON: (&str, &str) = ("Python", "Python ThreadPoolExecutor");
+    [
+        score(
+            rows,
+            SECTION,
+            "submit→result round trip, no-op task",
+            W1,
+            OURS,
+            &[
+                ("rayon(2) spawn", "rayon spawn+channel"),
+                ("rayon(2) install", "rayon install"),
+                ("std::thread::spawn", "std thread spawn+join"),
+                PYTHON,
+            ],
+            Target::None,
+        ),
+        score(
+            rows,
+            SECTION,
+            format!(
+                "submit 10^{} no-op tasks, then result all",
+                SUBMIT_ALL_TASKS.ilog10()
+            ),
+            W2,
+            OURS,
+            &[
+                PYTHON,
+                ("rayon", "rayon scope+spawn"),
+                ("std scope", "std scope+mpsc queue"),
+            ],
+            Target::PerUnitAtMost(SUBMIT_ALL_TARGET_US * 1e-6),
+        ),
+        score(
+            rows,
+            SECTION,
+            "map over 10^6 tiny items (x*2), automatic chunks",
+            W3,
+            OURS,
+            &[
+                ("rayon", "rayon par_iter"),
+                ("std scope", "std scope, one part per thread"),
+                ("  (sequential", "sequential"),
+                PYTHON,
+            ],
+            Target::RatioAtMost(MAP_TARGET_RATIO),
+        ),
+        chunk_score(
+            rows,
+            "thread pool map over 10^6 × (x*2)",
+            W3,
+            OURS,
+            "  ours ",
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn main() {
     let threads = thread::available_parallelism().map_or(2, NonZeroUsize::get);
     println!(
-        "thread_pool bench: {threads} CPUs, {SAMPLES} samples after a warm-up, medians; \
-         'vs ours' = time per task/item ÷ ours (above 1 = slower than ours)"
+        "thread_pool bench: {threads} CPUs, {} samples after a warm-up, medians (Python: {}); \
+         'vs ours' = time per task/item ÷ ours (above 1 = slower than ours)",
+        samples(),
+        python_samples(),
     );
     println!();
 
@@ -309,16 +357,9 @@ fn main() {
 
     let mut skipped = false;
     for (workload, mode, tasks) in [
-        (
-            "1 submit→result round trip",
-            "round_trip",
-            PYTHON_ROUND_TRIP_TASKS,
-        ),
-        (
-            "2 submit all, then result all",
-            "submit_all",
-            PYTHON_SUBMIT_ALL_TASKS,
-        ),
+        (W1, "round_trip", PYTHON_ROUND_TRIP_TASKS),
+        (W2, "submit_all", PYTHON_SUBMIT_ALL_TASKS),
+        (W3, "map", PYTHON_MAP_ITEMS),
     ] {
         match python(workload, mode, tasks) {
             Some(row) => insert_after_workload(&mut rows, row),
@@ -331,7 +372,7 @@ fn main() {
         println!();
         println!("4 Python ThreadPoolExecutor: skipped: python3 not available");
     }
-    verdicts(&rows);
+    report("thread_pool", &rows, &scores(&rows));
     println!();
     println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
 }
