@@ -183,6 +183,8 @@ pub struct Map<I: Iterator, R> {
     runner: Box<dyn ChunkRunner<I::Item, R>>,
     chunksize: Chunksize,
     window: usize,
+    /// Whether the user set the window (else it grows for small chunks).
+    window_set: bool,
     /// Chunks in flight, oldest first.
     in_flight: VecDeque<InFlight<R>>,
     /// Values of the current chunk not yet yielded.
@@ -211,6 +213,7 @@ impl<I: Iterator, R> Map<I, R> {
             runner,
             chunksize: Chunksize::Auto,
             window,
+            window_set: false,
             in_flight: VecDeque::new(),
             values: Vec::new().into_iter(),
             failures: Vec::new().into_iter(),
@@ -247,7 +250,9 @@ impl<I: Iterator, R> Map<I, R> {
     /// Sets how many chunks may be in flight at once (at least one); with
     /// the chunk size it bounds how far ahead of the consumer the pool works
     /// and how much memory the map holds (Python 3.14's `buffersize`, in
-    /// chunks).
+    /// chunks). By default it is twice the number of workers, widened for
+    /// chunks of fewer than four items so that about eight items per worker
+    /// are in flight.
     ///
     /// # Examples
     ///
@@ -260,6 +265,7 @@ impl<I: Iterator, R> Map<I, R> {
     #[doc(alias = "buffersize")]
     pub fn window(mut self, chunks: usize) -> Self {
         self.window = chunks.max(1);
+        self.window_set = true;
         self
     }
 
@@ -289,9 +295,22 @@ impl<I: Iterator, R> Map<I, R> {
         }
     }
 
+    /// How many chunks of `len` items may be in flight. Unless the user set
+    /// it, the window holds at least four items per chunk it would hold by
+    /// default (eight per worker), so that small chunks (`chunksize` 1, or
+    /// the first automatic ones) do not leave workers idle behind one slow
+    /// item at the head of the window.
+    fn window_for(&self, len: usize) -> usize {
+        if self.window_set {
+            self.window
+        } else {
+            self.window.max((4 * self.window).div_ceil(len.max(1)))
+        }
+    }
+
     /// Tops the window up with new chunks from the input.
     fn refill(&mut self) {
-        while !self.input_done && self.in_flight.len() < self.window {
+        while !self.input_done && self.in_flight.len() < self.window_for(self.next_chunk_len()) {
             let len = self.next_chunk_len();
             let chunk: Vec<I::Item> = self.input.by_ref().take(len).collect();
             if chunk.len() < len {
