@@ -133,6 +133,27 @@ fn primes(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<
             let count = black_box(PRIMES).filter(|&n| is_prime(n)).count();
             assert_eq!(count, expected);
         }),
+        // The machine's own limit for this workload: one plain thread per
+        // CPU, each taking every N-th number (so the work is balanced), no
+        // pool, no queue, no allocation.
+        Candidate::new("floor: std::thread::scope, interleaved", 1, || {
+            let parts = thread::available_parallelism().map_or(2, NonZeroUsize::get);
+            let count: usize = thread::scope(|scope| {
+                let handles: Vec<_> = (0..parts)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            black_box(PRIMES)
+                                .skip(part)
+                                .step_by(parts)
+                                .filter(|&n| is_prime(n))
+                                .count()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().expect("no panic")).sum()
+            });
+            assert_eq!(count, expected);
+        }),
         Candidate::new(format!("{OURS} thread pool, automatic chunks"), 1, || {
             assert_eq!(
                 count_primes(threads.map(is_prime, black_box(PRIMES))),
@@ -254,6 +275,7 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
     let speedup = Target::SpeedupAtLeast(SPEEDUP_PER_CORE * workers as f64);
     let python_seq = ("Python sequential", "Python sequential");
     let python_pool = ("Python multiprocessing.Pool", "Python mp.Pool");
+    let floor = ("floor: std", "floor: std::thread::scope, interleaved");
     [
         score(
             rows,
@@ -277,7 +299,7 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
             format!("primes in 10..2 500 000, thread pool of {workers}"),
             S2,
             &format!("{OURS} thread pool"),
-            &[SEQUENTIAL, python_seq, python_pool],
+            &[SEQUENTIAL, floor, python_seq, python_pool],
             speedup,
         ),
         score(
@@ -286,7 +308,7 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
             format!("primes in 10..2 500 000, process pool of {workers}"),
             S2,
             &format!("{OURS} process pool"),
-            &[SEQUENTIAL, python_seq, python_pool],
+            &[SEQUENTIAL, floor, python_seq, python_pool],
             speedup,
         ),
         score(
