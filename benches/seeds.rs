@@ -150,7 +150,10 @@ fn primes(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<
                         })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().expect("no panic")).sum()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("no panic"))
+                    .sum()
             });
             assert_eq!(count, expected);
         }),
