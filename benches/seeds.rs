@@ -134,19 +134,28 @@ fn primes(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<
             assert_eq!(count, expected);
         }),
         // The machine's own limit for this workload: one plain thread per
-        // CPU, each taking every N-th number (so the work is balanced), no
-        // pool, no queue, no allocation.
-        Candidate::new("floor: std::thread::scope, interleaved", 1, || {
+        // CPU, each taking every N-th block of 4096 numbers (blocks, not
+        // single numbers: with two threads, one would get every even
+        // number, which is no work), no pool, no queue, no allocation.
+        Candidate::new("floor: std::thread::scope, interleaved blocks", 1, || {
+            const BLOCK: u64 = 4096;
             let parts = thread::available_parallelism().map_or(2, NonZeroUsize::get);
+            let range = black_box(PRIMES);
             let count: usize = thread::scope(|scope| {
                 let handles: Vec<_> = (0..parts)
                     .map(|part| {
+                        let range = range.clone();
                         scope.spawn(move || {
-                            black_box(PRIMES)
+                            (range.start..range.end)
+                                .step_by(BLOCK as usize)
                                 .skip(part)
                                 .step_by(parts)
-                                .filter(|&n| is_prime(n))
-                                .count()
+                                .map(|start| {
+                                    (start..(start + BLOCK).min(range.end))
+                                        .filter(|&n| is_prime(n))
+                                        .count()
+                                })
+                                .sum::<usize>()
                         })
                     })
                     .collect();
@@ -278,7 +287,10 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
     let speedup = Target::SpeedupAtLeast(SPEEDUP_PER_CORE * workers as f64);
     let python_seq = ("Python sequential", "Python sequential");
     let python_pool = ("Python multiprocessing.Pool", "Python mp.Pool");
-    let floor = ("floor: std", "floor: std::thread::scope, interleaved");
+    let floor = (
+        "floor: std",
+        "floor: std::thread::scope, interleaved blocks",
+    );
     [
         score(
             rows,
