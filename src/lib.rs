@@ -80,6 +80,9 @@
 
 mod error;
 mod future;
+#[cfg(all(feature = "fuzzing", target_os = "linux"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod map;
 #[cfg(target_os = "linux")]
 mod process_pool;

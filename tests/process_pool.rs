@@ -756,3 +756,33 @@ fn kill_sleeper(pid: u32) {
         .expect("run kill");
     assert!(status.success(), "kill {pid}");
 }
+
+fn twenty_chars(x: u32) -> String {
+    format!("{x:020}")
+}
+
+/// Found by reading the worker (the fuzz session's report): when a chunk's
+/// results are over the frame limit, the errors that say so must fit under
+/// it too, or the worker used to die with every item of the chunk.
+#[test]
+fn results_over_a_small_limit_fail_their_items_and_the_worker_lives() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_message_size(1024)
+        .build()
+        .unwrap();
+    let pid = pool.submit(own_pid, ()).result().unwrap();
+    let outcomes: Vec<_> = pool
+        .map(twenty_chars, 0..100)
+        .chunksize(fixed(100))
+        .collect();
+    assert_eq!(outcomes.len(), 100);
+    for outcome in &outcomes {
+        assert!(is_encode(outcome, "result"), "{outcome:?}");
+    }
+    assert_eq!(
+        pool.submit(twenty_chars, 7).result().unwrap(),
+        format!("{:020}", 7)
+    );
+    assert_eq!(pool.worker_pids(), [pid], "the worker lived on");
+}

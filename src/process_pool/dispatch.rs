@@ -461,6 +461,13 @@ where
                 what: "argument",
                 reason: text(),
             }),
+            // A worker short of room sends no reason: it is always this one.
+            outcome::BAD_RESULT if bytes.is_empty() => Err(Error::Encode {
+                what: "result",
+                reason: String::from(
+                    "the results of its chunk are over the pool's frame limit (max_message_size)",
+                ),
+            }),
             outcome::BAD_RESULT => Err(Error::Encode {
                 what: "result",
                 reason: text(),

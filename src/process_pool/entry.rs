@@ -14,7 +14,7 @@
 //! executed nothing.
 
 use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -53,13 +53,14 @@ pub(crate) fn run_if_worker() {
 }
 
 /// The parsed marker.
-struct Marker {
-    task_fd: i32,
-    result_fd: i32,
-    token: u128,
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Marker {
+    pub(crate) task_fd: i32,
+    pub(crate) result_fd: i32,
+    pub(crate) token: u128,
 }
 
-fn parse_marker(value: &str) -> Result<Marker, String> {
+pub(crate) fn parse_marker(value: &str) -> Result<Marker, String> {
     let bad = || format!("its {MARKER} value {value:?} is not of the form v1:<fd>:<fd>:<token>");
     let mut parts = value.split(':');
     if parts.next() != Some("v1") {
@@ -89,22 +90,34 @@ pub(crate) fn exe_identity() -> Result<(u64, u64), String> {
     Ok((meta.dev(), meta.ino()))
 }
 
-fn serve(value: &str) -> Result<(), String> {
-    let marker = parse_marker(value)?;
-    sys::die_with_parent().map_err(|e| format!("cannot ask to die with its parent: {e}"))?;
-    let tasks = sys::inherited_file(marker.task_fd)
-        .ok_or_else(|| format!("descriptor {} is not open", marker.task_fd))?;
-    let mut results = sys::inherited_file(marker.result_fd)
-        .ok_or_else(|| format!("descriptor {} is not open", marker.result_fd))?;
-    let mut tasks = BufReader::with_capacity(64 * 1024, tasks);
+/// What the parent's greeting told a worker that accepted it.
+#[derive(Debug)]
+pub(crate) struct Greeting {
+    /// The initializer to run before the first task (its offset), if any.
+    pub(crate) initializer: Option<u64>,
+    /// The largest frame either side may send.
+    pub(crate) max_frame: u32,
+}
 
-    let hello = wire::read_frame(&mut tasks, HELLO_LIMIT)
+/// The worker's side of the handshake: reads the parent's `Hello` from
+/// `tasks`, checks it against this worker (the marker's `token`, the
+/// executable `own_exe` returns, the probe's offset `probe`), and answers
+/// `Ready` on `results`. Nothing is written unless the greeting checks out.
+pub(crate) fn greet(
+    tasks: &mut impl Read,
+    results: &mut impl Write,
+    scratch: &mut Vec<u8>,
+    token: u128,
+    own_exe: impl FnOnce() -> Result<(u64, u64), String>,
+    probe: u64,
+) -> Result<Greeting, String> {
+    let hello = wire::read_frame(tasks, HELLO_LIMIT)
         .map_err(|e| format!("its parent's greeting could not be read: {e}"))?;
     let Message::Hello {
         version,
-        token,
+        token: sent_token,
         exe,
-        probe,
+        probe: sent_probe,
         initializer,
         max_frame,
     } = hello.message
@@ -120,34 +133,61 @@ fn serve(value: &str) -> Result<(), String> {
             wire::VERSION
         ));
     }
-    if token != marker.token {
+    if sent_token != token {
         return Err(String::from(
             "the parent's token does not match the marker's",
         ));
     }
-    let own_exe = exe_identity()?;
-    if exe != own_exe {
+    if exe != own_exe()? {
         return Err(String::from("the parent runs a different executable"));
     }
-    if probe != sys::offset_of(sys::probe as fn() as usize) {
+    if sent_probe != probe {
         return Err(String::from(
             "the parent's functions lie at other offsets (a different build)",
         ));
     }
+    let ready = Message::Ready {
+        version: wire::VERSION,
+        token,
+        pid: std::process::id(),
+    };
+    wire::write_frame(results, &ready, &[], max_frame, scratch)
+        .map_err(|e| format!("could not answer its parent: {e}"))?;
+    Ok(Greeting {
+        initializer,
+        max_frame,
+    })
+}
+
+fn serve(value: &str) -> Result<(), String> {
+    let marker = parse_marker(value)?;
+    sys::die_with_parent().map_err(|e| format!("cannot ask to die with its parent: {e}"))?;
+    let tasks = sys::inherited_file(marker.task_fd)
+        .ok_or_else(|| format!("descriptor {} is not open", marker.task_fd))?;
+    let mut results = sys::inherited_file(marker.result_fd)
+        .ok_or_else(|| format!("descriptor {} is not open", marker.result_fd))?;
+    let mut tasks = BufReader::with_capacity(64 * 1024, tasks);
+
+    let mut scratch = Vec::new();
+    let probe = sys::offset_of(sys::probe as fn() as usize);
+    let Greeting {
+        initializer,
+        max_frame,
+    } = greet(
+        &mut tasks,
+        &mut results,
+        &mut scratch,
+        marker.token,
+        exe_identity,
+        probe,
+    )?;
 
     crate::unwind::install_hook();
     let pid = std::process::id();
-    let mut scratch = Vec::new();
     let send = |results: &mut File, message: &Message, payload: &[u8], scratch: &mut Vec<u8>| {
         wire::write_frame(results, message, payload, max_frame, scratch)
             .map_err(|e| format!("could not answer its parent: {e}"))
     };
-    let ready = Message::Ready {
-        version: wire::VERSION,
-        token,
-        pid,
-    };
-    send(&mut results, &ready, &[], &mut scratch)?;
 
     if let Some(offset) = initializer {
         // SAFETY: the parent sent the offset of an `fn() -> Result<(), String>`
@@ -195,19 +235,36 @@ fn serve(value: &str) -> Result<(), String> {
                 // The result is over the frame limit: say so for each item
                 // rather than leave the parent waiting.
                 WireError::TooLarge { len, max } => {
-                    out.clear();
-                    let reason = format!(
-                        "the results take {len} bytes, over the pool's frame limit of {max}"
-                    );
-                    for _ in 0..count {
-                        wire::push_outcome(&mut out, outcome::BAD_RESULT, reason.as_bytes());
-                    }
+                    over_the_limit(&mut out, count, len, max);
                     send(&mut results, &done, &out, &mut scratch)?;
                 }
                 e => return Err(format!("could not send results: {e}")),
             }
         }
         let _ = results.flush();
+    }
+}
+
+/// Fills `out` with the outcomes of a task whose results (`len` bytes) are
+/// over the frame limit `max`: one error per item, saying why, in as few
+/// bytes as fit (an empty reason, which the parent reads as this one).
+/// Should not even a bare error per item fit (a huge chunk under a tiny
+/// limit), only the first ones are sent; the parent fails the rest as
+/// missing, and the worker lives on.
+fn over_the_limit(out: &mut Vec<u8>, count: u32, len: u64, max: u32) {
+    // Room for the frame's header, generously.
+    const HEADER: usize = 64;
+    let room = (max as usize).saturating_sub(HEADER);
+    let long = format!("the results take {len} bytes, over the pool's frame limit of {max}");
+    let short = String::from("the results are over the pool's frame limit");
+    let reason = [long, short, String::new()]
+        .into_iter()
+        .find(|reason| count as usize * (wire::OUTCOME_OVERHEAD + reason.len()) <= room)
+        .unwrap_or_default();
+    let fit = (room / (wire::OUTCOME_OVERHEAD + reason.len())).min(count as usize);
+    out.clear();
+    for _ in 0..fit {
+        wire::push_outcome(out, outcome::BAD_RESULT, reason.as_bytes());
     }
 }
 

@@ -10,11 +10,11 @@
 //! * `sys` — every `unsafe` operation, each explained.
 
 mod builder;
-mod dispatch;
+pub(crate) mod dispatch;
 pub(crate) mod entry;
 mod spawn;
 mod sys;
-mod wire;
+pub(crate) mod wire;
 
 use std::fmt;
 use std::sync::Arc;

@@ -193,7 +193,10 @@ pub(crate) fn read_frame_into(
     }
     let len = len as usize;
     payload.clear();
-    if payload.capacity() > 2 * len.max(64 * 1024) {
+    // A buffer too small for this frame is replaced, not grown: growing
+    // would double it, past what the frame declares (up to twice the
+    // limit), and copy bytes nobody needs.
+    if payload.capacity() < len || payload.capacity() > 2 * len.max(64 * 1024) {
         *payload = Vec::new();
     }
     // The header is a few bytes: read it first, then the payload straight
@@ -421,6 +424,9 @@ pub(crate) struct PanicInfo {
     pub(crate) location: Option<String>,
 }
 
+/// The bytes an outcome takes besides its own: a tag and a length.
+pub(crate) const OUTCOME_OVERHEAD: usize = 5;
+
 /// Appends one outcome to a Done payload.
 pub(crate) fn push_outcome(payload: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     payload.push(tag);
@@ -521,6 +527,30 @@ mod tests {
             read_frame(&mut &wire[..], 1024),
             Err(WireError::TooLarge { .. })
         ));
+    }
+
+    /// Found by the `frame` fuzz target (`fuzz/seeds/frame/
+    /// crash-reused-buffer-grew-past-frame`): a buffer left by a smaller
+    /// frame was grown by doubling, past what the next frame declares and
+    /// past the limit.
+    #[test]
+    fn a_reused_buffer_never_grows_past_the_frame() {
+        let task = Message::Task {
+            call: 1,
+            func: 2,
+            count: 1,
+        };
+        let mut wire = Vec::new();
+        for len in [600, 900] {
+            write_frame(&mut wire, &task, &vec![7; len], 1000, &mut Vec::new()).unwrap();
+        }
+        let mut reader = wire.as_slice();
+        let mut payload = Vec::new();
+        for len in [600, 900] {
+            read_frame_into(&mut reader, 1000, &mut payload).unwrap();
+            assert_eq!(payload.len(), len);
+            assert!(payload.capacity() <= 1000, "{} bytes", payload.capacity());
+        }
     }
 
     #[test]
