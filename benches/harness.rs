@@ -596,3 +596,14 @@ pub fn report(bench: &str, rows: &[Row], scores: &[Score]) {
         );
     }
 }
+
+/// The workloads named on the command line (`cargo bench … -- 1 5` runs
+/// those whose names start with `1` or `5`), or every workload when none
+/// is named; cargo's own flags (`--bench`) are ignored.
+pub fn chosen_workloads() -> impl Fn(&str) -> bool {
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
+    move |workload| chosen.is_empty() || chosen.iter().any(|n| workload.starts_with(n.as_str()))
+}

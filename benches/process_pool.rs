@@ -524,13 +524,7 @@ fn main() {
 
     // `cargo bench … -- 1 5` runs workloads 1 and 5 only (and their Python
     // peers); cargo's own `--bench` argument is ignored.
-    let chosen: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
-    let wanted = |workload: &str| {
-        chosen.is_empty() || chosen.iter().any(|n| workload.starts_with(n.as_str()))
-    };
+    let wanted = harness::chosen_workloads();
 
     let started = Instant::now();
     let workloads: [(&str, Workload); 5] = [

@@ -374,13 +374,7 @@ fn main() {
     println!();
 
     // `cargo bench … -- 2` runs program 2 only (and its Python peers).
-    let chosen: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|arg| !arg.starts_with('-'))
-        .collect();
-    let wanted = |workload: &str| {
-        chosen.is_empty() || chosen.iter().any(|n| workload.starts_with(n.as_str()))
-    };
+    let wanted = harness::chosen_workloads();
 
     let started = Instant::now();
     let threads = ThreadPoolExecutor::new(workers);

@@ -367,17 +367,15 @@ impl<T> Future<T> {
     /// busy.result().unwrap();
     /// ```
     pub fn cancel(&self) -> bool {
-        {
-            let state = self.inner.state.lock();
-            match state.phase {
-                Phase::Cancelled => return true,
-                Phase::Pending => {}
-                _ => return false,
-            }
-        }
-        // Between the check and `finish` the task may have started or
-        // finished; `try_cancel` re-checks under the lock.
-        try_cancel(&self.inner)
+        try_cancel(&self.inner) != Cancel::TooLate
+    }
+
+    /// Cancels the future for a caller that will do its task itself:
+    /// `true` only if this very call moved it from pending to cancelled, so
+    /// that no worker has started the task or ever will, and nobody else
+    /// cancelled it (a cancelled task must not run).
+    pub(crate) fn take_over(&self) -> bool {
+        try_cancel(&self.inner) == Cancel::Now
     }
 
     /// Blocks until the future is done and returns its outcome.
@@ -670,15 +668,26 @@ impl<T> Future<T> {
     }
 }
 
-/// Cancels a future that is still pending. Shared by [`Future::cancel`] and
-/// [`Promise::cancel`].
-fn try_cancel<T>(inner: &Arc<Inner<T>>) -> bool {
+/// What [`try_cancel`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    /// It was pending; this call cancelled it.
+    Now,
+    /// It was cancelled already.
+    Before,
+    /// It had started (or finished).
+    TooLate,
+}
+
+/// Cancels a future that is still pending. Shared by [`Future::cancel`],
+/// [`Future::take_over`] and [`Promise::cancel`].
+fn try_cancel<T>(inner: &Arc<Inner<T>>) -> Cancel {
     let notes = {
         let mut state = inner.state.lock();
         match state.phase {
-            Phase::Cancelled => return true,
+            Phase::Cancelled => return Cancel::Before,
             Phase::Pending => {}
-            _ => return false,
+            _ => return Cancel::TooLate,
         }
         state.phase = Phase::Cancelled;
         inner.mark_done();
@@ -690,7 +699,7 @@ fn try_cancel<T>(inner: &Arc<Inner<T>>) -> bool {
         }
     };
     inner.notify(notes);
-    true
+    Cancel::Now
 }
 
 impl<T> fmt::Debug for Future<T> {
@@ -783,7 +792,7 @@ impl<T> Promise<T> {
     /// Cancels the future if its task has not started.
     pub(crate) fn cancel(mut self) {
         self.completed = true;
-        if !try_cancel(&self.inner) {
+        if try_cancel(&self.inner) == Cancel::TooLate {
             // It started: a pool only cancels tasks it has not handed out,
             // so this is a lost task; do not leave its waiters hanging.
             self.inner.finish_and_notify(Phase::Failed(abandoned()));
@@ -799,7 +808,7 @@ fn abandoned() -> Error {
 
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
-        if !self.completed && !try_cancel(&self.inner) {
+        if !self.completed && try_cancel(&self.inner) == Cancel::TooLate {
             self.inner.finish_and_notify(Phase::Failed(abandoned()));
         }
     }
@@ -850,6 +859,27 @@ mod tests {
         assert!(!promise.start());
         promise.complete(Ok(1));
         assert!(future.cancelled());
+    }
+
+    /// A map's consumer runs a chunk itself only if it took the chunk over
+    /// from pending: never one somebody else cancelled (`shutdown_cancel`),
+    /// never one a worker started.
+    #[test]
+    fn only_a_pending_future_can_be_taken_over() {
+        let (promise, future) = Promise::<u8>::new();
+        assert!(future.take_over());
+        assert!(!future.take_over(), "taken over twice");
+        assert!(!promise.start());
+
+        let (_promise, future) = Promise::<u8>::new();
+        assert!(future.cancel());
+        assert!(!future.take_over(), "cancelled by somebody else");
+
+        let (promise, future) = Promise::<u8>::new();
+        assert!(promise.start());
+        assert!(!future.take_over(), "started by a worker");
+        promise.complete(Ok(1));
+        assert!(!future.take_over(), "finished");
     }
 
     #[test]

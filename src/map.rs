@@ -94,8 +94,8 @@ pub(crate) struct Submitted<R> {
     /// Its output, once a worker has run it.
     pub(crate) future: Future<ChunkOutput<R>>,
     /// Runs the chunk on the calling thread instead, for a pool that allows
-    /// it; called only after cancelling `future` succeeded, so no worker
-    /// has started the chunk or ever will.
+    /// it; called only after [`Future::take_over`] succeeded, so no worker
+    /// has started the chunk or ever will, and nobody cancelled it.
     pub(crate) inline: Option<Box<dyn FnOnce() -> ChunkOutput<R> + Send>>,
 }
 
@@ -406,7 +406,7 @@ impl<I: Iterator, R> Map<I, R> {
             // while the workers are busy with later chunks. Not under a
             // timeout, which the consumer must stay free to watch.
             if let Some(run) = inline {
-                if self.timeout.is_none() && future.cancel() {
+                if self.timeout.is_none() && future.take_over() {
                     let output = run();
                     self.observe(output.len(), output.elapsed);
                     self.set_current(output);
