@@ -48,23 +48,28 @@ impl<R> ChunkOutput<R> {
     /// common case costs one catch per chunk, not one per item).
     pub(crate) fn run<T>(items: Vec<T>, f: impl Fn(T) -> R) -> Self {
         let start = std::time::Instant::now();
-        let mut values = Vec::with_capacity(items.len());
+        let total = items.len();
+        let mut values = Vec::with_capacity(total);
         let mut failures = Vec::new();
         let mut items = items.into_iter();
         loop {
             let ran = crate::unwind::catch(
-                || {
-                    for item in items.by_ref() {
-                        values.push(f(item));
-                    }
-                },
+                // `extend` over an exact-length input writes straight into
+                // the reserved space, and keeps the count written if `f`
+                // panics, so `values.len()` is still the count of items
+                // that succeeded.
+                || values.extend(items.by_ref().map(&f)),
                 None,
             );
             match ran {
                 Ok(()) => break,
                 // The item that panicked was taken from `items` but left
                 // no value: its index is the count of items handled so far.
-                Err(error) => failures.push((values.len() + failures.len(), error)),
+                Err(error) => {
+                    let index = values.len() + failures.len();
+                    debug_assert_eq!(index, total - items.len() - 1, "extend kept its count");
+                    failures.push((index, error));
+                }
             }
         }
         ChunkOutput {
@@ -187,11 +192,16 @@ pub struct Map<I: Iterator, R> {
     window_set: bool,
     /// Chunks in flight, oldest first.
     in_flight: VecDeque<InFlight<R>>,
-    /// Values of the current chunk not yet yielded.
+    /// Values of the current chunk not yet yielded, if no item of it
+    /// failed: the fast lane, which `next` drains with nothing else to
+    /// check.
     values: std::vec::IntoIter<R>,
+    /// Values of the current chunk not yet yielded, if some item of it
+    /// failed: interleaved with `failures` by position, in `next_slow`.
+    mixed: std::vec::IntoIter<R>,
     /// Failures of the current chunk not yet yielded.
     failures: std::vec::IntoIter<(usize, Error)>,
-    /// The index of the next item of the current chunk.
+    /// The index of the current chunk's next item in `mixed` or `failures`.
     position: usize,
     /// The index of the current chunk's next failure (`usize::MAX` if none).
     next_failure: usize,
@@ -216,6 +226,7 @@ impl<I: Iterator, R> Map<I, R> {
             window_set: false,
             in_flight: VecDeque::new(),
             values: Vec::new().into_iter(),
+            mixed: Vec::new().into_iter(),
             failures: Vec::new().into_iter(),
             position: 0,
             next_failure: usize::MAX,
@@ -370,7 +381,11 @@ impl<I: Iterator, R> Map<I, R> {
 impl<I: Iterator, R> Map<I, R> {
     /// Makes `output` the current chunk.
     fn set_current(&mut self, output: ChunkOutput<R>) {
-        self.values = output.values.into_iter();
+        if output.failures.is_empty() {
+            self.values = output.values.into_iter();
+        } else {
+            self.mixed = output.values.into_iter();
+        }
         self.failures = output.failures.into_iter();
         self.position = 0;
         self.next_failure = self.failures.as_slice().first().map_or(usize::MAX, |f| f.0);
@@ -388,8 +403,11 @@ impl<I: Iterator, R> Map<I, R> {
                 self.next_failure = self.failures.as_slice().first().map_or(usize::MAX, |f| f.0);
                 return failure.map(Err);
             }
-            if let Some(value) = self.values.next() {
+            if let Some(value) = self.mixed.next() {
                 self.position += 1;
+                return Some(Ok(value));
+            }
+            if let Some(value) = self.values.next() {
                 return Some(Ok(value));
             }
             if self.finished {
@@ -454,21 +472,19 @@ impl<I: Iterator, R> Iterator for Map<I, R> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.position != self.next_failure {
-            if let Some(value) = self.values.next() {
-                self.position += 1;
-                return Some(Ok(value));
-            }
+        if let Some(value) = self.values.next() {
+            return Some(Ok(value));
         }
         self.next_slow()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         if self.finished {
-            let left = self.values.len() + self.failures.len();
+            let left = self.values.len() + self.mixed.len() + self.failures.len();
             return (left, Some(left));
         }
         let held = self.values.len()
+            + self.mixed.len()
             + self.failures.len()
             + self
                 .in_flight
