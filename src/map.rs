@@ -302,7 +302,23 @@ impl<I: Iterator, R> Map<I, R> {
     fn next_chunk_len(&self) -> usize {
         match self.chunksize {
             Chunksize::Fixed(n) => n.get(),
-            Chunksize::Auto => self.auto_size,
+            Chunksize::Auto => self.guided(self.auto_size),
+        }
+    }
+
+    /// Shrinks an automatic chunk towards the end of an input of known
+    /// length, so that the workers finish together: no chunk takes more
+    /// than a share of what is left (each worker gets at least two more
+    /// chunks), but none shrinks below a quarter of the target size, where
+    /// handing chunks over would start to cost more than the imbalance it
+    /// saves.
+    fn guided(&self, size: usize) -> usize {
+        match self.input.size_hint() {
+            (left, Some(exact)) if left == exact => {
+                let share = left.div_ceil(self.window.max(1));
+                size.min(share.max(size / 4)).max(1)
+            }
+            _ => size,
         }
     }
 

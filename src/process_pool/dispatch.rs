@@ -420,64 +420,95 @@ fn died(pid: u32, exit: spawn::Exit) -> Error {
 /// Turns a Done payload back into one result per item, in order. After
 /// the last outcome in the payload it yields [`Error::Protocol`] for every
 /// further item asked for (a worker that broke off), so it never ends.
+#[cfg(feature = "fuzzing")]
 pub(crate) fn outcomes<R>(reply: &Reply) -> impl Iterator<Item = Result<R, Error>> + '_
 where
     R: serde::de::DeserializeOwned,
 {
-    let pid = reply.pid;
     let mut items = Items::new(&reply.payload);
-    std::iter::from_fn(move || {
-        let (tag, bytes) = match items.next_outcome() {
-            Ok(Some(outcome)) => outcome,
-            Ok(None) => {
-                let reason = String::from("the worker sent fewer results than items");
-                return Some(Err(Error::Protocol { pid, reason }));
-            }
-            Err(e) => {
-                // Nothing after a malformed entry can be trusted.
-                items = Items::new(&[]);
-                let reason = format!("a result frame is malformed: {e}");
-                return Some(Err(Error::Protocol { pid, reason }));
-            }
-        };
-        let text = || String::from_utf8_lossy(bytes).into_owned();
-        Some(match tag {
-            outcome::OK => postcard::from_bytes::<R>(bytes).map_err(|e| Error::Decode {
-                what: "result",
-                reason: wire::why(&e),
-            }),
-            outcome::PANICKED => Err(match postcard::from_bytes::<PanicInfo>(bytes) {
-                Ok(info) => Error::Panicked {
-                    message: info.message,
-                    location: info.location,
-                    pid: Some(pid),
-                },
-                Err(e) => Error::Protocol {
-                    pid,
-                    reason: format!("an undecodable panic report: {e}"),
-                },
-            }),
-            outcome::BAD_ARGUMENT => Err(Error::Decode {
-                what: "argument",
-                reason: text(),
-            }),
-            // A worker short of room sends no reason: it is always this one.
-            outcome::BAD_RESULT if bytes.is_empty() => Err(Error::Encode {
-                what: "result",
-                reason: String::from(
-                    "the results of its chunk are over the pool's frame limit (max_message_size)",
-                ),
-            }),
-            outcome::BAD_RESULT => Err(Error::Encode {
-                what: "result",
-                reason: text(),
-            }),
-            tag => Err(Error::Protocol {
+    std::iter::from_fn(move || Some(next_outcome(reply.pid, &mut items)))
+}
+
+/// Decodes the next outcome of a Done payload: the value of an item that
+/// succeeded, or why it did not. After the last outcome (or a malformed
+/// one, after which nothing can be trusted) every call gives
+/// [`Error::Protocol`].
+#[inline]
+fn next_outcome<R>(pid: u32, items: &mut Items<'_>) -> Result<R, Error>
+where
+    R: serde::de::DeserializeOwned,
+{
+    match items.next_outcome() {
+        Ok(Some((outcome::OK, bytes))) => {
+            postcard::from_bytes::<R>(bytes).map_err(|e| undecodable_result(&e))
+        }
+        entry => Err(failed_outcome(pid, entry, items)),
+    }
+}
+
+#[cold]
+fn undecodable_result(error: &postcard::Error) -> Error {
+    Error::Decode {
+        what: "result",
+        reason: wire::why(error),
+    }
+}
+
+/// The error for an outcome other than a value: the item's own failure,
+/// or a payload that is short or malformed.
+#[cold]
+#[inline(never)]
+fn failed_outcome(
+    pid: u32,
+    entry: Result<Option<(u8, &[u8])>, wire::WireError>,
+    items: &mut Items<'_>,
+) -> Error {
+    let (tag, bytes) = match entry {
+        Ok(Some(outcome)) => outcome,
+        Ok(None) => {
+            let reason = String::from("the worker sent fewer results than items");
+            return Error::Protocol { pid, reason };
+        }
+        Err(e) => {
+            // Nothing after a malformed entry can be trusted.
+            *items = Items::new(&[]);
+            let reason = format!("a result frame is malformed: {e}");
+            return Error::Protocol { pid, reason };
+        }
+    };
+    let text = || String::from_utf8_lossy(bytes).into_owned();
+    match tag {
+        outcome::PANICKED => match postcard::from_bytes::<PanicInfo>(bytes) {
+            Ok(info) => Error::Panicked {
+                message: info.message,
+                location: info.location,
+                pid: Some(pid),
+            },
+            Err(e) => Error::Protocol {
                 pid,
-                reason: format!("an unknown outcome tag {tag}"),
-            }),
-        })
-    })
+                reason: format!("an undecodable panic report: {e}"),
+            },
+        },
+        outcome::BAD_ARGUMENT => Error::Decode {
+            what: "argument",
+            reason: text(),
+        },
+        // A worker short of room sends no reason: it is always this one.
+        outcome::BAD_RESULT if bytes.is_empty() => Error::Encode {
+            what: "result",
+            reason: String::from(
+                "the results of its chunk are over the pool's frame limit (max_message_size)",
+            ),
+        },
+        outcome::BAD_RESULT => Error::Encode {
+            what: "result",
+            reason: text(),
+        },
+        tag => Error::Protocol {
+            pid,
+            reason: format!("an unknown outcome tag {tag}"),
+        },
+    }
 }
 
 /// The Task message for `count` items. A chunk's items are counted in a
@@ -508,13 +539,8 @@ where
     }
 
     fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
-        let outcome = reply.and_then(|reply| {
-            let mut results = outcomes::<R>(&reply);
-            match results.next() {
-                Some(result) => result,
-                None => unreachable!("`outcomes` never ends"),
-            }
-        });
+        let outcome =
+            reply.and_then(|reply| next_outcome(reply.pid, &mut Items::new(&reply.payload)));
         self.promise.complete(outcome);
     }
 }
@@ -559,16 +585,24 @@ where
         let mut unsent = this.unsent.into_iter().peekable();
         let elapsed = match &reply {
             Ok(reply) => {
-                let mut sent = outcomes::<R>(reply);
+                let mut sent = Items::new(&reply.payload);
                 for index in 0..this.len {
-                    let result = match unsent.next_if(|(at, _)| *at == index) {
-                        Some((_, error)) => Err(error),
-                        // `outcomes` never ends.
-                        None => sent.next().unwrap_or(Err(Error::Shutdown)),
-                    };
-                    match result {
-                        Ok(value) => values.push(value),
-                        Err(error) => failures.push((index, error)),
+                    if let Some((_, error)) = unsent.next_if(|(at, _)| *at == index) {
+                        failures.push((index, error));
+                        continue;
+                    }
+                    // Written out rather than through `Result<R, Error>`,
+                    // which is large: moving one per item cost more than
+                    // decoding a small value.
+                    match sent.next_outcome() {
+                        Ok(Some((outcome::OK, bytes))) => match postcard::from_bytes::<R>(bytes) {
+                            Ok(value) => values.push(value),
+                            Err(e) => failures.push((index, undecodable_result(&e))),
+                        },
+                        entry => {
+                            let error = failed_outcome(reply.pid, entry, &mut sent);
+                            failures.push((index, error));
+                        }
                     }
                 }
                 reply.elapsed

@@ -253,6 +253,7 @@ impl ProcessPoolExecutor {
         let runner = ProcessChunks {
             shared: Arc::clone(&self.shared),
             addresses: self.addresses(f),
+            bytes_per_item: std::cell::Cell::new(0),
         };
         Map::new(Box::new(runner), items.into_iter())
     }
@@ -410,6 +411,9 @@ struct ProcessChunks {
     shared: Arc<Shared>,
     /// The trampoline's and the function's offsets, or why `f` was refused.
     addresses: Result<(u64, u64), Error>,
+    /// Bytes per item of the last chunk's payload, to size the next one
+    /// (0 before the first).
+    bytes_per_item: std::cell::Cell<usize>,
 }
 
 impl<A, R> ChunkRunner<A, R> for ProcessChunks
@@ -427,7 +431,15 @@ where
             }
         };
         let len = items.len();
-        let mut payload = Vec::new();
+        // Sized from the last chunk (growing a large payload by doubling
+        // copied it over and again), within reason: a guess never
+        // reserves more than a few MiB up front.
+        const MAX_GUESS: usize = 4 << 20;
+        let per_item = match self.bytes_per_item.get() {
+            0 => 4 + std::mem::size_of::<A>(),
+            known => known + known / 8,
+        };
+        let mut payload = Vec::with_capacity(len.saturating_mul(per_item).min(MAX_GUESS));
         let mut unsent = Vec::new();
         for (index, item) in items.iter().enumerate() {
             if let Err(reason) = wire::push_item(&mut payload, item) {
@@ -439,6 +451,9 @@ where
             }
         }
         drop(items);
+        if len > 0 {
+            self.bytes_per_item.set(payload.len().div_ceil(len));
+        }
         let job = ChunkJob {
             call,
             func,

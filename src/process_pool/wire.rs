@@ -339,6 +339,15 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        // Varints come through here, a few bytes each: pushed one by one
+        // rather than through a call to `memcpy`, which costs more than
+        // the copy at that size.
+        if bytes.len() <= 16 {
+            for &byte in bytes {
+                self.try_push(byte)?;
+            }
+            return Ok(());
+        }
         sys::reserve(self.0, bytes.len());
         self.0.extend_from_slice(bytes);
         Ok(())
