@@ -44,7 +44,7 @@ pub(crate) trait ProcessJob: Abandon {
     /// The task message and its payload.
     fn message(&self) -> (Message, &[u8]);
     /// Completes the future from the worker's reply.
-    fn finish(self: Box<Self>, reply: Result<Reply, Error>);
+    fn finish(self: Box<Self>, reply: Result<&Reply, Error>);
 }
 
 /// A worker's answer to one task.
@@ -168,6 +168,18 @@ fn drive(shared: &Shared, slot: usize) {
         return;
     };
     let mut tasks_done = 0usize;
+    // The last reply's buffer, for the next one.
+    let mut buffer = Vec::new();
+    // Completes a job and keeps its reply's buffer.
+    let finish = |job: Box<dyn ProcessJob>, outcome: Result<Reply, Error>, buffer: &mut Vec<u8>| {
+        match outcome {
+            Ok(reply) => {
+                job.finish(Ok(&reply));
+                *buffer = reply.payload;
+            }
+            Err(error) => job.finish(Err(error)),
+        }
+    };
     // A job already written to the worker, whose reply is still to come.
     let mut sent: Option<Box<dyn ProcessJob>> = None;
     loop {
@@ -218,7 +230,7 @@ fn drive(shared: &Shared, slot: usize) {
                 }
             }
         };
-        let (outcome, alive) = receive_from(shared, slot, worker);
+        let (outcome, alive) = receive_from(shared, slot, worker, &mut buffer);
         tasks_done += 1;
         let retire = shared
             .config
@@ -240,7 +252,7 @@ fn drive(shared: &Shared, slot: usize) {
                                 match still {
                                     Some(still) => alive = still,
                                     None => {
-                                        job.finish(outcome);
+                                        finish(job, outcome, &mut buffer);
                                         tasks_done = 0;
                                         let Some(fresh) = replace_worker(shared, slot) else {
                                             return;
@@ -253,18 +265,18 @@ fn drive(shared: &Shared, slot: usize) {
                         }
                     }
                 }
-                job.finish(outcome);
+                finish(job, outcome, &mut buffer);
                 worker = alive;
                 continue;
             }
             Some(retired) => {
                 // Unlisted before anyone hears of the task, reaped after.
                 shared.set_pid(slot, None);
-                job.finish(outcome);
+                finish(job, outcome, &mut buffer);
                 retired.reap(EXIT_GRACE);
             }
             // `receive_from` unlisted and reaped it.
-            None => job.finish(outcome),
+            None => finish(job, outcome, &mut buffer),
         }
         tasks_done = 0;
         let Some(fresh) = replace_worker(shared, slot) else {
@@ -363,6 +375,7 @@ fn receive_from(
     shared: &Shared,
     slot: usize,
     mut worker: Worker,
+    buffer: &mut Vec<u8>,
 ) -> (Result<Reply, Error>, Option<Worker>) {
     let max_frame = shared.config.spawn.max_frame;
     let pid = worker.pid;
@@ -370,26 +383,22 @@ fn receive_from(
         .config
         .task_timeout
         .and_then(|limit| Instant::now().checked_add(limit));
-    let received = worker.receive(deadline, max_frame);
-    if let Ok(frame) = &received {
-        if let Message::Done { elapsed_nanos, .. } = frame.message {
-            let elapsed = Duration::from_nanos(elapsed_nanos);
-            let payload = received.map(|frame| frame.payload).unwrap_or_default();
-            let reply = Reply {
-                payload,
-                elapsed,
-                pid,
-            };
-            return (Ok(reply), Some(worker));
-        }
+    let received = worker.receive_into(deadline, max_frame, buffer);
+    if let Ok(Message::Done { elapsed_nanos, .. }) = received {
+        let reply = Reply {
+            payload: std::mem::take(buffer),
+            elapsed: Duration::from_nanos(elapsed_nanos),
+            pid,
+        };
+        return (Ok(reply), Some(worker));
     }
     // Whatever went wrong, this worker is done for: unlist it first, so
     // that nobody sees a pid that is about to be reaped.
     shared.set_pid(slot, None);
     let error = match received {
-        Ok(frame) => {
+        Ok(message) => {
             worker.kill_and_reap();
-            let reason = format!("it answered a task with {:?}", frame.message);
+            let reason = format!("it answered a task with {message:?}");
             Error::Protocol { pid, reason }
         }
         Err(Received::TimedOut) => {
@@ -538,7 +547,7 @@ where
         (task_message(self.call, self.func, 1), &self.payload)
     }
 
-    fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
+    fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {
         let outcome =
             reply.and_then(|reply| next_outcome(reply.pid, &mut Items::new(&reply.payload)));
         self.promise.complete(outcome);
@@ -578,7 +587,7 @@ where
         (task_message(self.call, self.func, count), &self.payload)
     }
 
-    fn finish(self: Box<Self>, reply: Result<Reply, Error>) {
+    fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {
         let this = *self;
         let mut values = Vec::with_capacity(this.len);
         let mut failures = Vec::new();

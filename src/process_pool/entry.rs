@@ -183,6 +183,7 @@ fn serve(value: &str) -> Result<(), String> {
     )?;
 
     crate::unwind::install_hook();
+    sys::keep_freed_memory();
     let pid = std::process::id();
     let send = |results: &mut File, message: &Message, payload: &[u8], scratch: &mut Vec<u8>| {
         wire::write_frame(results, message, payload, max_frame, scratch)

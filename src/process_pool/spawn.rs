@@ -180,6 +180,21 @@ impl Worker {
         deadline: Option<Instant>,
         max: u32,
     ) -> Result<Frame, Received> {
+        let mut payload = Vec::new();
+        let message = self.receive_into(deadline, max, &mut payload)?;
+        Ok(Frame { message, payload })
+    }
+
+    /// Reads one frame like [`receive`](Self::receive), its payload into
+    /// `payload`, whose allocation is reused when it fits: a large reply's
+    /// buffer is not allocated (and its pages faulted in) again for the
+    /// next one.
+    pub(crate) fn receive_into(
+        &mut self,
+        deadline: Option<Instant>,
+        max: u32,
+        payload: &mut Vec<u8>,
+    ) -> Result<Message, Received> {
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             match sys::wait_readable(&self.results, Some(left)) {
@@ -188,7 +203,7 @@ impl Worker {
                 Err(e) => return Err(Received::Wire(WireError::Io(e))),
             }
         }
-        wire::read_frame(&mut self.results, max).map_err(Received::Wire)
+        wire::read_frame_into(&mut self.results, max, payload).map_err(Received::Wire)
     }
 
     /// Whether the worker has gone while idle: its result pipe is readable
