@@ -114,7 +114,7 @@ struct Inner<T> {
 const SPIN: Duration = Duration::from_micros(30);
 
 /// Whether spinning can help: more than one CPU.
-fn spinning_helps() -> bool {
+pub(crate) fn spinning_helps() -> bool {
     static MANY_CPUS: OnceLock<bool> = OnceLock::new();
     *MANY_CPUS.get_or_init(|| num_cpus::get() > 1)
 }

@@ -186,7 +186,7 @@ fn drive(shared: &Shared, slot: usize) {
         let job = match sent.take() {
             Some(job) => job,
             None => {
-                let job = match shared.queue.receiver().recv_timeout(IDLE_CHECK) {
+                let job = match next_job(shared) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Disconnected) => break,
                     Err(RecvTimeoutError::Timeout) => {
@@ -288,6 +288,37 @@ fn drive(shared: &Shared, slot: usize) {
     worker.reap(EXIT_GRACE);
 }
 
+/// How long an idle driver watches the queue before it sleeps on it. A
+/// caller that submits its next task right after the last result (a loop
+/// of `submit(…).result()`) then hands it over without waking a sleeping
+/// thread, which costs more than the task on a virtual machine.
+const QUEUE_SPIN: Duration = Duration::from_micros(20);
+
+/// The next job from the queue: watched for [`QUEUE_SPIN`] (with more than
+/// one CPU), then waited for until [`IDLE_CHECK`].
+fn next_job(shared: &Shared) -> Result<Box<dyn ProcessJob>, RecvTimeoutError> {
+    let queue = shared.queue.receiver();
+    if crate::future::spinning_helps() {
+        let until = Instant::now() + QUEUE_SPIN;
+        loop {
+            match queue.try_recv() {
+                Ok(job) => return Ok(job),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    return Err(RecvTimeoutError::Disconnected)
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+            if Instant::now() >= until {
+                break;
+            }
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        }
+    }
+    queue.recv_timeout(IDLE_CHECK)
+}
+
 /// Starts the replacement of a worker that is gone, unless the pool is
 /// being stopped.
 fn replace_worker(shared: &Shared, slot: usize) -> Option<Worker> {
@@ -333,6 +364,9 @@ fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
 /// (also when the job was refused for its size); a worker that is not has
 /// been unlisted from `slot` and reaped. A worker found dead before it read
 /// the job is replaced once and the job sent again: it never ran.
+// The worker travels by value either way, once per task, next to a write
+// to a pipe; boxing it to shrink the error would cost more than the move.
+#[allow(clippy::result_large_err)]
 fn send_to(
     shared: &Shared,
     slot: usize,

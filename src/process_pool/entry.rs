@@ -15,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
@@ -185,6 +186,7 @@ fn serve(value: &str) -> Result<(), String> {
     crate::unwind::install_hook();
     sys::keep_freed_memory();
     let pid = std::process::id();
+    WORKER_PID.store(pid, Ordering::Relaxed);
     let send = |results: &mut File, message: &Message, payload: &[u8], scratch: &mut Vec<u8>| {
         wire::write_frame(results, message, payload, max_frame, scratch)
             .map_err(|e| format!("could not answer its parent: {e}"))
@@ -269,6 +271,19 @@ fn over_the_limit(out: &mut Vec<u8>, count: u32, len: u64, max: u32) {
     }
 }
 
+/// This worker's pid, set once before it runs any task (`getpid` is a
+/// system call each time, which a no-op task would notice).
+static WORKER_PID: AtomicU32 = AtomicU32::new(0);
+
+/// This worker's pid (its panics say which process they came from).
+fn worker_pid() -> u32 {
+    // ORDERING: set before the first task, on the thread that runs tasks.
+    match WORKER_PID.load(Ordering::Relaxed) {
+        0 => std::process::id(),
+        pid => pid,
+    }
+}
+
 /// Runs the user's `fn(A) -> R` (at address `func`) on each item of a task
 /// payload and appends one outcome per item to `out`. Monomorphised in the
 /// parent, whose address travels as the task's `call`.
@@ -280,7 +295,7 @@ where
     // SAFETY: the parent sends `func` only next to `trampoline::<A, R>`, as
     // the address of the `fn(A) -> R` it was given.
     let f = unsafe { sys::function_at::<A, R>(func) };
-    let pid = Some(std::process::id());
+    let pid = Some(worker_pid());
     let mut items = Items::new(payload);
     // Where the outcome of the item being run starts in `out`.
     let mut start = out.len();

@@ -1,7 +1,7 @@
 //! Starting, greeting, watching, killing and reaping worker processes.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
@@ -14,6 +14,11 @@ use crate::Error;
 /// The pipe buffer each direction asks for: the most an unprivileged
 /// process gets by default.
 const PIPE_BUFFER: usize = 1 << 20;
+
+/// The parent's read buffer on a result pipe: room for the replies of
+/// small tasks and chunks; larger payloads are read past it, straight
+/// into their own buffer.
+const RESULT_BUFFER: usize = 64 * 1024;
 
 /// What every worker of one pool is started with.
 #[derive(Debug, Clone)]
@@ -31,7 +36,9 @@ pub(crate) struct Worker {
     process: sys::Process,
     pub(crate) pid: u32,
     pub(crate) tasks: File,
-    pub(crate) results: File,
+    /// Buffered: a small reply (its length, header and outcomes) comes in
+    /// with one `read`, not one per part.
+    pub(crate) results: BufReader<File>,
     /// Reused buffer for outgoing frames.
     pub(crate) scratch: Vec<u8>,
 }
@@ -74,7 +81,7 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
         pid: process.id(),
         process,
         tasks: File::from(task_write),
-        results: File::from(result_read),
+        results: BufReader::with_capacity(RESULT_BUFFER, File::from(result_read)),
         scratch: Vec::new(),
     };
     match handshake(&mut worker, config) {
@@ -195,9 +202,10 @@ impl Worker {
         max: u32,
         payload: &mut Vec<u8>,
     ) -> Result<Message, Received> {
-        if let Some(deadline) = deadline {
+        // Bytes already buffered need no wait.
+        if let (Some(deadline), true) = (deadline, self.results.buffer().is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
-            match sys::wait_readable(&self.results, Some(left)) {
+            match sys::wait_readable(self.results.get_ref(), Some(left)) {
                 Ok(true) => {}
                 Ok(false) => return Err(Received::TimedOut),
                 Err(e) => return Err(Received::Wire(WireError::Io(e))),
@@ -209,7 +217,8 @@ impl Worker {
     /// Whether the worker has gone while idle: its result pipe is readable
     /// (end of file, or bytes nobody asked for) although no task is out.
     pub(crate) fn is_gone(&self) -> bool {
-        sys::wait_readable(&self.results, Some(Duration::ZERO)).unwrap_or(true)
+        !self.results.buffer().is_empty()
+            || sys::wait_readable(self.results.get_ref(), Some(Duration::ZERO)).unwrap_or(true)
     }
 
     /// Kills the worker (if it still runs) and reaps it.
@@ -230,7 +239,12 @@ impl Worker {
         let mut drain = [0u8; 512];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match sys::wait_readable(&self.results, Some(left)) {
+            let readable = if self.results.buffer().is_empty() {
+                sys::wait_readable(self.results.get_ref(), Some(left))
+            } else {
+                Ok(true)
+            };
+            match readable {
                 Ok(true) => match self.results.read(&mut drain) {
                     Ok(0) => return exit_of(self.process.wait().ok()),
                     // Bytes nobody asked for: keep draining until the end.
