@@ -150,6 +150,44 @@ impl Echo {
         back[0]
     }
 
+    /// One byte there and back, the answer polled for rather than slept
+    /// on: a thread that sleeps in `read` is woken by the kernel, which on
+    /// a virtual machine whose CPUs went idle can take tens of
+    /// microseconds; a pool's caller spins briefly instead.
+    fn round_trip_polling(&mut self, byte: u8) -> u8 {
+        let mut back = [0u8; 1];
+        self.input
+            .write_all(&[byte])
+            .expect("the echo server reads");
+        loop {
+            match self.output.read(&mut back) {
+                Ok(1) => return back[0],
+                Ok(_) => panic!("the echo server closed its output"),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("the echo server answers: {e}"),
+            }
+        }
+    }
+
+    /// Sets whether reading the echo server's answers blocks.
+    fn set_nonblocking(&self, nonblocking: bool) {
+        use std::os::fd::AsRawFd;
+        let fd = self.output.as_raw_fd();
+        // SAFETY: `fcntl` on a descriptor this process owns (the child's
+        // standard output pipe), changing only its O_NONBLOCK flag.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            assert!(flags >= 0, "fcntl(F_GETFL) on the echo pipe");
+            let flags = if nonblocking {
+                flags | libc::O_NONBLOCK
+            } else {
+                flags & !libc::O_NONBLOCK
+            };
+            assert!(libc::fcntl(fd, libc::F_SETFL, flags) == 0, "fcntl(F_SETFL)");
+        }
+    }
+
     /// `data` there and back (written by a second thread, so that neither
     /// pipe fills up), into `back`.
     fn stream(&mut self, data: &[u8], back: &mut [u8]) {
@@ -175,23 +213,41 @@ impl Echo {
 fn round_trip() -> Vec<Row> {
     const N: u64 = ROUND_TRIP_TASKS;
     let pool = ProcessPoolExecutor::new(1).expect("a pool");
-    let mut echo = Echo::start();
+    let echo = std::cell::RefCell::new(Echo::start());
     let mut candidates = vec![
         Candidate::new(format!("{OURS} ProcessPoolExecutor(1)"), N, || {
             for i in 0..N {
                 assert_eq!(pool.submit(noop, black_box(i)).result(), Ok(i));
             }
         }),
-        Candidate::new("floor: 1-byte pipe echo, child process", N, || {
-            for i in 0..N {
-                let byte = i as u8;
-                assert_eq!(echo.round_trip(byte), byte);
-            }
-        }),
+        Candidate::new(
+            "floor: 1-byte pipe echo, child process, parent polls",
+            N,
+            || {
+                let mut echo = echo.borrow_mut();
+                echo.set_nonblocking(true);
+                for i in 0..N {
+                    let byte = i as u8;
+                    assert_eq!(echo.round_trip_polling(byte), byte);
+                }
+                echo.set_nonblocking(false);
+            },
+        ),
+        Candidate::new(
+            "  (1-byte pipe echo, child process, parent sleeps)",
+            N,
+            || {
+                let mut echo = echo.borrow_mut();
+                for i in 0..N {
+                    let byte = i as u8;
+                    assert_eq!(echo.round_trip(byte), byte);
+                }
+            },
+        ),
     ];
     candidates.extend(procspawn_peer::round_trip(PROCSPAWN_ROUND_TRIP_TASKS));
     let rows = measure(W1, "task", candidates);
-    echo.stop();
+    echo.into_inner().stop();
     rows
 }
 
@@ -320,6 +376,32 @@ fn big() -> Vec<Row> {
             echo.stream(&data, &mut back);
             assert_eq!(back[BIG - 1], 7);
         }),
+        // What serde and postcard alone cost, with no pipe and no second
+        // process: the argument encoded and decoded, then the result.
+        Candidate::new(
+            "  (serde alone, Vec<u8>: postcard there and back, one process)",
+            moved,
+            || {
+                let mut value = data.clone();
+                for _ in 0..2 {
+                    let bytes = postcard::to_allocvec(&value).expect("encodes");
+                    value = postcard::from_bytes(&bytes).expect("decodes");
+                }
+                assert_eq!(value.len(), BIG);
+            },
+        ),
+        Candidate::new(
+            "  (serde alone, ByteBuf: postcard there and back, one process)",
+            moved,
+            || {
+                let mut value = ByteBuf::from(data.clone());
+                for _ in 0..2 {
+                    let bytes = postcard::to_allocvec(&value).expect("encodes");
+                    value = postcard::from_bytes(&bytes).expect("decodes");
+                }
+                assert_eq!(value.len(), BIG);
+            },
+        ),
     ];
     candidates.extend(procspawn_peer::bytes(BIG));
     let rows = measure_with(samples(), W5, Unit::Bytes, candidates);
@@ -475,7 +557,14 @@ fn scores(rows: &[Row]) -> Vec<Score> {
             "64 MiB argument and result, Vec<u8>",
             W5,
             OURS,
-            &[PIPE, PROCSPAWN, PPE_SPAWN, PPE_FORK, POOL],
+            &[
+                PIPE,
+                ("  (serde alone, Vec", "serde alone, no pipes"),
+                PROCSPAWN,
+                PPE_SPAWN,
+                PPE_FORK,
+                POOL,
+            ],
             Target::RateAtLeast(BIG_TARGET_GBS * 1e9),
         ),
         score(
@@ -484,7 +573,14 @@ fn scores(rows: &[Row]) -> Vec<Score> {
             "64 MiB argument and result, serde_bytes::ByteBuf",
             W5,
             "  (ours, serde_bytes",
-            &[PIPE, PROCSPAWN, PPE_SPAWN, PPE_FORK, POOL],
+            &[
+                PIPE,
+                ("  (serde alone, ByteBuf", "serde alone, no pipes"),
+                PROCSPAWN,
+                PPE_SPAWN,
+                PPE_FORK,
+                POOL,
+            ],
             Target::RateAtLeast(BIG_TARGET_GBS * 1e9),
         ),
         chunk_score(

@@ -237,12 +237,66 @@ fn map(threads: usize) -> Vec<Row> {
             });
             check(&out);
         }),
+        Candidate::new(
+            "floor: ordered hand-off alone, one thread, chunks of 65 536",
+            N,
+            || {
+                let out = OrderedHandOff::new(black_box(0..N), 1 << 16)
+                    .collect::<Result<Vec<u64>, concurrent_futures::Error>>()
+                    .expect("no item fails");
+                check(&out);
+            },
+        ),
         Candidate::new("  (sequential, one thread)", N, || {
             let out: Vec<u64> = black_box(0..N).map(|x| x * 2).collect();
             check(&out);
         }),
     ]);
     measure(W3, "item", candidates)
+}
+
+/// The part of a lazy, ordered `map` that no number of threads shares:
+/// the consumer cuts the input into chunks (the input is the caller's
+/// iterator, which need not be `Send`, so only the consumer may pull from
+/// it), then yields every result through `next` into the caller's
+/// `collect`. Here on one thread, with no pool, no synchronisation and the
+/// work (`x * 2`) done in `next`: what is left of a pool's `map` if its
+/// workers and hand-overs cost nothing.
+struct OrderedHandOff<I> {
+    input: I,
+    chunk: usize,
+    current: std::vec::IntoIter<u64>,
+}
+
+impl<I: Iterator<Item = u64>> OrderedHandOff<I> {
+    fn new(input: I, chunk: usize) -> Self {
+        OrderedHandOff {
+            input,
+            chunk,
+            current: Vec::new().into_iter(),
+        }
+    }
+
+    /// The next chunk, out of line as a pool's must be (it waits on a
+    /// worker there).
+    #[inline(never)]
+    fn next_chunk(&mut self) -> Option<Result<u64, concurrent_futures::Error>> {
+        let chunk: Vec<u64> = self.input.by_ref().take(self.chunk).collect();
+        self.current = chunk.into_iter();
+        self.current.next().map(|x| Ok(x * 2))
+    }
+}
+
+impl<I: Iterator<Item = u64>> Iterator for OrderedHandOff<I> {
+    type Item = Result<u64, concurrent_futures::Error>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.current.next() {
+            Some(x) => Some(Ok(x * 2)),
+            None => self.next_chunk(),
+        }
+    }
 }
 
 /// Workload 4: Python's ThreadPoolExecutor(2) through `benches/python/`,
@@ -321,6 +375,10 @@ fn scores(rows: &[Row]) -> Vec<Score> {
             OURS,
             &[
                 ("rayon", "rayon par_iter"),
+                (
+                    "floor: ordered",
+                    "floor: ordered hand-off alone, one thread",
+                ),
                 ("std scope", "std scope, one part per thread"),
                 ("  (sequential", "sequential"),
                 PYTHON,
