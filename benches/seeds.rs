@@ -7,13 +7,17 @@
 //! 2. the primes in 10..2 500 000: sequential, thread pool, process pool
 //!    (Python: sequential and `multiprocessing.Pool().map`), each pool also
 //!    with every fixed chunk size of the sweep, for the automatic-chunking
-//!    lines;
+//!    lines; and postcard alone encoding and decoding every argument and
+//!    result, for the process pool's floor;
 //! 3. the prime factors of 20 integers, the tutorial's recursive trial
-//!    division (Python: `multiprocessing.Pool().map`).
+//!    division (Python: `multiprocessing.Pool().map`);
+//! 4. not a tutorial's: a CPU-bound map of 2 000 items of ~20 µs each, so
+//!    heavy that neither pool's cost per item should show: sequential, a
+//!    plain thread per CPU, and each pool with automatic chunks.
 //!
 //! Every pool has one worker per CPU and is started before the timed runs.
-//! The runs take long: at most 5 samples (`samples()`), and Python's at
-//! most 3, with no warm-up run.
+//! Programs 1 to 3 take long: at most 5 samples (`samples()`), and Python's
+//! at most 3, with no warm-up run.
 //!
 //! ```text
 //! cargo bench -p concurrent-futures-benches --bench seeds
@@ -49,6 +53,12 @@ const TO_FACTOR: [u64; 20] = [
     6658471, 4971588,
 ];
 
+/// The items of program 4.
+const HEAVY_ITEMS: Range<u64> = 0..2_000;
+/// The rounds of [`heavy`]: 19.7 to 20.2 µs of one core on the 2-CPU
+/// machine they were calibrated on.
+const HEAVY_ROUNDS: u32 = 8_000;
+
 /// DESIGN.md §5: a CPU-bound map on N cores, at least this times N faster
 /// than sequential Rust.
 const SPEEDUP_PER_CORE: f64 = 0.95;
@@ -56,6 +66,10 @@ const SPEEDUP_PER_CORE: f64 = 0.95;
 const S1: &str = "1 is_prime, 100 big integers, chunk 1";
 const S2: &str = "2 primes in 10..2 500 000";
 const S3: &str = "3 prime factors of 20 integers";
+const S4: &str = "4 CPU-bound map, 2 000 items of ~20 µs";
+
+/// The name of program 2's row that measures postcard alone.
+const SERDE_ONLY: &str = "  (serde only: postcard encode+decode of every argument and result)";
 
 /// Trial division by the odd numbers up to the square root, as the
 /// tutorials write it (an even `n`, 2 included, is not prime).
@@ -87,15 +101,96 @@ fn prime_factor(value: u64) -> Vec<u64> {
     vec![value]
 }
 
+/// Program 4's item: [`HEAVY_ROUNDS`] rounds of xorshift and multiply, a
+/// chain of dependent steps that takes the same time for every item. The
+/// round count goes through `black_box`, so the loop cannot be folded.
+fn heavy(item: u64) -> u64 {
+    // Never zero, which xorshift would keep at zero.
+    let mut x = (item << 1) | 1;
+    for _ in 0..black_box(HEAVY_ROUNDS) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    }
+    x
+}
+
 /// Timed runs of these long programs.
 fn seed_samples() -> usize {
     samples().min(5)
+}
+
+/// The CPUs of this machine (2 if it cannot tell): the pools' workers and
+/// the floors' threads.
+fn cpus() -> usize {
+    thread::available_parallelism().map_or(2, NonZeroUsize::get)
 }
 
 fn count_primes(flags: impl Iterator<Item = Result<bool, concurrent_futures::Error>>) -> usize {
     flags
         .filter(|flag| *flag.as_ref().expect("no item fails"))
         .count()
+}
+
+fn wrapping_sum(values: impl Iterator<Item = Result<u64, concurrent_futures::Error>>) -> u64 {
+    values
+        .map(|value| value.expect("no item fails"))
+        .fold(0, u64::wrapping_add)
+}
+
+/// The machine's own limit for a CPU-bound map over `range`, the floor
+/// rows: one plain thread per CPU, each taking every N-th block of `block`
+/// items, no pool, no queue. `per_block` gives a block's share of the
+/// answer; the shares are added up (wrapping).
+fn on_every_cpu(
+    range: Range<u64>,
+    block: u64,
+    per_block: impl Fn(Range<u64>) -> u64 + Sync,
+) -> u64 {
+    let parts = cpus();
+    let per_block = &per_block;
+    thread::scope(|scope| {
+        let handles: Vec<_> = (0..parts)
+            .map(|part| {
+                let range = range.clone();
+                scope.spawn(move || {
+                    (range.start..range.end)
+                        .step_by(block as usize)
+                        .skip(part)
+                        .step_by(parts)
+                        .map(|start| per_block(start..(start + block).min(range.end)))
+                        .fold(0, u64::wrapping_add)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("no panic"))
+            .fold(0, u64::wrapping_add)
+    })
+}
+
+/// What a process pool adds to every item of a map, without the pool:
+/// each argument encoded with postcard into a buffer and decoded, then
+/// each result, one after the other on this thread. Gives the decoded
+/// arguments' wrapping sum and the number of decoded results that are
+/// true, for the caller to check.
+fn postcard_round_trips(arguments: Range<u64>, results: &[bool]) -> (u64, usize) {
+    let mut buffer = Vec::with_capacity(16);
+    let mut sum = 0u64;
+    let mut trues = 0;
+    for (argument, result) in arguments.zip(results) {
+        buffer.clear();
+        buffer = postcard::to_extend(&argument, buffer).expect("a u64 encodes");
+        let argument: u64 = postcard::from_bytes(&buffer).expect("a u64 decodes");
+        sum = sum.wrapping_add(argument);
+        buffer.clear();
+        buffer = postcard::to_extend(result, buffer).expect("a bool encodes");
+        let result: bool = postcard::from_bytes(&buffer).expect("a bool decodes");
+        trues += usize::from(result);
+    }
+    (sum, trues)
 }
 
 /// Program 1: `is_prime` over 100 large integers, one item per task.
@@ -125,9 +220,14 @@ fn is_prime_big(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -
 }
 
 /// Program 2: the primes in [`PRIMES`], sequentially and on each pool,
-/// with automatic chunks and every fixed chunk size of the sweep.
+/// with automatic chunks and every fixed chunk size of the sweep; and the
+/// process pool's floor, `(sequential + serde) / N`, from the medians of
+/// sequential Rust and of postcard alone.
 fn primes(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<Row> {
-    let expected = PRIMES.filter(|&n| is_prime(n)).count();
+    let flags: Vec<bool> = PRIMES.map(is_prime).collect();
+    let expected = flags.iter().filter(|&&flag| flag).count();
+    let arguments_sum = PRIMES.fold(0, u64::wrapping_add);
+    let flags = &flags;
     let mut candidates = vec![
         Candidate::new("sequential Rust", 1, || {
             let count = black_box(PRIMES).filter(|&n| is_prime(n)).count();
@@ -138,33 +238,17 @@ fn primes(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<
         // single numbers: with two threads, one would get every even
         // number, which is no work), no pool, no queue, no allocation.
         Candidate::new("floor: std::thread::scope, interleaved blocks", 1, || {
-            const BLOCK: u64 = 4096;
-            let parts = thread::available_parallelism().map_or(2, NonZeroUsize::get);
-            let range = black_box(PRIMES);
-            let count: usize = thread::scope(|scope| {
-                let handles: Vec<_> = (0..parts)
-                    .map(|part| {
-                        let range = range.clone();
-                        scope.spawn(move || {
-                            (range.start..range.end)
-                                .step_by(BLOCK as usize)
-                                .skip(part)
-                                .step_by(parts)
-                                .map(|start| {
-                                    (start..(start + BLOCK).min(range.end))
-                                        .filter(|&n| is_prime(n))
-                                        .count()
-                                })
-                                .sum::<usize>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("no panic"))
-                    .sum()
+            let count = on_every_cpu(black_box(PRIMES), 4096, |block| {
+                block.filter(|&n| is_prime(n)).count() as u64
             });
-            assert_eq!(count, expected);
+            assert_eq!(count, expected as u64);
+        }),
+        // What a pool that moves every argument and result through postcard
+        // adds to the work: the process pool's floor is the sequential time
+        // plus this, spread over N CPUs (the external row below).
+        Candidate::new(SERDE_ONLY, 1, || {
+            let (sum, trues) = postcard_round_trips(black_box(PRIMES), black_box(flags));
+            assert_eq!((sum, trues), (arguments_sum, expected));
         }),
         Candidate::new(format!("{OURS} thread pool, automatic chunks"), 1, || {
             assert_eq!(
@@ -198,7 +282,24 @@ fn primes(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<
             },
         ));
     }
-    measure_with(seed_samples(), S2, Unit::Per("run"), candidates)
+    let mut rows = measure_with(seed_samples(), S2, Unit::Per("run"), candidates);
+    let median = |name: &str| {
+        let row = rows.iter().find(|row| row.name == name);
+        row.expect("a measured candidate").median
+    };
+    let serde_floor = (median("sequential Rust") + median(SERDE_ONLY)) / cpus() as f64;
+    let at = rows.iter().position(|row| row.name == SERDE_ONLY);
+    rows.insert(
+        at.expect("a measured candidate") + 1,
+        Row::external(
+            S2,
+            "floor: (sequential + serde) / N",
+            Unit::Per("run"),
+            1,
+            serde_floor,
+        ),
+    );
+    rows
 }
 
 /// Program 3: the prime factors of [`TO_FACTOR`], automatic chunks.
@@ -228,6 +329,46 @@ fn factors(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec
         }),
     ];
     measure_with(seed_samples(), S3, Unit::Per("run"), candidates)
+}
+
+/// Program 4: [`heavy`] over [`HEAVY_ITEMS`], sequentially, at the
+/// machine's floor and on each pool with automatic chunks. Short enough
+/// for every sample of `samples()`.
+fn heavy_map(threads: &ThreadPoolExecutor, processes: &ProcessPoolExecutor) -> Vec<Row> {
+    let items = HEAVY_ITEMS.end - HEAVY_ITEMS.start;
+    let expected = HEAVY_ITEMS.map(heavy).fold(0, u64::wrapping_add);
+    let candidates = vec![
+        Candidate::new("sequential Rust", items, || {
+            let sum = black_box(HEAVY_ITEMS).map(heavy).fold(0, u64::wrapping_add);
+            assert_eq!(sum, expected);
+        }),
+        // Every item costs the same, so one contiguous block per CPU
+        // shares the work out exactly.
+        Candidate::new("floor: std::thread::scope, a block per CPU", items, || {
+            let block = items.div_ceil(cpus() as u64);
+            let sum = on_every_cpu(black_box(HEAVY_ITEMS), block, |block| {
+                block.map(heavy).fold(0, u64::wrapping_add)
+            });
+            assert_eq!(sum, expected);
+        }),
+        Candidate::new(
+            format!("{OURS} thread pool, automatic chunks"),
+            items,
+            || {
+                let sum = wrapping_sum(threads.map(heavy, black_box(HEAVY_ITEMS)));
+                assert_eq!(sum, expected);
+            },
+        ),
+        Candidate::new(
+            format!("{OURS} process pool, automatic chunks"),
+            items,
+            || {
+                let sum = wrapping_sum(processes.map(heavy, black_box(HEAVY_ITEMS)));
+                assert_eq!(sum, expected);
+            },
+        ),
+    ];
+    measure_with(samples(), S4, Unit::Per("item"), candidates)
 }
 
 /// The same programs in Python: one row per program it ran, or `None` if
@@ -291,6 +432,11 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
         "floor: std",
         "floor: std::thread::scope, interleaved blocks",
     );
+    let serde_floor = (
+        "floor: (sequential + serde)",
+        "floor: (sequential + serde) / N",
+    );
+    let block_floor = ("floor: std", "floor: std::thread::scope, a block per CPU");
     [
         score(
             rows,
@@ -323,7 +469,7 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
             format!("primes in 10..2 500 000, process pool of {workers}"),
             S2,
             &format!("{OURS} process pool"),
-            &[SEQUENTIAL, floor, python_seq, python_pool],
+            &[SEQUENTIAL, serde_floor, floor, python_seq, python_pool],
             speedup,
         ),
         score(
@@ -338,6 +484,28 @@ fn scores(rows: &[Row], workers: usize) -> Vec<Score> {
                 ("  (ours, thread pool", "ours on threads"),
             ],
             Target::None,
+        ),
+        // Program 4 judges the same target as the primes lines, in the same
+        // section, just below them: a section of its own would come after
+        // "automatic chunking" in `benches/scoreboard`'s order, far from
+        // them.
+        score(
+            rows,
+            SECTION,
+            format!("CPU-bound map of 2 000 items of ~20 µs, thread pool of {workers}"),
+            S4,
+            &format!("{OURS} thread pool"),
+            &[SEQUENTIAL, block_floor],
+            speedup,
+        ),
+        score(
+            rows,
+            SECTION,
+            format!("CPU-bound map of 2 000 items of ~20 µs, process pool of {workers}"),
+            S4,
+            &format!("{OURS} process pool"),
+            &[SEQUENTIAL, block_floor],
+            speedup,
         ),
         chunk_score(
             rows,
@@ -364,11 +532,13 @@ type Program = fn(&ThreadPoolExecutor, &ProcessPoolExecutor) -> Vec<Row>;
 
 fn main() {
     concurrent_futures::init();
-    let workers = thread::available_parallelism().map_or(2, NonZeroUsize::get);
+    let workers = cpus();
     println!(
-        "seeds bench: {workers} CPUs, pools of {workers}, {} samples after a warm-up, medians \
-         (Python: {}, no warm-up); 'vs ours' = time ÷ ours (above 1 = slower than ours)",
+        "seeds bench: {workers} CPUs, pools of {workers}, {} samples after a warm-up ({} for \
+         program 4), medians (Python: {}, no warm-up); 'vs ours' = time ÷ ours (above 1 = \
+         slower than ours)",
         seed_samples(),
+        samples(),
         python_samples().min(3),
     );
     println!();
@@ -379,7 +549,12 @@ fn main() {
     let started = Instant::now();
     let threads = ThreadPoolExecutor::new(workers);
     let processes = ProcessPoolExecutor::new(workers).expect("a process pool");
-    let programs: [(&str, Program); 3] = [(S1, is_prime_big), (S2, primes), (S3, factors)];
+    let programs: [(&str, Program); 4] = [
+        (S1, is_prime_big),
+        (S2, primes),
+        (S3, factors),
+        (S4, heavy_map),
+    ];
     let mut rows = Vec::new();
     for (workload, run) in programs {
         if wanted(workload) {
