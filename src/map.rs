@@ -311,8 +311,12 @@ impl<I: Iterator, R> Map<I, R> {
     /// than a share of what is left (each worker gets at least two more
     /// chunks), but none shrinks below a quarter of the target size, where
     /// handing chunks over would start to cost more than the imbalance it
-    /// saves.
+    /// saves. Chunks of the largest size are left alone: their items are
+    /// so small that a chunk ends well within the target time anyway.
     fn guided(&self, size: usize) -> usize {
+        if size >= MAX_AUTO_CHUNK {
+            return size;
+        }
         match self.input.size_hint() {
             (left, Some(exact)) if left == exact => {
                 let share = left.div_ceil(self.window.max(1));

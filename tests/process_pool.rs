@@ -786,3 +786,28 @@ fn results_over_a_small_limit_fail_their_items_and_the_worker_lives() {
     );
     assert_eq!(pool.worker_pids(), [pid], "the worker lived on");
 }
+
+/// The pool reuses the buffer of an argument already sent for the next
+/// one; arguments of very different sizes, one after another and from
+/// several threads at once, must never see each other's bytes.
+#[test]
+fn arguments_of_every_size_in_turn_arrive_whole() {
+    let pool = ProcessPoolExecutor::new(2).expect("a pool");
+    let sizes = [3 << 20, 10, 0, 1 << 20, 1, 5 << 20, 64 * 1024 + 1, 7];
+    std::thread::scope(|scope| {
+        for thread in 0..3u8 {
+            let pool = &pool;
+            scope.spawn(move || {
+                for (round, &size) in sizes.iter().enumerate() {
+                    let seed = thread.wrapping_mul(31).wrapping_add(round as u8);
+                    let bytes: Vec<u8> = (0..size).map(|i| seed.wrapping_add(i as u8)).collect();
+                    let mut expected = bytes.clone();
+                    expected.reverse();
+                    let back = pool.submit(reverse_bytes, bytes).result().expect("a result");
+                    assert_eq!(back.len(), size, "thread {thread}, round {round}");
+                    assert!(back == expected, "thread {thread}, round {round}: bytes differ");
+                }
+            });
+        }
+    });
+}

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
+use parking_lot::Mutex;
 
 use super::spawn::{self, Received, SpawnConfig, Worker};
 use super::sys;
@@ -45,6 +46,12 @@ pub(crate) trait ProcessJob: Abandon {
     fn message(&self) -> (Message, &[u8]);
     /// Completes the future from the worker's reply.
     fn finish(self: Box<Self>, reply: Result<&Reply, Error>);
+    /// The payload's buffer, once the task has been written to a worker
+    /// (its bytes are not needed again), for the pool to reuse; empty if
+    /// the job keeps it.
+    fn take_payload(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 /// A worker's answer to one task.
@@ -68,6 +75,11 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
+    /// The buffer of a submitted argument already written to a worker, for
+    /// the next `submit` to encode into: fresh memory is faulted in (and,
+    /// on a virtual machine, often backed by the host) page by page, which
+    /// cost a 64 MiB argument more than copying it.
+    pub(crate) spare: Mutex<Vec<u8>>,
 }
 
 /// The process pool's part of the queue's locked state.
@@ -133,6 +145,28 @@ impl Shared {
     fn stopping(&self) -> bool {
         self.queue.lock().pool.stopping
     }
+
+    /// A buffer for an argument, the spare one if there is one.
+    pub(crate) fn payload_buffer(&self) -> Vec<u8> {
+        self.spare
+            .try_lock()
+            .map(|mut spare| std::mem::take(&mut *spare))
+            .unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for the next [`payload_buffer`](Self::payload_buffer),
+    /// unless it is large and was less than half used: a large buffer is
+    /// kept only while large arguments keep coming.
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        const SMALL: usize = 64 * 1024;
+        if buffer.capacity() > SMALL && buffer.len() < buffer.capacity() / 2 {
+            return;
+        }
+        buffer.clear();
+        if let Some(mut spare) = self.spare.try_lock() {
+            *spare = buffer;
+        }
+    }
 }
 
 /// Starts the driver of `slot`. Its worker starts at once, in the
@@ -186,7 +220,7 @@ fn drive(shared: &Shared, slot: usize) {
         let job = match sent.take() {
             Some(job) => job,
             None => {
-                let job = match next_job(shared) {
+                let mut job = match next_job(shared) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Disconnected) => break,
                     Err(RecvTimeoutError::Timeout) => {
@@ -211,6 +245,7 @@ fn drive(shared: &Shared, slot: usize) {
                 match send_to(shared, slot, worker, job.as_ref()) {
                     Ok(alive) => {
                         worker = alive;
+                        shared.recycle(job.take_payload());
                         job
                     }
                     Err((error, alive)) => {
@@ -240,11 +275,12 @@ fn drive(shared: &Shared, slot: usize) {
             Some(mut alive) if !retire => {
                 // Hand the worker its next task before this one's results
                 // are decoded, so that it computes while the driver decodes.
-                if let Ok(next) = shared.queue.receiver().try_recv() {
+                if let Ok(mut next) = shared.queue.receiver().try_recv() {
                     if next.start() {
                         match send_to(shared, slot, alive, next.as_ref()) {
                             Ok(still) => {
                                 alive = still;
+                                shared.recycle(next.take_payload());
                                 sent = Some(next);
                             }
                             Err((error, still)) => {
@@ -579,6 +615,10 @@ where
 
     fn message(&self) -> (Message, &[u8]) {
         (task_message(self.call, self.func, 1), &self.payload)
+    }
+
+    fn take_payload(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.payload)
     }
 
     fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {

@@ -203,7 +203,7 @@ impl ProcessPoolExecutor {
                 return future;
             }
         };
-        let mut payload = Vec::new();
+        let mut payload = self.shared.payload_buffer();
         if let Err(reason) = wire::push_item(&mut payload, &arg) {
             promise.complete(Err(Error::Encode {
                 what: "argument",
