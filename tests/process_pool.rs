@@ -803,9 +803,15 @@ fn arguments_of_every_size_in_turn_arrive_whole() {
                     let bytes: Vec<u8> = (0..size).map(|i| seed.wrapping_add(i as u8)).collect();
                     let mut expected = bytes.clone();
                     expected.reverse();
-                    let back = pool.submit(reverse_bytes, bytes).result().expect("a result");
+                    let back = pool
+                        .submit(reverse_bytes, bytes)
+                        .result()
+                        .expect("a result");
                     assert_eq!(back.len(), size, "thread {thread}, round {round}");
-                    assert!(back == expected, "thread {thread}, round {round}: bytes differ");
+                    assert!(
+                        back == expected,
+                        "thread {thread}, round {round}: bytes differ"
+                    );
                 }
             });
         }
