@@ -46,9 +46,8 @@ pub(crate) trait ProcessJob: Abandon {
     fn message(&self) -> (Message, &[u8]);
     /// Completes the future from the worker's reply.
     fn finish(self: Box<Self>, reply: Result<&Reply, Error>);
-    /// The payload's buffer, once the task has been written to a worker
-    /// (its bytes are not needed again), for the pool to reuse; empty if
-    /// the job keeps it.
+    /// The payload's buffer, once the worker has answered the task (and so
+    /// has read it all), for the pool to reuse; empty if the job keeps it.
     fn take_payload(&mut self) -> Vec<u8> {
         Vec::new()
     }
@@ -204,23 +203,28 @@ fn drive(shared: &Shared, slot: usize) {
     let mut tasks_done = 0usize;
     // The last reply's buffer, for the next one.
     let mut buffer = Vec::new();
-    // Completes a job and keeps its reply's buffer.
-    let finish = |job: Box<dyn ProcessJob>, outcome: Result<Reply, Error>, buffer: &mut Vec<u8>| {
-        match outcome {
-            Ok(reply) => {
-                job.finish(Ok(&reply));
-                *buffer = reply.payload;
+    // Completes a job and keeps its reply's buffer, and its payload's for
+    // the next `submit`: only now, once the worker has answered, has it
+    // read every byte lent to its pipe (`wire::write_frame`).
+    let finish =
+        |mut job: Box<dyn ProcessJob>, outcome: Result<Reply, Error>, buffer: &mut Vec<u8>| {
+            let payload = job.take_payload();
+            match outcome {
+                Ok(reply) => {
+                    job.finish(Ok(&reply));
+                    *buffer = reply.payload;
+                }
+                Err(error) => job.finish(Err(error)),
             }
-            Err(error) => job.finish(Err(error)),
-        }
-    };
+            shared.recycle(payload);
+        };
     // A job already written to the worker, whose reply is still to come.
     let mut sent: Option<Box<dyn ProcessJob>> = None;
     loop {
         let job = match sent.take() {
             Some(job) => job,
             None => {
-                let mut job = match next_job(shared) {
+                let job = match next_job(shared) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Disconnected) => break,
                     Err(RecvTimeoutError::Timeout) => {
@@ -245,7 +249,6 @@ fn drive(shared: &Shared, slot: usize) {
                 match send_to(shared, slot, worker, job.as_ref()) {
                     Ok(alive) => {
                         worker = alive;
-                        shared.recycle(job.take_payload());
                         job
                     }
                     Err((error, alive)) => {
@@ -275,12 +278,11 @@ fn drive(shared: &Shared, slot: usize) {
             Some(mut alive) if !retire => {
                 // Hand the worker its next task before this one's results
                 // are decoded, so that it computes while the driver decodes.
-                if let Ok(mut next) = shared.queue.receiver().try_recv() {
+                if let Ok(next) = shared.queue.receiver().try_recv() {
                     if next.start() {
                         match send_to(shared, slot, alive, next.as_ref()) {
                             Ok(still) => {
                                 alive = still;
-                                shared.recycle(next.take_payload());
                                 sent = Some(next);
                             }
                             Err((error, still)) => {

@@ -106,7 +106,7 @@ pub(crate) struct Greeting {
 /// `Ready` on `results`. Nothing is written unless the greeting checks out.
 pub(crate) fn greet(
     tasks: &mut impl Read,
-    results: &mut impl Write,
+    results: &mut impl wire::FrameSink,
     scratch: &mut Vec<u8>,
     token: u128,
     own_exe: impl FnOnce() -> Result<(u64, u64), String>,

@@ -171,6 +171,43 @@ pub(crate) fn enlarge_pipe(fd: &impl AsRawFd, bytes: usize) {
     let _ = (fd, bytes);
 }
 
+/// Writes all of `bytes` to `file`, a pipe, by lending their pages to the
+/// pipe (`vmsplice`) rather than copying them into it: the reader's `read`
+/// then copies straight from them, one copy instead of two, which a large
+/// payload notices. The pages stay referenced by the pipe until they are
+/// read, so the caller must leave `bytes` unchanged until the reader has
+/// read them (the worker's reply proves it has read its whole task, and
+/// the parent reads a whole reply before it sends the next task).
+/// Anything but a pipe, or a kernel without `vmsplice`, gets plain writes.
+pub(crate) fn write_lent(file: &mut File, mut bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    #[cfg(target_os = "linux")]
+    while !bytes.is_empty() {
+        let iov = libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        };
+        // SAFETY: `iov` describes `bytes`, which lives through the call;
+        // `vmsplice` without SPLICE_F_GIFT only reads the pages (taking
+        // references to them for the pipe) and never writes to them.
+        let sent = unsafe { libc::vmsplice(file.as_raw_fd(), &iov, 1, 0) };
+        match usize::try_from(sent) {
+            Ok(sent) => bytes = &bytes[sent.min(bytes.len())..],
+            Err(_) => {
+                let error = io::Error::last_os_error();
+                match error.raw_os_error() {
+                    Some(libc::EINTR) => {}
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM | libc::EBADF) => {
+                        return file.write_all(bytes)
+                    }
+                    _ => return Err(error),
+                }
+            }
+        }
+    }
+    file.write_all(bytes)
+}
+
 /// The size from which a protocol buffer asks for transparent huge pages.
 const HUGE_BUFFER: usize = 4 << 20;
 

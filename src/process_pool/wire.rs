@@ -133,10 +133,32 @@ pub(crate) fn encode_frame(
     Ok(())
 }
 
+/// Where frames are written: any writer, with a cheaper way to send a
+/// large payload where it has one.
+pub(crate) trait FrameSink: Write {
+    /// Writes all of `bytes`, a frame's large payload. An implementation
+    /// may lend the pages of `bytes` to the reader rather than copy them
+    /// (see [`sys::write_lent`]): the caller leaves `bytes` unchanged until
+    /// the reader has read the whole frame.
+    fn write_payload(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+}
+
+impl FrameSink for Vec<u8> {}
+
+impl FrameSink for std::fs::File {
+    fn write_payload(&mut self, bytes: &[u8]) -> io::Result<()> {
+        sys::write_lent(self, bytes)
+    }
+}
+
 /// Writes one frame. Large payloads go out in a second write rather than
-/// being copied behind the header.
+/// being copied behind the header, their pages lent to a pipe's reader
+/// rather than copied into the pipe ([`FrameSink::write_payload`]): the
+/// caller leaves `payload` unchanged until the reader has read the frame.
 pub(crate) fn write_frame(
-    writer: &mut impl Write,
+    writer: &mut impl FrameSink,
     message: &Message,
     payload: &[u8],
     max: u32,
@@ -154,7 +176,7 @@ pub(crate) fn write_frame(
         }
         scratch[..4].copy_from_slice(&(len as u32).to_le_bytes());
         writer.write_all(scratch)?;
-        writer.write_all(payload)?;
+        writer.write_payload(payload)?;
     }
     writer.flush()?;
     Ok(())
