@@ -207,6 +207,9 @@ pub struct Map<I: Iterator, R> {
     next_failure: usize,
     /// Measured seconds per item (automatic chunking), once known.
     per_item: Option<f64>,
+    /// The seconds and items measured so far, each chunk's weight halved
+    /// at every later chunk (see [`observe`](Self::observe)).
+    observed: (f64, f64),
     /// The size of the next automatic chunk.
     auto_size: usize,
     created: Instant,
@@ -231,6 +234,7 @@ impl<I: Iterator, R> Map<I, R> {
             position: 0,
             next_failure: usize::MAX,
             per_item: None,
+            observed: (0.0, 0.0),
             auto_size: 1,
             created: Instant::now(),
             timeout: None,
@@ -358,15 +362,24 @@ impl<I: Iterator, R> Map<I, R> {
 
     /// Learns from a finished chunk how long an item takes and sizes the
     /// next automatic chunk from it.
+    ///
+    /// The estimate is the time per item over the chunks seen so far, each
+    /// weighed by its items and halved at every later chunk: a chunk of
+    /// thousands of items outweighs the one-item chunks a map starts with
+    /// (whose single item, run cold, says little), so the chunk size jumps
+    /// to its target in one step; among chunks of similar size the latest
+    /// counts for about half, so a cost that drifts along the input is
+    /// followed.
     fn observe(&mut self, items: usize, elapsed: Duration) {
         if items == 0 {
             return;
         }
-        let sample = elapsed.as_secs_f64() / items as f64;
-        let per_item = match self.per_item {
-            Some(old) => (old + sample) / 2.0,
-            None => sample,
-        };
+        let (seconds, counted) = self.observed;
+        self.observed = (
+            seconds / 2.0 + elapsed.as_secs_f64(),
+            counted / 2.0 + items as f64,
+        );
+        let per_item = self.observed.0 / self.observed.1;
         self.per_item = Some(per_item);
         let target = self.runner.target_chunk_time().as_secs_f64();
         let ideal = if per_item > 0.0 {
