@@ -74,10 +74,11 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
-    /// The buffer of a submitted argument already written to a worker, for
-    /// the next `submit` to encode into: fresh memory is faulted in (and,
-    /// on a virtual machine, often backed by the host) page by page, which
-    /// cost a 64 MiB argument more than copying it.
+    /// The buffer of a submitted argument whose worker has answered (and so
+    /// has read every byte of it), for the next `submit` to encode into:
+    /// fresh memory is faulted in (and, on a virtual machine, often backed
+    /// by the host) page by page, which cost a 64 MiB argument more than
+    /// copying it.
     pub(crate) spare: Mutex<Vec<u8>>,
 }
 
