@@ -333,10 +333,14 @@ impl<I: Iterator, R> Map<I, R> {
     /// How many chunks of `len` items may be in flight. Unless the user set
     /// it, the window holds at least four items per chunk it would hold by
     /// default (eight per worker), so that small chunks (`chunksize` 1, or
-    /// the first automatic ones) do not leave workers idle behind one slow
-    /// item at the head of the window.
+    /// automatic chunks of a few slow items) do not leave workers idle
+    /// behind one slow item at the head of the window.
     fn window_for(&self, len: usize) -> usize {
-        if self.window_set {
+        // Nor is it widened for the one-item chunks an automatic map starts
+        // with: the first of them sizes the next chunks, which should not
+        // wait behind a dozen more round trips of one item each.
+        let probing = self.chunksize == Chunksize::Auto && self.per_item.is_none();
+        if self.window_set || probing {
             self.window
         } else {
             self.window.max((4 * self.window).div_ceil(len.max(1)))
