@@ -337,6 +337,11 @@ pub enum Target {
 pub enum Verdict {
     Met,
     Missed,
+    /// Missed, but so does a floor measured in the same run (the most
+    /// limiting one among the line's peers labelled as floors), and ours
+    /// is within [`FLOOR_SLACK`] of it: the target is out of reach on this
+    /// machine, for this design or for any, as the floor's label says.
+    FloorBound,
     /// The line has no target.
     NoTarget,
     /// The target is relative to a peer this run could not measure.
@@ -356,6 +361,7 @@ impl Verdict {
         match self {
             Verdict::Met => "MET",
             Verdict::Missed => "MISSED",
+            Verdict::FloorBound => "FLOOR-BOUND",
             Verdict::NoTarget => "-",
             Verdict::NoPeer => "no peer",
         }
@@ -378,6 +384,18 @@ pub struct Score {
     pub ratio: String,
     pub target: String,
     pub verdict: Verdict,
+}
+
+/// How close to a floor that misses the target ours must be for the line
+/// to be [`Verdict::FloorBound`] rather than [`Verdict::Missed`]: at most
+/// this multiple of the floor's time per unit.
+pub const FLOOR_SLACK: f64 = 1.25;
+
+/// Whether a peer's label names a floor: a bound measured in the same run,
+/// with no pool (`pipe floor`, `floor: …`), or the serialisation alone
+/// (`serde alone…`).
+fn is_floor(label: &str) -> bool {
+    label.contains("floor") || label.starts_with("serde alone")
 }
 
 /// Whether a row's `name` matches `pattern`: the name starts with the
@@ -456,6 +474,48 @@ pub fn score(
                 Verdict::from_check(1.0 / ratio >= least)
             }),
         ),
+    };
+    // A missed target is floor-bound if the most limiting floor measured
+    // here misses it too and ours is close to that floor.
+    let floor = measured
+        .iter()
+        .filter(|(_, label)| is_floor(label))
+        .max_by(|(a, _), (b, _)| a.per_unit().total_cmp(&b.per_unit()));
+    let (verdict, ratio_text) = match (verdict, floor) {
+        (Verdict::Missed, Some((floor, label))) => {
+            let judge_time = judge.map(|(peer, _)| peer.per_unit());
+            let floor_misses = match target {
+                Target::PerUnitAtMost(seconds) => floor.per_unit() > seconds,
+                Target::RateAtLeast(rate) => floor.rate() < rate,
+                Target::RatioAtMost(most) => {
+                    judge_time.is_some_and(|peer| floor.per_unit() / peer > most)
+                }
+                Target::SpeedupAtLeast(least) => {
+                    judge_time.is_some_and(|peer| peer / floor.per_unit() < least)
+                }
+                Target::None => false,
+            };
+            let to_floor = our_row.per_unit() / floor.per_unit();
+            if floor_misses && to_floor <= FLOOR_SLACK {
+                let floor_text = match (target, judge_time) {
+                    (Target::SpeedupAtLeast(_), Some(peer)) => {
+                        format!("{}× speed-up", ratio_figure(peer / floor.per_unit()))
+                    }
+                    (Target::RatioAtMost(_), Some(peer)) => {
+                        format!("{}× {first_label}", ratio_figure(floor.per_unit() / peer))
+                    }
+                    _ => floor.per_unit_text(),
+                };
+                let note = format!(
+                    "{ratio_text}; floor ({label}): {floor_text}, ours {}× its time",
+                    ratio_figure(to_floor)
+                );
+                (Verdict::FloorBound, note)
+            } else {
+                (Verdict::Missed, ratio_text)
+            }
+        }
+        (verdict, _) => (verdict, ratio_text),
     };
     Some(Score {
         section,
