@@ -507,7 +507,7 @@ pub fn score(
                     _ => floor.per_unit_text(),
                 };
                 let note = format!(
-                    "{ratio_text}; floor ({label}): {floor_text}, ours {}× its time",
+                    "{ratio_text}; {label} reaches {floor_text}, ours takes {}× its time",
                     ratio_figure(to_floor)
                 );
                 (Verdict::FloorBound, note)
