@@ -462,6 +462,9 @@ impl<I: Iterator, R> Map<I, R> {
             // timeout, which the consumer must stay free to watch.
             if let Some(run) = inline {
                 if self.timeout.is_none() && future.take_over() {
+                    // The window stays full while this chunk runs here, so
+                    // that the workers do not run dry before it ends.
+                    self.refill();
                     let output = run();
                     self.observe(output.len(), output.elapsed);
                     self.set_current(output);
