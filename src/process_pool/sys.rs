@@ -5,9 +5,10 @@
 //!   its device and inode, the protocol version, a per-pool token and the
 //!   offset of a probe function), so an offset names the same function on
 //!   both sides even though address randomisation loads them at different
-//!   bases. Before an address is sent, [`in_anchor_object`] checks that it
-//!   lies in an executable segment of the same loaded object as the anchor:
-//!   a function from a library loaded at run time is refused at `submit`.
+//!   bases. Before an address is sent, the pool checks that it lies in an
+//!   executable segment of the same loaded object as the anchor (see
+//!   [`anchor_object_ranges`]): a function from a library loaded at run
+//!   time is refused at `submit`.
 //! * The worker's protocol descriptors are inherited across `exec`: they
 //!   are created close-on-exec, and only the child's file actions in
 //!   `posix_spawn` clear that flag on its own copies; the worker sets it
@@ -257,7 +258,7 @@ fn advise_huge_pages(start: usize, len: usize) {
 }
 
 /// A worker process started by [`spawn_process`], not yet reaped unless
-/// [`Process::wait`] or [`Process::try_wait`] said so.
+/// [`Process::wait`] said so.
 #[derive(Debug)]
 pub(crate) struct Process {
     pid: libc::pid_t,
@@ -458,9 +459,9 @@ pub(crate) fn die_with_parent() -> io::Result<()> {
 /// glibc maps every allocation over 32 MiB on its own and unmaps it when
 /// freed, so each large argument a worker decodes (64 MiB, say) was
 /// faulted in and zeroed page by page, task after task. Served from the
-/// heap instead, and the heap trimmed only past [`KEPT`], a run of large
-/// tasks reuses the same warm memory. The cost: a worker keeps up to
-/// [`KEPT`] of freed memory (`max_tasks_per_child` bounds a worker's
+/// heap instead, and the heap trimmed only past 256 MiB (`KEPT`), a run of
+/// large tasks reuses the same warm memory. The cost: a worker keeps up to
+/// 256 MiB of freed memory (`max_tasks_per_child` bounds a worker's
 /// life, if that matters).
 pub(crate) fn keep_freed_memory() {
     /// How much freed memory a worker may keep.
