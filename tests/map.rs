@@ -1,6 +1,7 @@
 //! `ThreadPoolExecutor::map` through the public API: order, laziness,
 //! endless input, the bound on read-ahead, per-item errors inside a chunk,
-//! cancellation on drop, the time limit, and both chunk-size modes.
+//! cancellation on drop, the time limit, both chunk-size modes, and clean
+//! and failing chunks in any order.
 //!
 //! Tasks are held at gates (channels they receive from) so that the test
 //! decides when they finish; timed waits appear only where a timeout is the
@@ -426,4 +427,51 @@ fn under_a_timeout_the_consumer_does_not_run_chunks() {
     assert!(map.next().is_none());
     release.send(()).unwrap();
     busy.result().unwrap();
+}
+
+/// Chunks in which no item failed are yielded from a fast lane, the others
+/// item by item with their failures in place: runs of clean and failing
+/// chunks, in any order, sizes and positions, give every item its own
+/// outcome, in order.
+#[test]
+fn clean_and_failing_chunks_in_any_order_keep_every_outcome_in_place() {
+    use proptest::prelude::*;
+    let pool = ThreadPoolExecutor::new(2);
+    let config = ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
+        failing in proptest::collection::vec(proptest::bool::weighted(0.1), 1..300),
+        chunk in 1usize..40,
+        automatic in any::<bool>(),
+    )| {
+        let failing = Arc::new(failing);
+        let shared = Arc::clone(&failing);
+        let map = pool.map(
+            move |x: usize| {
+                if shared[x] {
+                    panic!("item {x} failed");
+                }
+                x * 3
+            },
+            0..failing.len(),
+        );
+        let map = if automatic { map } else { map.chunksize(fixed(chunk)) };
+        let results: Vec<Result<usize, Error>> = map.collect();
+        prop_assert_eq!(results.len(), failing.len());
+        for (x, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(value) => {
+                    prop_assert!(!failing[x], "item {} should have failed", x);
+                    prop_assert_eq!(value, x * 3);
+                }
+                Err(Error::Panicked { message, .. }) => {
+                    prop_assert!(failing[x], "item {} failed: {}", x, message);
+                    prop_assert_eq!(message, format!("item {x} failed"));
+                }
+                Err(other) => prop_assert!(false, "item {}: {:?}", x, other),
+            }
+        }
+    });
 }
