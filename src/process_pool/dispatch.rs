@@ -677,18 +677,19 @@ where
                         failures.push((index, error));
                         continue;
                     }
-                    // Written out rather than through `Result<R, Error>`,
-                    // which is large: moving one per item cost more than
-                    // decoding a small value.
-                    match sent.next_outcome() {
-                        Ok(Some((outcome::OK, bytes))) => match postcard::from_bytes::<R>(bytes) {
-                            Ok(value) => values.push(value),
-                            Err(e) => failures.push((index, undecodable_result(&e))),
-                        },
-                        entry => {
-                            let error = failed_outcome(reply.pid, entry, &mut sent);
-                            failures.push((index, error));
-                        }
+                    // The common case, a value, is decoded here without
+                    // going through `Result<R, Error>` (large: moving one
+                    // per item cost more than decoding a small value). Not
+                    // a whole OK entry: the item's own failure, or a
+                    // payload that is short or malformed.
+                    let Some(bytes) = sent.next_ok() else {
+                        let entry = sent.next_outcome();
+                        failures.push((index, failed_outcome(reply.pid, entry, &mut sent)));
+                        continue;
+                    };
+                    match postcard::from_bytes::<R>(bytes) {
+                        Ok(value) => values.push(value),
+                        Err(e) => failures.push((index, undecodable_result(&e))),
                     }
                 }
                 reply.elapsed

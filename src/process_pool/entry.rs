@@ -306,13 +306,17 @@ where
     loop {
         let ran = crate::unwind::catch(
             || loop {
-                let bytes = match items.next_item() {
-                    Ok(Some(bytes)) => bytes,
-                    Ok(None) => return,
-                    Err(e) => {
-                        wire::push_outcome(out, outcome::BAD_ARGUMENT, e.to_string().as_bytes());
-                        return;
-                    }
+                let bytes = match items.next_whole_item() {
+                    Some(bytes) => bytes,
+                    None => match items.next_item() {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) => return,
+                        Err(e) => {
+                            let reason = e.to_string();
+                            wire::push_outcome(out, outcome::BAD_ARGUMENT, reason.as_bytes());
+                            return;
+                        }
+                    },
                 };
                 start = out.len();
                 let arg = match postcard::from_bytes::<A>(bytes) {
@@ -323,9 +327,7 @@ where
                     }
                 };
                 let result = f(arg);
-                out.push(outcome::OK);
-                if let Err(reason) = wire::push_item(out, &result) {
-                    out.truncate(start);
+                if let Err(reason) = wire::push_ok(out, &result) {
                     wire::push_outcome(out, outcome::BAD_RESULT, reason.as_bytes());
                 }
             },

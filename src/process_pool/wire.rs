@@ -299,11 +299,26 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Appends one length-prefixed item to a payload. On failure the payload is
 /// left as it was.
 pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    push_sized(payload, &[], value)
+}
+
+/// Appends the outcome of an item that succeeded: its tag, length and
+/// value. On failure the payload is left as it was.
+pub(crate) fn push_ok<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
+    push_sized(payload, &[outcome::OK], value)
+}
+
+/// Appends `tag` (empty or one byte), a 4-byte length and `value`.
+#[inline]
+fn push_sized<T: Serialize>(payload: &mut Vec<u8>, tag: &[u8], value: &T) -> Result<(), String> {
     let start = payload.len();
+    let head = tag.len() + 4;
+    sys::reserve(payload, head);
+    payload.extend_from_slice(tag);
     payload.extend_from_slice(&[0; 4]);
     let outcome = match postcard::serialize_with_flavor(value, Append(payload)) {
         Ok(()) => {
-            let len = payload.len() - start - 4;
+            let len = payload.len() - start - head;
             u32::try_from(len)
                 .map_err(|_| format!("{len} bytes is over the 4 GiB an item may have"))
         }
@@ -311,7 +326,7 @@ pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resul
     };
     match outcome {
         Ok(len) => {
-            payload[start..start + 4].copy_from_slice(&len.to_le_bytes());
+            payload[start + tag.len()..start + head].copy_from_slice(&len.to_le_bytes());
             Ok(())
         }
         Err(reason) => {
@@ -406,6 +421,36 @@ impl<'a> Items<'a> {
     /// The next outcome: its tag and bytes.
     pub(crate) fn next_outcome(&mut self) -> Result<Option<(u8, &'a [u8])>, WireError> {
         self.take_sized(1)
+    }
+
+    /// The next item's bytes if it is whole: the common case, returned in
+    /// registers. At the end or at a bad entry nothing is taken, for
+    /// [`next_item`](Self::next_item) to say which.
+    #[inline]
+    pub(crate) fn next_whole_item(&mut self) -> Option<&'a [u8]> {
+        self.take_if(0, 0)
+    }
+
+    /// The next outcome's bytes if it is a whole [`outcome::OK`]: the common
+    /// case. Anything else is left for [`next_outcome`](Self::next_outcome).
+    #[inline]
+    pub(crate) fn next_ok(&mut self) -> Option<&'a [u8]> {
+        self.take_if(1, outcome::OK)
+    }
+
+    /// Takes the next entry (with a tag of `tag_len` bytes, which must be
+    /// `tag`) if it is whole.
+    #[inline]
+    fn take_if(&mut self, tag_len: usize, tag: u8) -> Option<&'a [u8]> {
+        let head = tag_len + 4;
+        let (prefix, rest) = self.rest.split_at_checked(head)?;
+        if tag_len == 1 && prefix[0] != tag {
+            return None;
+        }
+        let len = u32::from_le_bytes(prefix[tag_len..head].try_into().ok()?) as usize;
+        let (bytes, rest) = rest.split_at_checked(len)?;
+        self.rest = rest;
+        Some(bytes)
     }
 
     fn take_sized(&mut self, tag_len: usize) -> Result<Option<(u8, &'a [u8])>, WireError> {
