@@ -155,11 +155,14 @@ impl Shared {
     }
 
     /// Keeps `buffer` for the next [`payload_buffer`](Self::payload_buffer),
-    /// unless it is large and was less than half used: a large buffer is
-    /// kept only while large arguments keep coming.
+    /// unless there is nothing to keep (a job that keeps its payload gives
+    /// an empty one, which must not replace the spare) or it is large and
+    /// was less than half used: a large buffer is kept only while large
+    /// arguments keep coming.
     fn recycle(&self, mut buffer: Vec<u8>) {
         const SMALL: usize = 64 * 1024;
-        if buffer.capacity() > SMALL && buffer.len() < buffer.capacity() / 2 {
+        let oversized = buffer.capacity() > SMALL && buffer.len() < buffer.capacity() / 2;
+        if buffer.capacity() == 0 || oversized {
             return;
         }
         buffer.clear();
@@ -520,11 +523,14 @@ fn next_outcome<R>(pid: u32, items: &mut Items<'_>) -> Result<R, Error>
 where
     R: serde::de::DeserializeOwned,
 {
-    match items.next_outcome() {
-        Ok(Some((outcome::OK, bytes))) => {
-            postcard::from_bytes::<R>(bytes).map_err(|e| undecodable_result(&e))
+    match items.next_ok() {
+        Some(bytes) => postcard::from_bytes::<R>(bytes).map_err(|e| undecodable_result(&e)),
+        // Not a whole OK entry: the item's own failure, or a payload that
+        // is short or malformed.
+        None => {
+            let entry = items.next_outcome();
+            Err(failed_outcome(pid, entry, items))
         }
-        entry => Err(failed_outcome(pid, entry, items)),
     }
 }
 

@@ -464,10 +464,10 @@ pub(crate) fn die_with_parent() -> io::Result<()> {
 /// 256 MiB of freed memory (`max_tasks_per_child` bounds a worker's
 /// life, if that matters).
 pub(crate) fn keep_freed_memory() {
-    /// How much freed memory a worker may keep.
-    const KEPT: libc::c_int = 256 << 20;
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
+        /// How much freed memory a worker may keep.
+        const KEPT: libc::c_int = 256 << 20;
         // SAFETY: `mallopt` only changes glibc's allocation policy for
         // this process (under the allocator's own lock); it is called
         // before the worker runs any task, and fails harmlessly (returning
