@@ -128,6 +128,10 @@ struct State<T> {
 
 enum Phase<T> {
     Pending,
+    /// Handed to a worker that may not have started it yet (the process
+    /// pool's next task for a busy worker): pending for every purpose, but
+    /// cancelling it must first take it back from the worker.
+    Handed(Arc<dyn Claim>),
     Running,
     /// `None` once the value has been taken out.
     Finished(Option<T>),
@@ -145,7 +149,7 @@ impl<T> Phase<T> {
 
     fn name(&self) -> &'static str {
         match self {
-            Phase::Pending => "pending",
+            Phase::Pending | Phase::Handed(_) => "pending",
             Phase::Running => "running",
             Phase::Finished(Some(_)) => "finished",
             Phase::Finished(None) => "finished (result taken)",
@@ -161,9 +165,22 @@ impl<T> Phase<T> {
             Phase::Finished(value) => value.take().ok_or(Error::AlreadyRetrieved),
             Phase::Failed(error) => Err(error.clone()),
             Phase::Cancelled => Err(Error::Cancelled),
-            Phase::Pending | Phase::Running => unreachable!("take() on a future that is not done"),
+            Phase::Pending | Phase::Handed(_) | Phase::Running => {
+                unreachable!("take() on a future that is not done")
+            }
         }
     }
+}
+
+/// A task handed to a worker that may not have started it: the pool's
+/// word on whether it has, and its way of taking the task back. Consulted
+/// under the future's lock, only while the future is handed.
+pub(crate) trait Claim: Send + Sync {
+    /// Takes the task back if the worker has not started it: `true` if it
+    /// is taken back and will never run, `false` if the worker started it.
+    fn withdraw(&self) -> bool;
+    /// Whether the worker has started the task.
+    fn started(&self) -> bool;
 }
 
 /// A [`wait`](crate::wait) or [`as_completed`](crate::as_completed) call
@@ -325,7 +342,11 @@ impl<T> Future<T> {
     /// f.result().unwrap();
     /// ```
     pub fn running(&self) -> bool {
-        matches!(self.inner.state.lock().phase, Phase::Running)
+        match &self.inner.state.lock().phase {
+            Phase::Running => true,
+            Phase::Handed(claim) => claim.started(),
+            _ => false,
+        }
     }
 
     /// Whether the future was cancelled.
@@ -647,7 +668,7 @@ impl<T> Future<T> {
     pub(crate) fn add_listener(&self, queue: &Arc<DoneQueue>, index: usize) {
         let mut state = self.inner.state.lock();
         match &state.phase {
-            Phase::Pending | Phase::Running => state.listeners.push(Listener {
+            Phase::Pending | Phase::Handed(_) | Phase::Running => state.listeners.push(Listener {
                 queue: Arc::clone(queue),
                 index,
             }),
@@ -684,9 +705,16 @@ enum Cancel {
 fn try_cancel<T>(inner: &Arc<Inner<T>>) -> Cancel {
     let notes = {
         let mut state = inner.state.lock();
-        match state.phase {
+        match &state.phase {
             Phase::Cancelled => return Cancel::Before,
             Phase::Pending => {}
+            Phase::Handed(claim) => {
+                if !claim.withdraw() {
+                    // Its worker has started it.
+                    state.phase = Phase::Running;
+                    return Cancel::TooLate;
+                }
+            }
             _ => return Cancel::TooLate,
         }
         state.phase = Phase::Cancelled;
@@ -760,8 +788,47 @@ impl<T> Promise<T> {
     pub(crate) fn start(&self) -> bool {
         let mut state = self.inner.state.lock();
         match state.phase {
-            Phase::Pending => {
+            Phase::Pending | Phase::Handed(_) => {
                 state.phase = Phase::Running;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks the task as handed to a worker that has not started it yet
+    /// (see [`Claim`]). Returns `false` if it was cancelled.
+    pub(crate) fn hand(&self, claim: Arc<dyn Claim>) -> bool {
+        let mut state = self.inner.state.lock();
+        match state.phase {
+            Phase::Pending => {
+                state.phase = Phase::Handed(claim);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A handle that cancels the future if its task has not started: for a
+    /// pool that must cancel a task it has handed out (a cancelling
+    /// shutdown).
+    pub(crate) fn canceller(&self) -> Arc<dyn Fn() + Send + Sync>
+    where
+        T: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        Arc::new(move || {
+            try_cancel(&inner);
+        })
+    }
+
+    /// Takes a handed task back to pending (its worker died before it
+    /// started it). Returns `false` if it was cancelled meanwhile.
+    pub(crate) fn unhand(&self) -> bool {
+        let mut state = self.inner.state.lock();
+        match state.phase {
+            Phase::Handed(_) | Phase::Pending => {
+                state.phase = Phase::Pending;
                 true
             }
             _ => false,

@@ -235,6 +235,7 @@ impl ProcessPoolBuilder {
         crate::unwind::install_hook();
 
         let shared = Arc::new(Shared {
+            handed: parking_lot::Mutex::new(vec![None; max_workers]),
             config: Config {
                 max_workers,
                 max_tasks_per_child,

@@ -1,20 +1,36 @@
 //! Which task goes to which worker, and what happens when a worker fails.
 //!
 //! One shared queue holds the tasks. Each worker slot has a driver thread
-//! that owns one worker process: it takes the next task from the queue,
-//! marks it running, writes it to its worker, and reads the reply, then
-//! takes the next. One task at a time per worker means `running()` is true
-//! exactly while a worker has the task, a task still in the queue can
-//! always be cancelled, and a worker that dies takes exactly one task (or
-//! one chunk of a `map`) with it.
+//! that owns one worker process and keeps two tasks in its hands: the one
+//! it runs and the next, so that the worker never waits for the parent
+//! between tasks (the round trip, the parent's decoding of the last
+//! outcomes and its encoding of the next arguments all overlap with work).
 //!
-//! When a worker dies (end of file on its pipe), the driver reaps it, fails
-//! its task with [`Error::WorkerDied`] (pid, exit code or signal), and
-//! starts a replacement. A task over the per-task time limit has its worker
-//! killed the same way and fails with [`Error::TaskTimedOut`]. The pool
-//! breaks ([`Error::BrokenPool`] for every queued and later task) only when
-//! a worker cannot be started: the process cannot be spawned, fails its
-//! handshake, or its initializer fails.
+//! # `running()` and cancellation stay exact
+//!
+//! The first task is marked running when it is sent. The second is only
+//! *handed* ([`Claim`]): its future is still pending and cancellable. The
+//! worker claims it in the shared region (a compare-and-swap of its slot's
+//! gate) before it runs anything, and cancelling the future first swaps the
+//! same gate to withdrawn, so exactly one of the two wins: a task is run or
+//! cancelled, never both. `running()` on a handed future reads that gate.
+//! When the first task's `Done` arrives, the second is marked running.
+//!
+//! # Faults
+//!
+//! When a worker dies (end of file on its pipe, or its process descriptor
+//! says it exited), the driver reads every frame it left, then the shared
+//! region: the items it finished are delivered, the one it was running
+//! fails with [`Error::WorkerDied`] (pid, exit code or signal), and the
+//! items it had not started, including the whole of a task it had not
+//! claimed, are sent to the replacement worker first. Nothing runs twice.
+//! An item over the per-task time limit has its worker killed the same way
+//! and fails with [`Error::TaskTimedOut`]; the limit applies to each item,
+//! not to a whole chunk, measured by watching the region's progress word
+//! (an item is killed between the limit and 1.25 times it). The pool breaks
+//! ([`Error::BrokenPool`] for every queued and later task) only when no
+//! worker can be started at all, or the initializer fails; a driver that
+//! cannot start its worker while others run keeps trying, backing off.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -23,43 +39,28 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use parking_lot::Mutex;
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use super::job::ProcessJob;
 use super::spawn::{self, Received, SpawnConfig, Worker};
-use super::sys;
-use super::wire::{self, outcome, Items, Message, PanicInfo};
-use crate::future::Promise;
-use crate::map::ChunkOutput;
-use crate::queue::{Abandon, WorkQueue};
+use super::sys::{self, region::Region};
+use super::wire::{self, gate, Block, Message};
+use crate::future::Claim;
+use crate::queue::WorkQueue;
 use crate::Error;
 
-/// How long a worker whose pipe was closed may take to exit before it is
-/// killed.
+/// How long a worker whose task pipe was closed may take to exit before it
+/// is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a worker that stopped answering in the middle of its work (end
+/// of file while tasks were out) may take to exit before it is killed: it
+/// can do nothing useful any more.
+const DEATH_GRACE: Duration = Duration::from_millis(200);
 
 /// How often an idle driver checks that its worker is still alive.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
-
-/// A task for a worker process, type-erased for the queue.
-pub(crate) trait ProcessJob: Abandon {
-    /// Marks the task running; `false` if it was cancelled.
-    fn start(&self) -> bool;
-    /// The task message and its payload.
-    fn message(&self) -> (Message, &[u8]);
-    /// Completes the future from the worker's reply.
-    fn finish(self: Box<Self>, reply: Result<&Reply, Error>);
-    /// The payload's buffer, once the worker has answered the task (and so
-    /// has read it all), for the pool to reuse; empty if the job keeps it.
-    fn take_payload(&mut self) -> Vec<u8> {
-        Vec::new()
-    }
-}
-
-/// A worker's answer to one task.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) payload: Vec<u8>,
-    pub(crate) elapsed: Duration,
-    pub(crate) pid: u32,
-}
 
 /// The options every driver follows.
 #[derive(Debug)]
@@ -73,6 +74,9 @@ pub(crate) struct Config {
 /// What the pool's handle and its drivers share.
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// Per driver, a way to cancel the task it has handed to its worker
+    /// behind the one it runs (for a cancelling shutdown).
+    pub(crate) handed: Mutex<Vec<Option<Arc<dyn Fn() + Send + Sync>>>>,
     pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
     /// The buffer of a submitted argument whose worker has answered (and so
     /// has read every byte of it), for the next `submit` to encode into:
@@ -116,6 +120,25 @@ impl Shared {
             }
         }
         self.queue.abandon_queued(&Error::Cancelled);
+    }
+
+    /// Cancels every task handed to a worker that has not started it.
+    pub(crate) fn cancel_handed(&self) {
+        let cancellers: Vec<_> = self
+            .handed
+            .lock()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
+        for cancel in cancellers {
+            cancel();
+        }
+    }
+
+    fn set_handed(&self, slot: usize, cancel: Option<Arc<dyn Fn() + Send + Sync>>) {
+        if let Some(entry) = self.handed.lock().get_mut(slot) {
+            *entry = cancel;
+        }
     }
 
     /// Waits until every driver has exited (and reaped its worker).
@@ -186,7 +209,51 @@ pub(crate) fn start_driver(shared: &Arc<Shared>, slot: usize) -> std::io::Result
     started.map(drop)
 }
 
-/// One slot's life: keep a worker, feed it tasks one at a time.
+/// A task in a worker's hands.
+struct InFlight {
+    job: Box<dyn ProcessJob>,
+    /// Its slot in the region.
+    slot: usize,
+}
+
+/// A handed task's claim: its slot's gate in the worker's region.
+struct SlotClaim {
+    region: Arc<Region>,
+    slot: usize,
+}
+
+impl Claim for SlotClaim {
+    fn withdraw(&self) -> bool {
+        // ORDERING: AcqRel, against the worker's claim of the same gate:
+        // exactly one of the two swaps succeeds.
+        self.region
+            .gate(self.slot)
+            .compare_exchange(
+                gate::QUEUED,
+                gate::WITHDRAWN,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    fn started(&self) -> bool {
+        // ORDERING: Acquire: a status read, ordered after the worker's swap.
+        self.region.gate(self.slot).load(Ordering::Acquire) == gate::STARTED
+    }
+}
+
+/// How a worker's service ended, when it did not simply go on.
+enum Ending {
+    /// It died, or was found unusable.
+    Lost,
+    /// It has run `max_tasks_per_child` tasks.
+    Retired,
+    /// The queue is closed and empty: the pool shuts down.
+    Shutdown,
+}
+
+/// One slot's life: keep a worker, keep it fed.
 fn drive(shared: &Shared, slot: usize) {
     /// Counts the driver out however it leaves.
     struct Exit<'a>(&'a Shared);
@@ -201,133 +268,378 @@ fn drive(shared: &Shared, slot: usize) {
     // with it blocked here, the write fails with EPIPE instead, whatever the
     // application did with the signal's disposition.
     sys::block_sigpipe();
-    let Some(mut worker) = start_worker(shared, slot) else {
-        return;
-    };
-    let mut tasks_done = 0usize;
-    // The last reply's buffer, for the next one.
-    let mut buffer = Vec::new();
-    // Completes a job and keeps its reply's buffer, and its payload's for
-    // the next `submit`: only now, once the worker has answered, has it
-    // read every byte lent to its pipe (`wire::write_frame`).
-    let finish =
-        |mut job: Box<dyn ProcessJob>, outcome: Result<Reply, Error>, buffer: &mut Vec<u8>| {
-            let payload = job.take_payload();
-            match outcome {
-                Ok(reply) => {
-                    job.finish(Ok(&reply));
-                    *buffer = reply.payload;
-                }
-                Err(error) => job.finish(Err(error)),
-            }
-            shared.recycle(payload);
-        };
-    // A job already written to the worker, whose reply is still to come.
-    let mut sent: Option<Box<dyn ProcessJob>> = None;
+    // Tasks to send before any from the queue: what a dead worker left.
+    let mut carry: VecDeque<Box<dyn ProcessJob>> = VecDeque::new();
     loop {
-        let job = match sent.take() {
-            Some(job) => job,
-            None => {
-                let job = match next_job(shared) {
-                    Ok(job) => job,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                    Err(RecvTimeoutError::Timeout) => {
-                        // Idle: a worker that died meanwhile (killed from
-                        // outside, out of memory) is reaped and replaced
-                        // now, not when the next task would find it gone.
-                        if worker.is_gone() {
-                            shared.set_pid(slot, None);
-                            worker.reap(EXIT_GRACE);
-                            let Some(fresh) = replace_worker(shared, slot) else {
-                                return;
-                            };
-                            worker = fresh;
-                            tasks_done = 0;
-                        }
-                        continue;
-                    }
-                };
-                if !job.start() {
-                    continue; // cancelled while queued
-                }
-                match send_to(shared, slot, worker, job.as_ref()) {
-                    Ok(alive) => {
-                        worker = alive;
-                        job
-                    }
-                    Err((error, alive)) => {
-                        job.finish(Err(error));
-                        worker = match alive {
-                            Some(alive) => alive,
-                            None => {
-                                tasks_done = 0;
-                                let Some(fresh) = replace_worker(shared, slot) else {
-                                    return;
-                                };
-                                fresh
-                            }
-                        };
-                        continue;
-                    }
-                }
+        let Some(worker) = start_worker(shared, slot, &mut carry) else {
+            for job in carry {
+                job.fail_rest(Error::Cancelled);
             }
-        };
-        let (outcome, alive) = receive_from(shared, slot, worker, &mut buffer);
-        tasks_done += 1;
-        let retire = shared
-            .config
-            .max_tasks_per_child
-            .is_some_and(|max| tasks_done >= max.get());
-        match alive {
-            Some(mut alive) if !retire => {
-                // Hand the worker its next task before this one's results
-                // are decoded, so that it computes while the driver decodes.
-                if let Ok(next) = shared.queue.receiver().try_recv() {
-                    if next.start() {
-                        match send_to(shared, slot, alive, next.as_ref()) {
-                            Ok(still) => {
-                                alive = still;
-                                sent = Some(next);
-                            }
-                            Err((error, still)) => {
-                                next.finish(Err(error));
-                                match still {
-                                    Some(still) => alive = still,
-                                    None => {
-                                        finish(job, outcome, &mut buffer);
-                                        tasks_done = 0;
-                                        let Some(fresh) = replace_worker(shared, slot) else {
-                                            return;
-                                        };
-                                        worker = fresh;
-                                        continue;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                finish(job, outcome, &mut buffer);
-                worker = alive;
-                continue;
-            }
-            Some(retired) => {
-                // Unlisted before anyone hears of the task, reaped after.
-                shared.set_pid(slot, None);
-                finish(job, outcome, &mut buffer);
-                retired.reap(EXIT_GRACE);
-            }
-            // `receive_from` unlisted and reaped it.
-            None => finish(job, outcome, &mut buffer),
-        }
-        tasks_done = 0;
-        let Some(fresh) = replace_worker(shared, slot) else {
             return;
         };
-        worker = fresh;
+        match serve(shared, slot, worker, &mut carry) {
+            Ending::Shutdown => return,
+            Ending::Retired | Ending::Lost => {}
+        }
+        if shared.stopping() {
+            for job in carry.drain(..) {
+                job.fail_rest(Error::Cancelled);
+            }
+            return;
+        }
     }
+}
+
+/// Feeds one worker until it ends; it is reaped (and unlisted) when this
+/// returns.
+fn serve(
+    shared: &Shared,
+    slot: usize,
+    mut worker: Worker,
+    carry: &mut VecDeque<Box<dyn ProcessJob>>,
+) -> Ending {
+    let max_frame = shared.config.spawn.max_frame;
+    let limit = shared
+        .config
+        .max_tasks_per_child
+        .map_or(usize::MAX, |n| n.get());
+    let mut sent_total = 0usize;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut buffer = Vec::new();
+    // The front item's progress word as last seen, and since when.
+    let mut watch: Option<(usize, u64, Instant)> = None;
+    loop {
+        // Keep two tasks in the worker's hands.
+        while in_flight.len() < sys::region::SLOTS && sent_total < limit {
+            let job = match carry.pop_front() {
+                Some(job) => job,
+                None if in_flight.is_empty() => match next_job(shared) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        shared.set_pid(slot, None);
+                        worker.reap(EXIT_GRACE);
+                        return Ending::Shutdown;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        // Idle: a worker that died meanwhile (killed from
+                        // outside, out of memory) is replaced now, not when
+                        // the next task would find it gone.
+                        if worker.is_gone() {
+                            return bury(shared, slot, worker, in_flight, carry, None);
+                        }
+                        continue;
+                    }
+                },
+                None => match shared.queue.receiver().try_recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
+            let free = (0..sys::region::SLOTS)
+                .find(|s| in_flight.iter().all(|f| f.slot != *s))
+                .unwrap_or(0);
+            // ORDERING: Release: the reset progress is visible to the worker
+            // that swaps the gate with Acquire.
+            worker.region.progress(free).store(0, Ordering::Relaxed);
+            worker
+                .region
+                .gate(free)
+                .store(gate::QUEUED, Ordering::Release);
+            let mut job = job;
+            let claim: Option<Arc<dyn Claim>> = if in_flight.is_empty() {
+                None
+            } else {
+                Some(Arc::new(SlotClaim {
+                    region: Arc::clone(&worker.region),
+                    slot: free,
+                }))
+            };
+            let handed = claim.is_some();
+            if !job.begin(claim) {
+                continue; // cancelled while queued
+            }
+            if handed {
+                shared.set_handed(slot, Some(job.canceller()));
+            }
+            let (message, payload) = job.message(free as u8);
+            let sent = worker.send(&message, payload, max_frame);
+            match sent {
+                Ok(()) => {
+                    sent_total += 1;
+                    in_flight.push_back(InFlight { job, slot: free });
+                }
+                Err(wire::WireError::TooLarge { len, max }) => {
+                    // Nothing was written: the worker is fine, the task is not.
+                    let reason = format!(
+                        "the task's arguments take {len} bytes, over the frame limit of {max}"
+                    );
+                    job.fail_rest(Error::Encode {
+                        what: "argument",
+                        reason,
+                    });
+                }
+                Err(_) => {
+                    // The worker is gone; the task never reached it.
+                    in_flight.push_back(InFlight { job, slot: free });
+                    return bury(shared, slot, worker, in_flight, carry, None);
+                }
+            }
+        }
+        if in_flight.is_empty() {
+            // Retired (`max_tasks_per_child`): reaped, then replaced.
+            shared.set_pid(slot, None);
+            worker.reap(EXIT_GRACE);
+            return Ending::Retired;
+        }
+        // Wait for the next frame; with a time limit, watch the item the
+        // worker runs.
+        let deadline = match shared.config.task_timeout {
+            None => None,
+            Some(limit) => {
+                let front = in_flight[0].slot;
+                let progress = worker.region.progress(front).load(Ordering::Acquire);
+                let now = Instant::now();
+                let since = match watch {
+                    Some((s, p, since)) if s == front && p == progress => since,
+                    _ => {
+                        watch = Some((front, progress, now));
+                        now
+                    }
+                };
+                if now.duration_since(since) >= limit {
+                    let pid = worker.pid;
+                    let error = Error::TaskTimedOut { limit, pid };
+                    return bury(shared, slot, worker, in_flight, carry, Some(error));
+                }
+                Some((since + limit).min(now + limit / 4))
+            }
+        };
+        let received = worker.receive_into(deadline, max_frame, &mut buffer);
+        let pid = worker.pid;
+        match received {
+            Err(Received::TimedOut) => continue,
+            Err(Received::Stalled) => {
+                let reason = String::from("a frame it began writing never completed");
+                return bury(
+                    shared,
+                    slot,
+                    worker,
+                    in_flight,
+                    carry,
+                    Some(Error::Protocol { pid, reason }),
+                );
+            }
+            Err(Received::Wire(wire::WireError::Closed | wire::WireError::Truncated { .. })) => {
+                return bury(shared, slot, worker, in_flight, carry, None);
+            }
+            Err(Received::Wire(e)) => {
+                let reason = e.to_string();
+                return bury(
+                    shared,
+                    slot,
+                    worker,
+                    in_flight,
+                    carry,
+                    Some(Error::Protocol { pid, reason }),
+                );
+            }
+            Ok(message) => match take_frame(shared, &worker, &mut in_flight, message, &buffer) {
+                Ok(again) => {
+                    carry.extend(again);
+                    watch = None;
+                }
+                Err(reason) => {
+                    return bury(
+                        shared,
+                        slot,
+                        worker,
+                        in_flight,
+                        carry,
+                        Some(Error::Protocol { pid, reason }),
+                    );
+                }
+            },
+        }
+    }
+}
+
+/// Acts on one frame from a worker: a job that must be sent again (the
+/// worker stopped at an argument it could not decode), or `Err` for a
+/// frame that breaks the protocol.
+fn take_frame(
+    shared: &Shared,
+    worker: &Worker,
+    in_flight: &mut VecDeque<InFlight>,
+    message: Message,
+    payload: &[u8],
+) -> Result<Option<Box<dyn ProcessJob>>, String> {
+    let pid = worker.pid;
+    let front_slot = in_flight.front().map(|f| f.slot);
+    let check = |slot: u8| {
+        if Some(usize::from(slot)) == front_slot {
+            Ok(())
+        } else {
+            Err(format!("it answered for slot {slot}, not the task it runs"))
+        }
+    };
+    match message {
+        Message::Partial { slot, count } => {
+            check(slot)?;
+            let block = Block::from_payload(payload, count as usize).map_err(|e| e.to_string())?;
+            let front = in_flight.front_mut().ok_or("no task")?;
+            front.job.accept(&block, pid);
+        }
+        Message::Done {
+            slot,
+            count,
+            elapsed_nanos,
+            ..
+        } => {
+            check(slot)?;
+            let mut front = in_flight.pop_front().ok_or("no task")?;
+            let view = worker.region.slot(front.slot);
+            let block = Block::from_slot(view.ends, view.data, count as usize)
+                .map_err(|e| e.to_string())?;
+            let before = front.job.unresolved();
+            front.job.accept(&block, pid);
+            front.job.add_elapsed(Duration::from_nanos(elapsed_nanos));
+            // The worker has moved on to the next task, if it has one.
+            if let Some(next) = in_flight.front_mut() {
+                next.job.start();
+            }
+            if front.job.unresolved() > 0 {
+                // Stopped at an argument that did not decode: the rest
+                // goes again. A stop with no outcome at all is no stop.
+                if front.job.unresolved() == before && front.job.resolved_in_message() == 0 {
+                    return Err(String::from("it answered a task with no outcome"));
+                }
+                front.job.rest_again();
+                return Ok(Some(front.job));
+            }
+            let payload = front.job.take_payload();
+            front.job.finish();
+            shared.recycle(payload);
+        }
+        Message::Skipped { slot } => {
+            check(slot)?;
+            // Withdrawn: its future is cancelled already.
+            in_flight.pop_front();
+            if let Some(next) = in_flight.front_mut() {
+                next.job.start();
+            }
+        }
+        other => return Err(format!("it answered a task with {other:?}")),
+    }
+    Ok(None)
+}
+
+/// Settles what a worker that is gone (or must go) leaves behind: kills it
+/// if `cause` says it must go, reads what it sent, reaps it, and sorts its
+/// tasks by the shared region: finished items delivered, the running one
+/// failed, the rest carried to the replacement.
+fn bury(
+    shared: &Shared,
+    slot: usize,
+    mut worker: Worker,
+    mut in_flight: VecDeque<InFlight>,
+    carry: &mut VecDeque<Box<dyn ProcessJob>>,
+    cause: Option<Error>,
+) -> Ending {
+    let pid = worker.pid;
     shared.set_pid(slot, None);
-    worker.reap(EXIT_GRACE);
+    let max_frame = shared.config.spawn.max_frame;
+    let mut buffer = Vec::new();
+    let region = Arc::clone(&worker.region);
+    let exit = if cause.is_some() {
+        // Unusable: killed first, then what it sent before is read (the
+        // process is gone, so the reads end at once).
+        sys::kill(pid, libc::SIGKILL);
+        if !matches!(cause, Some(Error::Protocol { .. })) {
+            drain(
+                shared,
+                &mut worker,
+                &mut in_flight,
+                carry,
+                max_frame,
+                &mut buffer,
+            );
+        }
+        worker.kill_and_reap()
+    } else {
+        drain(
+            shared,
+            &mut worker,
+            &mut in_flight,
+            carry,
+            max_frame,
+            &mut buffer,
+        );
+        worker.reap(DEATH_GRACE)
+    };
+    let error = cause.unwrap_or(Error::WorkerDied {
+        pid,
+        exit_code: exit.code,
+        signal: exit.signal,
+    });
+    let mut first = true;
+    for InFlight { mut job, slot: s } in in_flight {
+        // ORDERING: Acquire: pairs with the worker's Release stores; it is
+        // dead, so these are its last words.
+        let gate_now = region.gate(s).load(Ordering::Acquire);
+        if first && gate_now == gate::STARTED {
+            let progress = region.progress(s).load(Ordering::Acquire);
+            let in_message = job.unresolved() + job.resolved_in_message();
+            let finished = ((progress / 2) as usize).min(in_message);
+            let running = progress % 2 == 1 && finished < in_message;
+            let known = job.resolved_in_message();
+            if finished > known {
+                let view = region.slot(s);
+                match Block::from_slot(view.ends, view.data, finished - known) {
+                    Ok(block) => job.accept(&block, pid),
+                    Err(e) => {
+                        let reason = format!("its region is malformed: {e}");
+                        job.fail_rest(Error::Protocol { pid, reason });
+                        first = false;
+                        continue;
+                    }
+                }
+            }
+            job.fail_next(running.then(|| error.clone()));
+            if job.unresolved() == 0 {
+                let payload = job.take_payload();
+                job.finish();
+                shared.recycle(payload);
+            } else {
+                carry.push_back(job);
+            }
+        } else if job.unhand() {
+            // Never started: it goes, whole, to the next worker.
+            carry.push_back(job);
+        }
+        first = false;
+    }
+    Ending::Lost
+}
+
+/// Reads the frames a dead worker left in its pipe.
+fn drain(
+    shared: &Shared,
+    worker: &mut Worker,
+    in_flight: &mut VecDeque<InFlight>,
+    carry: &mut VecDeque<Box<dyn ProcessJob>>,
+    max_frame: u32,
+    buffer: &mut Vec<u8>,
+) {
+    while !in_flight.is_empty() {
+        let deadline = Some(Instant::now() + DEATH_GRACE);
+        match worker.receive_into(deadline, max_frame, buffer) {
+            Ok(message) => match take_frame(shared, worker, in_flight, message, buffer) {
+                Ok(again) => carry.extend(again),
+                Err(_) => return,
+            },
+            Err(_) => return,
+        }
+    }
 }
 
 /// How long an idle driver watches the queue before it sleeps on it. A
@@ -361,368 +673,54 @@ fn next_job(shared: &Shared) -> Result<Box<dyn ProcessJob>, RecvTimeoutError> {
     queue.recv_timeout(IDLE_CHECK)
 }
 
-/// Starts the replacement of a worker that is gone, unless the pool is
-/// being stopped.
-fn replace_worker(shared: &Shared, slot: usize) -> Option<Worker> {
-    if shared.stopping() {
-        return None;
-    }
-    start_worker(shared, slot)
-}
-
-/// Starts a worker for `slot`, or breaks the pool if it cannot.
-fn start_worker(shared: &Shared, slot: usize) -> Option<Worker> {
-    // A worker killed from outside while it starts (say, by the
-    // out-of-memory killer) is no reason to break the pool: try again,
-    // a few times. An initializer that fails breaks it at once, as in
-    // Python.
-    const ATTEMPTS: usize = 3;
-    let mut outcome = spawn::spawn(&shared.config.spawn);
-    for _ in 1..ATTEMPTS {
-        match outcome {
-            Err(Error::Spawn { .. }) if !shared.stopping() => {
-                outcome = spawn::spawn(&shared.config.spawn);
+/// Starts a worker for `slot`, retrying with a growing pause: without end
+/// while other workers serve the pool (tasks this driver carries go back
+/// to the queue for them meanwhile), a few times over a few seconds when
+/// none does, after which the pool breaks. An initializer that fails
+/// breaks it at once, as in Python.
+fn start_worker(
+    shared: &Shared,
+    slot: usize,
+    carry: &mut VecDeque<Box<dyn ProcessJob>>,
+) -> Option<Worker> {
+    const ALONE_ATTEMPTS: usize = 8;
+    let mut pause = Duration::from_millis(5);
+    let mut attempt = 0;
+    loop {
+        if shared.stopping() {
+            return None;
+        }
+        match spawn::spawn(&shared.config.spawn) {
+            Ok(worker) => {
+                shared.set_pid(slot, Some(worker.pid));
+                return Some(worker);
             }
-            _ => break,
-        }
-    }
-    match outcome {
-        Ok(worker) => {
-            shared.set_pid(slot, Some(worker.pid));
-            Some(worker)
-        }
-        Err(error) => {
-            let reason = match error {
-                Error::BrokenPool { reason } => reason,
-                error => error.to_string(),
-            };
-            shared.queue.break_pool(reason);
-            None
-        }
-    }
-}
-
-/// Writes `job` to `worker`. Gives the worker back if it is still usable
-/// (also when the job was refused for its size); a worker that is not has
-/// been unlisted from `slot` and reaped. A worker found dead before it read
-/// the job is replaced once and the job sent again: it never ran.
-// The worker travels by value either way, once per task, next to a write
-// to a pipe; boxing it to shrink the error would cost more than the move.
-#[allow(clippy::result_large_err)]
-fn send_to(
-    shared: &Shared,
-    slot: usize,
-    mut worker: Worker,
-    job: &dyn ProcessJob,
-) -> Result<Worker, (Error, Option<Worker>)> {
-    let max_frame = shared.config.spawn.max_frame;
-    let (message, payload) = job.message();
-    let mut resent = false;
-    while let Err(e) = worker.send(&message, payload, max_frame) {
-        if let wire::WireError::TooLarge { len, max } = e {
-            // Nothing was written: the worker is fine, the task is not.
-            let reason =
-                format!("the task's arguments take {len} bytes, over the frame limit of {max}");
-            let error = Error::Encode {
-                what: "argument",
-                reason,
-            };
-            return Err((error, Some(worker)));
-        }
-        let pid = worker.pid;
-        shared.set_pid(slot, None);
-        let exit = worker.reap(EXIT_GRACE);
-        if resent || shared.stopping() {
-            return Err((died(pid, exit), None));
-        }
-        resent = true;
-        worker = match start_worker(shared, slot) {
-            Some(fresh) => fresh,
-            None => return Err((died(pid, exit), None)),
-        };
-    }
-    Ok(worker)
-}
-
-/// Reads the reply to the job last sent to `worker`. Gives the worker back
-/// if it is still usable; a worker that is not has been unlisted from
-/// `slot` and reaped (or killed and reaped) before this returns.
-fn receive_from(
-    shared: &Shared,
-    slot: usize,
-    mut worker: Worker,
-    buffer: &mut Vec<u8>,
-) -> (Result<Reply, Error>, Option<Worker>) {
-    let max_frame = shared.config.spawn.max_frame;
-    let pid = worker.pid;
-    let deadline = shared
-        .config
-        .task_timeout
-        .and_then(|limit| Instant::now().checked_add(limit));
-    let received = worker.receive_into(deadline, max_frame, buffer);
-    if let Ok(Message::Done { elapsed_nanos, .. }) = received {
-        let reply = Reply {
-            payload: std::mem::take(buffer),
-            elapsed: Duration::from_nanos(elapsed_nanos),
-            pid,
-        };
-        return (Ok(reply), Some(worker));
-    }
-    // Whatever went wrong, this worker is done for: unlist it first, so
-    // that nobody sees a pid that is about to be reaped.
-    shared.set_pid(slot, None);
-    let error = match received {
-        Ok(message) => {
-            worker.kill_and_reap();
-            let reason = format!("it answered a task with {message:?}");
-            Error::Protocol { pid, reason }
-        }
-        Err(Received::TimedOut) => {
-            worker.kill_and_reap();
-            let limit = shared.config.task_timeout.unwrap_or_default();
-            Error::TaskTimedOut { limit, pid }
-        }
-        Err(Received::Wire(wire::WireError::Closed | wire::WireError::Truncated { .. })) => {
-            died(pid, worker.reap(EXIT_GRACE))
-        }
-        Err(Received::Wire(e)) => {
-            worker.kill_and_reap();
-            let reason = e.to_string();
-            Error::Protocol { pid, reason }
-        }
-    };
-    (Err(error), None)
-}
-
-fn died(pid: u32, exit: spawn::Exit) -> Error {
-    Error::WorkerDied {
-        pid,
-        exit_code: exit.code,
-        signal: exit.signal,
-    }
-}
-
-/// Turns a Done payload back into one result per item, in order. After
-/// the last outcome in the payload it yields [`Error::Protocol`] for every
-/// further item asked for (a worker that broke off), so it never ends.
-#[cfg(feature = "fuzzing")]
-pub(crate) fn outcomes<R>(reply: &Reply) -> impl Iterator<Item = Result<R, Error>> + '_
-where
-    R: serde::de::DeserializeOwned,
-{
-    let mut items = Items::new(&reply.payload);
-    std::iter::from_fn(move || Some(next_outcome(reply.pid, &mut items)))
-}
-
-/// Decodes the next outcome of a Done payload: the value of an item that
-/// succeeded, or why it did not. After the last outcome (or a malformed
-/// one, after which nothing can be trusted) every call gives
-/// [`Error::Protocol`].
-#[inline]
-fn next_outcome<R>(pid: u32, items: &mut Items<'_>) -> Result<R, Error>
-where
-    R: serde::de::DeserializeOwned,
-{
-    match items.next_ok() {
-        Some(bytes) => postcard::from_bytes::<R>(bytes).map_err(|e| undecodable_result(&e)),
-        // Not a whole OK entry: the item's own failure, or a payload that
-        // is short or malformed.
-        None => {
-            let entry = items.next_outcome();
-            Err(failed_outcome(pid, entry, items))
-        }
-    }
-}
-
-#[cold]
-fn undecodable_result(error: &postcard::Error) -> Error {
-    Error::Decode {
-        what: "result",
-        reason: wire::why(error),
-    }
-}
-
-/// The error for an outcome other than a value: the item's own failure,
-/// or a payload that is short or malformed.
-#[cold]
-#[inline(never)]
-fn failed_outcome(
-    pid: u32,
-    entry: Result<Option<(u8, &[u8])>, wire::WireError>,
-    items: &mut Items<'_>,
-) -> Error {
-    let (tag, bytes) = match entry {
-        Ok(Some(outcome)) => outcome,
-        Ok(None) => {
-            let reason = String::from("the worker sent fewer results than items");
-            return Error::Protocol { pid, reason };
-        }
-        Err(e) => {
-            // Nothing after a malformed entry can be trusted.
-            *items = Items::new(&[]);
-            let reason = format!("a result frame is malformed: {e}");
-            return Error::Protocol { pid, reason };
-        }
-    };
-    let text = || String::from_utf8_lossy(bytes).into_owned();
-    match tag {
-        outcome::PANICKED => match postcard::from_bytes::<PanicInfo>(bytes) {
-            Ok(info) => Error::Panicked {
-                message: info.message,
-                location: info.location,
-                pid: Some(pid),
-            },
-            Err(e) => Error::Protocol {
-                pid,
-                reason: format!("an undecodable panic report: {e}"),
-            },
-        },
-        outcome::BAD_ARGUMENT => Error::Decode {
-            what: "argument",
-            reason: text(),
-        },
-        // A worker short of room sends no reason: it is always this one.
-        outcome::BAD_RESULT if bytes.is_empty() => Error::Encode {
-            what: "result",
-            reason: String::from(
-                "the results of its chunk are over the pool's frame limit (max_message_size)",
-            ),
-        },
-        outcome::BAD_RESULT => Error::Encode {
-            what: "result",
-            reason: text(),
-        },
-        tag => Error::Protocol {
-            pid,
-            reason: format!("an unknown outcome tag {tag}"),
-        },
-    }
-}
-
-/// The Task message for `count` items. A chunk's items are counted in a
-/// `usize` but a map never makes chunks anywhere near `u32::MAX` items.
-fn task_message(call: u64, func: u64, count: usize) -> Message {
-    let count = u32::try_from(count).unwrap_or(u32::MAX);
-    Message::Task { call, func, count }
-}
-
-/// A single submitted call: one item, one future.
-pub(crate) struct SingleJob<R> {
-    pub(crate) call: u64,
-    pub(crate) func: u64,
-    pub(crate) payload: Vec<u8>,
-    pub(crate) promise: Promise<R>,
-}
-
-impl<R> ProcessJob for SingleJob<R>
-where
-    R: serde::de::DeserializeOwned + Send,
-{
-    fn start(&self) -> bool {
-        self.promise.start()
-    }
-
-    fn message(&self) -> (Message, &[u8]) {
-        (task_message(self.call, self.func, 1), &self.payload)
-    }
-
-    fn take_payload(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.payload)
-    }
-
-    fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {
-        let outcome =
-            reply.and_then(|reply| next_outcome(reply.pid, &mut Items::new(&reply.payload)));
-        self.promise.complete(outcome);
-    }
-}
-
-impl<R: Send> Abandon for SingleJob<R> {
-    fn abandon(self: Box<Self>, error: Error) {
-        self.promise.abandon(error);
-    }
-}
-
-/// One chunk of a `map`: many items, one future of their results. Items
-/// whose argument could not be encoded are not sent; their errors are put
-/// back in place.
-pub(crate) struct ChunkJob<R> {
-    pub(crate) call: u64,
-    pub(crate) func: u64,
-    pub(crate) payload: Vec<u8>,
-    /// The number of items in the chunk, sent or not.
-    pub(crate) len: usize,
-    /// The items not sent, by index (ascending), and why.
-    pub(crate) unsent: Vec<(usize, Error)>,
-    pub(crate) promise: Promise<ChunkOutput<R>>,
-}
-
-impl<R> ProcessJob for ChunkJob<R>
-where
-    R: serde::de::DeserializeOwned + Send,
-{
-    fn start(&self) -> bool {
-        self.promise.start()
-    }
-
-    fn message(&self) -> (Message, &[u8]) {
-        let count = self.len - self.unsent.len();
-        (task_message(self.call, self.func, count), &self.payload)
-    }
-
-    fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {
-        let this = *self;
-        let mut values = Vec::with_capacity(this.len);
-        let mut failures = Vec::new();
-        let mut unsent = this.unsent.into_iter().peekable();
-        let elapsed = match &reply {
-            Ok(reply) => {
-                let mut sent = Items::new(&reply.payload);
-                for index in 0..this.len {
-                    if let Some((_, error)) = unsent.next_if(|(at, _)| *at == index) {
-                        failures.push((index, error));
-                        continue;
-                    }
-                    // The common case, a value, is decoded here without
-                    // going through `Result<R, Error>` (large: moving one
-                    // per item cost more than decoding a small value). Not
-                    // a whole OK entry: the item's own failure, or a
-                    // payload that is short or malformed.
-                    let Some(bytes) = sent.next_ok() else {
-                        let entry = sent.next_outcome();
-                        failures.push((index, failed_outcome(reply.pid, entry, &mut sent)));
-                        continue;
-                    };
-                    match postcard::from_bytes::<R>(bytes) {
-                        Ok(value) => values.push(value),
-                        Err(e) => failures.push((index, undecodable_result(&e))),
+            Err(Error::Spawn { reason }) => {
+                attempt += 1;
+                let others = shared.pids().len();
+                if others == 0 && attempt >= ALONE_ATTEMPTS {
+                    shared.queue.break_pool(reason);
+                    return None;
+                }
+                if others > 0 {
+                    // The others can run what this driver holds.
+                    for job in carry.drain(..) {
+                        if let Err((job, error)) = shared.submit(job) {
+                            job.fail_rest(error);
+                        }
                     }
                 }
-                reply.elapsed
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
-            // The items sent share their worker's fate.
             Err(error) => {
-                for index in 0..this.len {
-                    let error = match unsent.next_if(|(at, _)| *at == index) {
-                        Some((_, own)) => own,
-                        None => error.clone(),
-                    };
-                    failures.push((index, error));
-                }
-                Duration::ZERO
+                let reason = match error {
+                    Error::BrokenPool { reason } => reason,
+                    error => error.to_string(),
+                };
+                shared.queue.break_pool(reason);
+                return None;
             }
-        };
-        let output = ChunkOutput {
-            values,
-            failures,
-            elapsed,
-        };
-        this.promise.complete(Ok(output));
-    }
-}
-
-impl<R: Send> Abandon for ChunkJob<R> {
-    fn abandon(self: Box<Self>, error: Error) {
-        self.promise.abandon(error);
+        }
     }
 }

@@ -21,14 +21,19 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::sys;
-use super::wire::{self, outcome, Items, Message, PanicInfo, WireError};
+use super::sys::{self, region::Region};
+use super::wire::{self, gate, outcome, Block, Bounded, Message, PanicInfo, WireError, FAILED};
 
 /// The environment variable that makes a process a worker.
 pub(crate) const MARKER: &str = "CONCURRENT_FUTURES_WORKER";
 
 /// The exit status of a worker that refused to start.
 pub(crate) const BAD_START: i32 = 86;
+
+/// The exit status of a worker that lost its pipe to the parent after it
+/// had started serving (a task closed or broke it): it cannot report
+/// anything any more, so it exits.
+pub(crate) const LOST_PIPE: i32 = 87;
 
 /// The largest frame a worker reads before the parent has said its limit.
 const HELLO_LIMIT: u32 = 4096;
@@ -98,6 +103,8 @@ pub(crate) struct Greeting {
     pub(crate) initializer: Option<u64>,
     /// The largest frame either side may send.
     pub(crate) max_frame: u32,
+    /// The descriptor of the shared region.
+    pub(crate) region_fd: i32,
 }
 
 /// The worker's side of the handshake: reads the parent's `Hello` from
@@ -121,6 +128,7 @@ pub(crate) fn greet(
         probe: sent_probe,
         initializer,
         max_frame,
+        region_fd,
     } = hello.message
     else {
         return Err(format!(
@@ -157,6 +165,7 @@ pub(crate) fn greet(
     Ok(Greeting {
         initializer,
         max_frame,
+        region_fd,
     })
 }
 
@@ -174,6 +183,7 @@ fn serve(value: &str) -> Result<(), String> {
     let Greeting {
         initializer,
         max_frame,
+        region_fd,
     } = greet(
         &mut tasks,
         &mut results,
@@ -182,6 +192,11 @@ fn serve(value: &str) -> Result<(), String> {
         exe_identity,
         probe,
     )?;
+
+    let region = sys::inherited_fd(region_fd)
+        .ok_or_else(|| format!("the shared region's descriptor {region_fd} is not open"))?;
+    let mut region =
+        Region::adopt(region).map_err(|e| format!("cannot map its shared region: {e}"))?;
 
     crate::unwind::install_hook();
     sys::keep_freed_memory();
@@ -207,10 +222,10 @@ fn serve(value: &str) -> Result<(), String> {
         }
     }
 
-    // Both buffers live as long as the worker, so that a run of large
-    // tasks does not map and fault in fresh memory for every one.
+    // The payload buffer lives as long as the worker, so that a run of
+    // large tasks does not map and fault in fresh memory for every one.
     let mut payload = Vec::new();
-    let mut out = Vec::new();
+    let mut spill = Vec::new();
     loop {
         let message = match wire::read_frame_into(&mut tasks, max_frame, &mut payload) {
             Ok(message) => message,
@@ -218,57 +233,287 @@ fn serve(value: &str) -> Result<(), String> {
             Err(WireError::Closed) => return Ok(()),
             Err(e) => return Err(format!("its parent sent a bad frame: {e}")),
         };
-        let Message::Task { call, func, count } = message else {
+        let Message::Task {
+            call,
+            func,
+            count,
+            slot,
+        } = message
+        else {
             return Err(format!(
                 "its parent sent an unexpected message: {message:?}"
             ));
         };
-        out.clear();
+        let slot = usize::from(slot);
+        if slot >= sys::region::SLOTS {
+            return Err(format!(
+                "its parent named slot {slot} of {}",
+                sys::region::SLOTS
+            ));
+        }
+        // ORDERING: AcqRel/Acquire: the swap decides, against the parent's
+        // withdrawal, whether the task runs; Acquire makes the parent's
+        // reset of the progress word visible before this worker writes it.
+        let claimed = region.gate(slot).compare_exchange(
+            gate::QUEUED,
+            gate::STARTED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if claimed.is_err() {
+            let skipped = Message::Skipped { slot: slot as u8 };
+            send_or_exit(&mut results, &skipped, &[], max_frame, &mut scratch);
+            continue;
+        }
         let start = Instant::now();
+        let mut outcomes = Outcomes {
+            region: &mut region,
+            slot,
+            results: &mut results,
+            max_frame,
+            scratch: &mut scratch,
+            spill: &mut spill,
+            held: 0,
+            pos: 0,
+            failed: 0,
+        };
         // SAFETY: `call` is the offset of a `trampoline::<A, R>` the parent
         // took the address of, in this same executable (checked above).
         let trampoline = unsafe { sys::trampoline_at(sys::address_at(call)) };
-        trampoline(sys::address_at(func), &payload, &mut out);
+        trampoline(sys::address_at(func), &payload, count, &mut outcomes);
         let done = Message::Done {
-            count,
+            slot: slot as u8,
+            count: outcomes.held as u32,
+            failed: outcomes.failed,
             elapsed_nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
         };
-        if let Err(e) = wire::write_frame(&mut results, &done, &out, max_frame, &mut scratch) {
-            match e {
-                // The result is over the frame limit: say so for each item
-                // rather than leave the parent waiting.
-                WireError::TooLarge { len, max } => {
-                    over_the_limit(&mut out, count, len, max);
-                    send(&mut results, &done, &out, &mut scratch)?;
-                }
-                e => return Err(format!("could not send results: {e}")),
-            }
-        }
-        let _ = results.flush();
+        send_or_exit(&mut results, &done, &[], max_frame, &mut scratch);
     }
 }
 
-/// Fills `out` with the outcomes of a task whose results (`len` bytes) are
-/// over the frame limit `max`: one error per item, saying why, in as few
-/// bytes as fit (an empty reason, which the parent reads as this one).
-/// Should not even a bare error per item fit (a huge chunk under a tiny
-/// limit), only the first ones are sent; the parent fails the rest as
-/// missing, and the worker lives on.
-fn over_the_limit(out: &mut Vec<u8>, count: u32, len: u64, max: u32) {
-    // Room for the frame's header, generously.
-    const HEADER: usize = 64;
-    let room = (max as usize).saturating_sub(HEADER);
-    let long = format!("the results take {len} bytes, over the pool's frame limit of {max}");
-    let short = String::from("the results are over the pool's frame limit");
-    let reason = [long, short, String::new()]
-        .into_iter()
-        .find(|reason| count as usize * (wire::OUTCOME_OVERHEAD + reason.len()) <= room)
-        .unwrap_or_default();
-    let fit = (room / (wire::OUTCOME_OVERHEAD + reason.len())).min(count as usize);
-    out.clear();
-    for _ in 0..fit {
-        wire::push_outcome(out, outcome::BAD_RESULT, reason.as_bytes());
+/// Writes a frame to the parent, or exits: a worker that cannot reach its
+/// parent can do nothing more (a task closed or broke the pipe).
+fn send_or_exit(
+    results: &mut File,
+    message: &Message,
+    payload: &[u8],
+    max: u32,
+    scratch: &mut Vec<u8>,
+) {
+    if let Err(e) = wire::write_frame(results, message, payload, max, scratch) {
+        lost_pipe(&e);
     }
+}
+
+#[cold]
+fn lost_pipe(error: &WireError) -> ! {
+    let pid = std::process::id();
+    eprintln!(
+        "concurrent-futures: worker {pid} lost its pipe to the parent ({error}), most likely \
+         closed by a task; it exits"
+    );
+    std::process::exit(LOST_PIPE);
+}
+
+/// Where a task's outcomes go: the task's slot of the shared region, handed
+/// to the parent in a `Partial` frame whenever it is full (see `wire`).
+pub(crate) struct Outcomes<'a> {
+    region: &'a mut Region,
+    slot: usize,
+    results: &'a mut File,
+    max_frame: u32,
+    scratch: &'a mut Vec<u8>,
+    /// A buffer for a value too large for the slot.
+    spill: &'a mut Vec<u8>,
+    /// Outcomes in the slot now.
+    held: usize,
+    /// Bytes of them.
+    pos: usize,
+    /// Failures among them.
+    failed: u32,
+}
+
+impl std::fmt::Debug for Outcomes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcomes")
+            .field("slot", &self.slot)
+            .field("held", &self.held)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outcomes<'_> {
+    /// Item `index` of the task starts.
+    #[inline]
+    fn begin(&self, index: usize) {
+        // ORDERING: Release: published progress; see `wire`.
+        self.region
+            .progress(self.slot)
+            .store(2 * index as u64 + 1, Ordering::Release);
+    }
+
+    /// Item `index`'s outcome is in place.
+    #[inline]
+    fn end(&self, index: usize) {
+        // ORDERING: Release: the outcome and its end, written before, are
+        // visible to whoever reads this progress with Acquire.
+        self.region
+            .progress(self.slot)
+            .store(2 * index as u64 + 2, Ordering::Release);
+    }
+
+    /// Records a value's outcome.
+    #[inline]
+    fn value<R: Serialize>(&mut self, value: &R) {
+        if self.held < sys::region::MAX_ITEMS {
+            let area = self.region.slot_mut(self.slot).data;
+            match postcard::serialize_with_flavor(
+                value,
+                Bounded {
+                    area,
+                    pos: self.pos,
+                },
+            ) {
+                Ok(end) if end - self.pos <= self.item_limit() => {
+                    self.push_end(end as u32);
+                    return;
+                }
+                Ok(end) => {
+                    let reason = format!(
+                        "the result takes {} bytes, over the pool's limit of {} (max_message_size)",
+                        end - self.pos,
+                        self.max_frame
+                    );
+                    return self.failure(outcome::BAD_RESULT, reason.as_bytes());
+                }
+                Err(postcard::Error::SerializeBufferFull) => {}
+                Err(e) => return self.failure(outcome::BAD_RESULT, wire::why(&e).as_bytes()),
+            }
+        }
+        self.value_slow(value);
+    }
+
+    /// The most bytes one result may take: what fits in a frame.
+    #[inline]
+    fn item_limit(&self) -> usize {
+        (self.max_frame as usize).saturating_sub(64)
+    }
+
+    #[inline]
+    fn push_end(&mut self, end: u32) {
+        self.region.slot_mut(self.slot).ends[self.held] = end;
+        self.held += 1;
+        self.pos = (end & !FAILED) as usize;
+    }
+
+    /// A value that did not fit: hand the slot over and try again; one too
+    /// large for an empty slot goes out in a frame of its own.
+    #[cold]
+    fn value_slow<R: Serialize>(&mut self, value: &R) {
+        if self.held > 0 {
+            self.flush();
+            return self.value(value);
+        }
+        self.spill.clear();
+        match wire::push_value(self.spill, value) {
+            Ok(()) => {
+                let len = self.spill.len();
+                if len > self.item_limit() {
+                    let reason = format!(
+                        "the result takes {len} bytes, over the pool's limit of {} (max_message_size)",
+                        self.max_frame
+                    );
+                    return self.failure(outcome::BAD_RESULT, reason.as_bytes());
+                }
+                let mut payload = std::mem::take(self.scratch);
+                payload.clear();
+                payload.extend_from_slice(&(len as u32).to_le_bytes());
+                let partial = Message::Partial {
+                    slot: self.slot as u8,
+                    count: 1,
+                };
+                let mut header = Vec::new();
+                // The value is lent to the pipe after the one end.
+                if let Err(e) = write_partial(
+                    self.results,
+                    &partial,
+                    &payload,
+                    self.spill,
+                    self.max_frame,
+                    &mut header,
+                ) {
+                    lost_pipe(&e);
+                }
+                *self.scratch = payload;
+            }
+            Err(reason) => self.failure(outcome::BAD_RESULT, reason.as_bytes()),
+        }
+    }
+
+    /// Records a failure's outcome: its tag and detail (cut to fit a slot).
+    fn failure(&mut self, tag: u8, detail: &[u8]) {
+        let detail = &detail[..detail.len().min(4096)];
+        if self.held >= sys::region::MAX_ITEMS || self.pos + 1 + detail.len() > sys::region::DATA {
+            self.flush();
+        }
+        let data = self.region.slot_mut(self.slot).data;
+        data[self.pos] = tag;
+        data[self.pos + 1..self.pos + 1 + detail.len()].copy_from_slice(detail);
+        let end = (self.pos + 1 + detail.len()) as u32 | FAILED;
+        self.push_end(end);
+        self.failed += 1;
+    }
+
+    /// Hands the slot's outcomes to the parent in a `Partial` frame and
+    /// starts the slot over. Until the frame is written whole, the slot
+    /// still holds them (a worker that dies mid-frame leaves them there).
+    #[cold]
+    fn flush(&mut self) {
+        let mut payload = std::mem::take(self.spill);
+        payload.clear();
+        let slot = self.region.slot(self.slot);
+        match Block::from_slot(slot.ends, slot.data, self.held) {
+            Ok(block) => block.write_payload(&mut payload),
+            Err(e) => lost_pipe(&e),
+        }
+        let partial = Message::Partial {
+            slot: self.slot as u8,
+            count: self.held as u32,
+        };
+        send_or_exit(
+            self.results,
+            &partial,
+            &payload,
+            self.max_frame,
+            self.scratch,
+        );
+        *self.spill = payload;
+        self.held = 0;
+        self.pos = 0;
+        self.failed = 0;
+    }
+}
+
+/// Writes a `Partial` frame of one large value: the frame's header and the
+/// end in one write, the value lent to the pipe after it.
+fn write_partial(
+    results: &mut File,
+    partial: &Message,
+    end: &[u8],
+    value: &[u8],
+    max: u32,
+    header: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    wire::encode_frame(partial, end, max, header)?;
+    let len = (header.len() - 4) as u64 + value.len() as u64;
+    if len > u64::from(max) {
+        return Err(WireError::TooLarge { len, max });
+    }
+    header[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    results.write_all(header)?;
+    wire::FrameSink::write_payload(results, value)?;
+    Ok(())
 }
 
 /// This worker's pid, set once before it runs any task (`getpid` is a
@@ -284,10 +529,11 @@ fn worker_pid() -> u32 {
     }
 }
 
-/// Runs the user's `fn(A) -> R` (at address `func`) on each item of a task
-/// payload and appends one outcome per item to `out`. Monomorphised in the
-/// parent, whose address travels as the task's `call`.
-pub(crate) fn trampoline<A, R>(func: usize, payload: &[u8], out: &mut Vec<u8>)
+/// Runs the user's `fn(A) -> R` (at address `func`) on each of the `count`
+/// arguments of a task payload and records one outcome per item in
+/// `outcomes`. Monomorphised in the parent, whose address travels as the
+/// task's `call`.
+pub(crate) fn trampoline<A, R>(func: usize, payload: &[u8], count: u32, outcomes: &mut Outcomes<'_>)
 where
     A: DeserializeOwned,
     R: Serialize,
@@ -296,52 +542,58 @@ where
     // the address of the `fn(A) -> R` it was given.
     let f = unsafe { sys::function_at::<A, R>(func) };
     let pid = Some(worker_pid());
-    let mut items = Items::new(payload);
-    // Where the outcome of the item being run starts in `out`.
-    let mut start = out.len();
+    let count = count as usize;
+    let mut arguments = postcard::Deserializer::from_bytes(payload);
+    // The item being run, and whether its argument has been decoded.
+    let mut index = 0;
+    let mut decoded = false;
     // The user's code (the function, and the argument's and result's serde
     // impls) may panic; each item's panic is its own. The loop runs under
-    // one `catch_unwind`, entered again after a panic, so a chunk that does
+    // one `catch_unwind`, entered again after a panic, so a task that does
     // not panic pays for one catch, not one per item.
-    loop {
+    while index < count {
         let ran = crate::unwind::catch(
-            || loop {
-                let bytes = match items.next_whole_item() {
-                    Some(bytes) => bytes,
-                    None => match items.next_item() {
-                        Ok(Some(bytes)) => bytes,
-                        Ok(None) => return,
+            || {
+                while index < count {
+                    outcomes.begin(index);
+                    decoded = false;
+                    let arg = match A::deserialize(&mut arguments) {
+                        Ok(arg) => arg,
                         Err(e) => {
-                            let reason = e.to_string();
-                            wire::push_outcome(out, outcome::BAD_ARGUMENT, reason.as_bytes());
+                            // Where the next argument starts is unknown:
+                            // the task stops here, and the parent sends
+                            // the rest again.
+                            outcomes.failure(outcome::BAD_ARGUMENT, wire::why(&e).as_bytes());
+                            outcomes.end(index);
+                            index = count;
                             return;
                         }
-                    },
-                };
-                start = out.len();
-                let arg = match postcard::from_bytes::<A>(bytes) {
-                    Ok(arg) => arg,
-                    Err(e) => {
-                        wire::push_outcome(out, outcome::BAD_ARGUMENT, wire::why(&e).as_bytes());
-                        continue;
-                    }
-                };
-                let result = f(arg);
-                if let Err(reason) = wire::push_ok(out, &result) {
-                    wire::push_outcome(out, outcome::BAD_RESULT, reason.as_bytes());
+                    };
+                    decoded = true;
+                    let result = f(arg);
+                    outcomes.value(&result);
+                    outcomes.end(index);
+                    index += 1;
                 }
             },
             pid,
         );
         match ran {
-            Ok(()) => return,
+            Ok(()) => {}
             Err(crate::Error::Panicked {
                 message, location, ..
             }) => {
-                out.truncate(start);
                 let info = PanicInfo { message, location };
                 let bytes = postcard::to_allocvec(&info).unwrap_or_default();
-                wire::push_outcome(out, outcome::PANICKED, &bytes);
+                outcomes.failure(outcome::PANICKED, &bytes);
+                outcomes.end(index);
+                index += 1;
+                // A panic inside the argument's Deserialize leaves the rest
+                // of the payload where nobody can find its items: the task
+                // stops, and the parent sends the rest again.
+                if !decoded {
+                    return;
+                }
             }
             // `catch` only ever returns `Panicked`.
             Err(_) => return,

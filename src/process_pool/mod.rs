@@ -7,11 +7,13 @@
 //! * `spawn` — starting, greeting, killing and reaping worker processes;
 //! * `wire` — frames and messages on the pipes;
 //! * `dispatch` — the queue, the driver thread per worker, faults;
+//! * `job` — a submitted call or a map's chunk, and its outcomes;
 //! * `sys` — every `unsafe` operation, each explained.
 
 mod builder;
 pub(crate) mod dispatch;
 pub(crate) mod entry;
+mod job;
 mod spawn;
 mod sys;
 pub(crate) mod wire;
@@ -28,7 +30,8 @@ pub use builder::ProcessPoolBuilder;
 use crate::future::Promise;
 use crate::map::{ChunkRunner, Map, Submitted};
 use crate::{Error, Future};
-use dispatch::{ChunkJob, Shared, SingleJob};
+use dispatch::Shared;
+use job::{Completion, Job};
 
 /// A pool of worker processes that runs plain functions and hands back
 /// [`Future`]s.
@@ -204,19 +207,15 @@ impl ProcessPoolExecutor {
             }
         };
         let mut payload = self.shared.payload_buffer();
-        if let Err(reason) = wire::push_item(&mut payload, &arg) {
+        if let Err(reason) = encode_argument(&mut payload, &arg) {
             promise.complete(Err(Error::Encode {
                 what: "argument",
                 reason,
             }));
             return future;
         }
-        let job = SingleJob {
-            call,
-            func,
-            payload,
-            promise,
-        };
+        let bounds = vec![payload.len() as u32];
+        let job = Job::new(call, func, payload, bounds, Completion::Single(promise));
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);
         }
@@ -323,6 +322,7 @@ impl ProcessPoolExecutor {
     #[doc(alias = "cancel_futures")]
     pub fn shutdown_cancel(&self) {
         self.shared.queue.close(true);
+        self.shared.cancel_handed();
         self.shared.wait_for_drivers();
     }
 
@@ -416,6 +416,73 @@ struct ProcessChunks {
     bytes_per_item: std::cell::Cell<usize>,
 }
 
+/// Encodes one argument; its `Serialize` may fail or panic, either of which
+/// fails that item alone.
+fn encode_argument<A: Serialize>(payload: &mut Vec<u8>, arg: &A) -> Result<(), String> {
+    let start = payload.len();
+    match crate::unwind::catch(|| wire::push_value(payload, arg), None) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            payload.truncate(start);
+            Err(match error {
+                Error::Panicked { message, .. } => format!("its Serialize panicked: {message}"),
+                error => error.to_string(),
+            })
+        }
+    }
+}
+
+/// Encodes a chunk's arguments one after another, and where each ends in
+/// `bounds`; those that fail (or panic) are left out, and come back by
+/// index with why.
+fn encode_arguments<A: Serialize>(
+    payload: &mut Vec<u8>,
+    bounds: &mut Vec<u32>,
+    items: &[A],
+) -> Vec<(usize, Error)> {
+    let mut unsent = Vec::new();
+    let mut index = 0;
+    // One catch for the chunk, entered again after a panic.
+    while index < items.len() {
+        let start = std::cell::Cell::new(payload.len());
+        let caught = crate::unwind::catch(
+            || {
+                while index < items.len() {
+                    start.set(payload.len());
+                    let item = &items[index];
+                    index += 1;
+                    match wire::push_value(payload, item) {
+                        Ok(()) => bounds.push(payload.len() as u32),
+                        Err(reason) => unsent.push((
+                            index - 1,
+                            Error::Encode {
+                                what: "argument",
+                                reason,
+                            },
+                        )),
+                    }
+                }
+            },
+            None,
+        );
+        if let Err(error) = caught {
+            payload.truncate(start.get());
+            let reason = match error {
+                Error::Panicked { message, .. } => format!("its Serialize panicked: {message}"),
+                error => error.to_string(),
+            };
+            unsent.push((
+                index - 1,
+                Error::Encode {
+                    what: "argument",
+                    reason,
+                },
+            ));
+        }
+    }
+    unsent
+}
+
 impl<A, R> ChunkRunner<A, R> for ProcessChunks
 where
     A: Serialize + Send + 'static,
@@ -440,28 +507,14 @@ where
             known => known + known / 8,
         };
         let mut payload = Vec::with_capacity(len.saturating_mul(per_item).min(MAX_GUESS));
-        let mut unsent = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            if let Err(reason) = wire::push_item(&mut payload, item) {
-                let error = Error::Encode {
-                    what: "argument",
-                    reason,
-                };
-                unsent.push((index, error));
-            }
-        }
+        let mut bounds = Vec::with_capacity(len);
+        let unsent = encode_arguments(&mut payload, &mut bounds, &items);
         drop(items);
         if len > 0 {
             self.bytes_per_item.set(payload.len().div_ceil(len));
         }
-        let job = ChunkJob {
-            call,
-            func,
-            payload,
-            len,
-            unsent,
-            promise,
-        };
+        let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
+        job.unsent = unsent;
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);
         }

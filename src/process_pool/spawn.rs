@@ -1,15 +1,21 @@
 //! Starting, greeting, watching, killing and reaping worker processes.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
-use std::os::fd::AsRawFd;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::entry::{BAD_START, MARKER};
-use super::sys;
+use super::sys::{self, region::Region};
 use super::wire::{self, Frame, Message, WireError};
 use crate::Error;
+
+/// How long a frame that has begun may go without a byte arriving before
+/// it is given up as one that will never complete (a task that wrote a
+/// few bytes to the result pipe itself, a worker stopped in mid-write).
+const FRAME_STALL: Duration = Duration::from_secs(5);
 
 /// The pipe buffer each direction asks for: the most an unprivileged
 /// process gets by default.
@@ -30,17 +36,64 @@ pub(crate) struct SpawnConfig {
     pub(crate) startup_timeout: Duration,
 }
 
-/// A running worker process and the parent's ends of its two pipes.
+/// A running worker process, the parent's ends of its two pipes and the
+/// region they share.
 #[derive(Debug)]
 pub(crate) struct Worker {
     process: sys::Process,
     pub(crate) pid: u32,
     pub(crate) tasks: File,
-    /// Buffered: a small reply (its length, header and outcomes) comes in
-    /// with one `read`, not one per part.
-    pub(crate) results: BufReader<File>,
+    /// Buffered: a small reply comes in with one `read`, not one per part.
+    pub(crate) results: BufReader<Watched>,
     /// Reused buffer for outgoing frames.
     pub(crate) scratch: Vec<u8>,
+    /// The shared region (see `wire`).
+    pub(crate) region: Arc<Region>,
+}
+
+/// The result pipe, read with a deadline: every `read` first waits until
+/// bytes are there, the deadline passes ([`io::ErrorKind::TimedOut`]), or
+/// the worker process has exited with nothing left in the pipe (end of
+/// file, even while a child the task forked keeps the pipe open).
+#[derive(Debug)]
+pub(crate) struct Watched {
+    file: File,
+    /// Readable once the worker has exited (see [`sys::region::pidfd`]).
+    exited: Option<OwnedFd>,
+    /// When the current wait gives up.
+    deadline: Option<Instant>,
+    /// Within a frame: how long one read may wait for its first byte.
+    stall: Option<Duration>,
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let now = Instant::now();
+            let mut wait = self.deadline.map(|d| d.saturating_duration_since(now));
+            if let Some(stall) = self.stall {
+                wait = Some(wait.map_or(stall, |w| w.min(stall)));
+            }
+            let pipe = self.file.as_raw_fd();
+            let ready = match &self.exited {
+                Some(exited) => sys::region::poll_readable(&[pipe, exited.as_raw_fd()], wait)?,
+                None => sys::region::poll_readable(&[pipe], wait)?,
+            };
+            if ready & 1 != 0 {
+                return self.file.read(buf);
+            }
+            if ready & 2 != 0 {
+                // Exited, and the pipe held nothing: whatever it wrote has
+                // been read. Look once more, in case bytes landed between
+                // the two checks.
+                return match sys::region::poll_readable(&[pipe], Some(Duration::ZERO))? {
+                    0 => Ok(0),
+                    _ => self.file.read(buf),
+                };
+            }
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "no bytes in time"));
+        }
+    }
 }
 
 /// How a worker process ended.
@@ -67,22 +120,31 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
     // Large payloads move in fewer, longer writes with fewer wake-ups.
     sys::enlarge_pipe(&task_write, PIPE_BUFFER);
     sys::enlarge_pipe(&result_read, PIPE_BUFFER);
-    let keep = [task_read.as_raw_fd(), result_write.as_raw_fd()];
+    let region = Region::create()
+        .map_err(|e| spawn_error(format!("cannot create the shared region: {e}")))?;
+    let keep = [task_read.as_raw_fd(), result_write.as_raw_fd(), region.fd()];
 
     let marker = format!("{MARKER}=v1:{}:{}:{:032x}", keep[0], keep[1], config.token);
-    let process = sys::spawn_process(marker.as_bytes(), keep)
+    let process = sys::spawn_process(marker.as_bytes(), &keep)
         .map_err(|e| spawn_error(format!("cannot start /proc/self/exe: {e}")))?;
     // The child has its copies; the parent keeps only its own ends, so that
     // it sees end of file when the worker dies.
     drop(task_read);
     drop(result_write);
 
+    let results = Watched {
+        file: File::from(result_read),
+        exited: sys::region::pidfd(process.id()),
+        deadline: None,
+        stall: None,
+    };
     let mut worker = Worker {
         pid: process.id(),
         process,
         tasks: File::from(task_write),
-        results: BufReader::with_capacity(RESULT_BUFFER, File::from(result_read)),
+        results: BufReader::with_capacity(RESULT_BUFFER, results),
         scratch: Vec::new(),
+        region: Arc::new(region),
     };
     match handshake(&mut worker, config) {
         Ok(()) => Ok(worker),
@@ -110,6 +172,7 @@ fn handshake(worker: &mut Worker, config: &SpawnConfig) -> Result<(), Error> {
         probe: sys::offset_of(sys::probe as fn() as usize),
         initializer: config.initializer,
         max_frame: config.max_frame,
+        region_fd: worker.region.fd(),
     };
     worker
         .send(&hello, &[], config.max_frame)
@@ -123,6 +186,7 @@ fn handshake(worker: &mut Worker, config: &SpawnConfig) -> Result<(), Error> {
                 "worker {pid} did not answer within {:?}",
                 config.startup_timeout
             )),
+            Received::Stalled => spawn_error(format!("worker {pid} stalled in its greeting")),
             Received::Wire(e) => spawn_error(format!("worker {pid} failed during start-up: {e}")),
         })?;
     match ready.message {
@@ -142,7 +206,9 @@ fn handshake(worker: &mut Worker, config: &SpawnConfig) -> Result<(), Error> {
                 Received::Wire(e) => Error::BrokenPool {
                     reason: format!("worker {pid} died in its initializer: {e}"),
                 },
-                Received::TimedOut => unreachable!("no deadline was set"),
+                Received::TimedOut | Received::Stalled => Error::BrokenPool {
+                    reason: format!("worker {pid} stalled in its initializer"),
+                },
             })?;
         match answer.message {
             Message::Initialized => {}
@@ -166,6 +232,8 @@ fn handshake(worker: &mut Worker, config: &SpawnConfig) -> Result<(), Error> {
 pub(crate) enum Received {
     /// The deadline passed.
     TimedOut,
+    /// A frame began but stopped coming: it will never complete.
+    Stalled,
     /// The pipe failed, closed, or carried a bad frame.
     Wire(WireError),
 }
@@ -195,30 +263,54 @@ impl Worker {
     /// Reads one frame like [`receive`](Self::receive), its payload into
     /// `payload`, whose allocation is reused when it fits: a large reply's
     /// buffer is not allocated (and its pages faulted in) again for the
-    /// next one.
+    /// next one. The deadline bounds the whole frame, and once a frame has
+    /// begun, no read of it may wait more than [`FRAME_STALL`].
     pub(crate) fn receive_into(
         &mut self,
         deadline: Option<Instant>,
         max: u32,
         payload: &mut Vec<u8>,
     ) -> Result<Message, Received> {
-        // Bytes already buffered need no wait.
-        if let (Some(deadline), true) = (deadline, self.results.buffer().is_empty()) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match sys::wait_readable(self.results.get_ref(), Some(left)) {
-                Ok(true) => {}
-                Ok(false) => return Err(Received::TimedOut),
+        if self.results.buffer().is_empty() {
+            let watched = self.results.get_mut();
+            watched.deadline = deadline;
+            watched.stall = None;
+            match self.results.fill_buf() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Received::TimedOut),
                 Err(e) => return Err(Received::Wire(WireError::Io(e))),
             }
         }
-        wire::read_frame_into(&mut self.results, max, payload).map_err(Received::Wire)
+        self.results.get_mut().stall = Some(FRAME_STALL);
+        match wire::read_frame_into(&mut self.results, max, payload) {
+            Ok(message) => Ok(message),
+            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    Err(Received::TimedOut)
+                } else {
+                    Err(Received::Stalled)
+                }
+            }
+            Err(e) => Err(Received::Wire(e)),
+        }
     }
 
     /// Whether the worker has gone while idle: its result pipe is readable
-    /// (end of file, or bytes nobody asked for) although no task is out.
+    /// (end of file, or bytes nobody asked for) or the process has exited,
+    /// although no task is out.
     pub(crate) fn is_gone(&self) -> bool {
-        !self.results.buffer().is_empty()
-            || sys::wait_readable(self.results.get_ref(), Some(Duration::ZERO)).unwrap_or(true)
+        if !self.results.buffer().is_empty() {
+            return true;
+        }
+        let watched = self.results.get_ref();
+        let pipe = watched.file.as_raw_fd();
+        let ready = match &watched.exited {
+            Some(exited) => {
+                sys::region::poll_readable(&[pipe, exited.as_raw_fd()], Some(Duration::ZERO))
+            }
+            None => sys::region::poll_readable(&[pipe], Some(Duration::ZERO)),
+        };
+        ready.map_or(true, |ready| ready != 0)
     }
 
     /// Kills the worker (if it still runs) and reaps it.
@@ -231,32 +323,54 @@ impl Worker {
     /// told to stop). If it has not exited within `grace`, it is killed.
     pub(crate) fn reap(mut self, grace: Duration) -> Exit {
         drop(self.tasks);
-        // The worker exits when it reads end of file, and its end of the
-        // result pipe closes as it does (it is close-on-exec in the worker,
-        // so no program a task started holds it): wait for that end of
-        // file, then for the exit that follows at once.
+        // The worker exits when it reads end of file; its end of the result
+        // pipe closes as it does. Drain the pipe until end of file (or the
+        // process's own exit, whoever holds the pipe), then give the exit
+        // what is left of the grace: a worker whose task closed its pipes
+        // and went on is killed, not waited for.
         let deadline = Instant::now() + grace;
         let mut drain = [0u8; 512];
+        {
+            let watched = self.results.get_mut();
+            watched.deadline = Some(deadline);
+            watched.stall = None;
+        }
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let readable = if self.results.buffer().is_empty() {
-                sys::wait_readable(self.results.get_ref(), Some(left))
-            } else {
-                Ok(true)
-            };
-            match readable {
-                Ok(true) => match self.results.read(&mut drain) {
-                    Ok(0) => return exit_of(self.process.wait().ok()),
-                    // Bytes nobody asked for: keep draining until the end.
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                },
-                Ok(false) | Err(_) => break,
+            match self.results.read(&mut drain) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
             }
         }
-        self.process.kill();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !wait_for_exit(
+            self.results.get_ref().exited.as_ref(),
+            &mut self.process,
+            left,
+        ) {
+            self.process.kill();
+        }
         exit_of(self.process.wait().ok())
+    }
+}
+
+/// Waits up to `grace` for `process` to exit (reaping it only where there
+/// is no process descriptor `exited`); `true` if it did.
+fn wait_for_exit(exited: Option<&OwnedFd>, process: &mut sys::Process, grace: Duration) -> bool {
+    if let Some(exited) = exited {
+        return sys::region::poll_readable(&[exited.as_raw_fd()], Some(grace))
+            .is_ok_and(|r| r != 0);
+    }
+    let until = Instant::now() + grace;
+    loop {
+        if process.try_wait() {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -1,11 +1,12 @@
-//! Frames and messages between the parent and a worker process.
+//! Frames and messages between the parent and a worker process, and the
+//! shared region beside the pipes.
 //!
 //! # Framing
 //!
 //! ```text
 //! frame   = length:u32 (little-endian) ‖ header ‖ payload
 //! header  = one `Message`, postcard-encoded
-//! payload = the rest of the frame (raw bytes; only Task and Done have one)
+//! payload = the rest of the frame (raw bytes; only Task and Partial have one)
 //! ```
 //!
 //! `length` counts header and payload. A frame longer than the pool's limit
@@ -13,12 +14,46 @@
 //! of file, a header that does not decode, or a message the reader does not
 //! expect is a [`WireError`], never a panic.
 //!
-//! # Payloads
+//! # Tasks: arguments on the pipe, outcomes in shared memory
 //!
-//! A task's payload is its items, each `len:u32 ‖ postcard(item)`; a Done
-//! payload is one outcome per item, each `tag:u8 ‖ len:u32 ‖ bytes`. Every
-//! item carries its own length so that one value that fails to decode costs
-//! that item alone, not the rest of the chunk.
+//! A Task's payload is its `count` arguments, postcard-encoded one after
+//! another with nothing between them (a bulk sequence: postcard values end
+//! where their type says). Outcomes do not come back on the pipe: each
+//! worker has a region of shared memory (`sys::region`, a sealed anonymous
+//! memfd mapped by both sides at spawn) with [`SLOTS`](sys::region::SLOTS)
+//! slots, one per task in flight, so that the worker always has its next
+//! task while the parent reads the last one's outcomes. A slot holds:
+//!
+//! * `gate` (u32): [`gate::QUEUED`] when the parent sends the task;
+//!   the worker moves it to [`gate::STARTED`] (compare-and-swap) before it
+//!   runs anything, and the parent may move it to [`gate::WITHDRAWN`]
+//!   first (the task's future was cancelled), in which case the worker
+//!   answers `Skipped` and runs nothing. Whoever swaps first wins, so a
+//!   task is either run or cancelled, never both.
+//! * `progress` (u64), for the task's items counted from 0: `2k + 1` while
+//!   item `k` runs, `2k + 2` once its outcome is published. The parent sets
+//!   it to 0 with the gate.
+//! * `ends` and `data`: the outcomes, item after item: `data` holds each
+//!   outcome's bytes (a value's postcard encoding, or for a failure a tag
+//!   byte from [`outcome`] and its detail), `ends[i]` where outcome `i`
+//!   ends, with bit 31 ([`FAILED`]) set for a failure.
+//!
+//! The worker writes an outcome, then its end, then the progress word
+//! (release); after the last item it sends `Done` on the pipe. When a
+//! slot's `ends` or `data` are full, the worker sends what it holds as a
+//! `Partial` frame (payload: the block, `ends` as little-endian u32s then
+//! `data`) and starts the slot over; a single outcome larger than a slot
+//! goes out as a `Partial` of its own.
+//!
+//! # What a dead worker leaves
+//!
+//! Frames that reached the pipe before the worker died are read to the
+//! end. Then the progress word says, for the task it was on, which items
+//! finished (their outcomes are in the slot, after those a `Partial`
+//! already delivered), which one was running (it fails with the death),
+//! and which never started: those are sent, and run, on the replacement
+//! worker. The task behind it, still `QUEUED`, never started at all. So a
+//! death costs exactly the item that was running, and nothing runs twice.
 
 use std::io::{self, Read, Write};
 
@@ -27,7 +62,21 @@ use serde::{Deserialize, Serialize};
 use super::sys;
 
 /// The protocol version; both sides must agree exactly.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
+
+/// Bit 31 of an outcome's end: the outcome is a failure (a tag from
+/// [`outcome`] and its detail), not a value.
+pub(crate) const FAILED: u32 = 1 << 31;
+
+/// The values of a slot's gate word.
+pub(crate) mod gate {
+    /// Sent to the worker; it has not started.
+    pub(crate) const QUEUED: u32 = 1;
+    /// The worker has started it.
+    pub(crate) const STARTED: u32 = 2;
+    /// Withdrawn by the parent before the worker started it.
+    pub(crate) const WITHDRAWN: u32 = 3;
+}
 
 /// The largest frame the pool accepts by default (1 GiB).
 pub(crate) const DEFAULT_MAX_FRAME: u32 = 1 << 30;
@@ -51,6 +100,8 @@ pub(crate) enum Message {
         initializer: Option<u64>,
         /// The largest frame either side may send.
         max_frame: u32,
+        /// The descriptor of the shared region, inherited by the worker.
+        region_fd: i32,
     },
     /// Worker → parent, after `Hello` checked out and the initializer ran.
     Ready {
@@ -69,7 +120,7 @@ pub(crate) enum Message {
         reason: String,
     },
     /// Parent → worker: run `func` (through the trampoline `call`) on each
-    /// of the `count` items in the payload.
+    /// of the `count` items in the payload, outcomes into `slot`.
     Task {
         /// Offset of the monomorphised trampoline.
         call: u64,
@@ -77,13 +128,33 @@ pub(crate) enum Message {
         func: u64,
         /// The number of items in the payload.
         count: u32,
+        /// The region's slot for the outcomes.
+        slot: u8,
     },
-    /// Worker → parent: the outcomes of the last task, in the payload.
+    /// Worker → parent: the task in `slot` is done; the outcomes not sent
+    /// in a `Partial` are in the slot.
     Done {
+        /// The slot.
+        slot: u8,
+        /// The number of outcomes in the slot.
+        count: u32,
+        /// How many of them are failures.
+        failed: u32,
+        /// Nanoseconds the worker spent on the task's items.
+        elapsed_nanos: u64,
+    },
+    /// Worker → parent: the next `count` outcomes of the task in `slot`,
+    /// in the payload (a block: their ends, then their bytes).
+    Partial {
+        /// The slot.
+        slot: u8,
         /// The number of outcomes in the payload.
         count: u32,
-        /// Nanoseconds the worker spent on the items.
-        elapsed_nanos: u64,
+    },
+    /// Worker → parent: the task in `slot` was withdrawn; nothing ran.
+    Skipped {
+        /// The slot.
+        slot: u8,
     },
 }
 
@@ -296,42 +367,16 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Appends one length-prefixed item to a payload. On failure the payload is
-/// left as it was.
-pub(crate) fn push_item<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
-    push_sized(payload, &[], value)
-}
-
-/// Appends the outcome of an item that succeeded: its tag, length and
-/// value. On failure the payload is left as it was.
-pub(crate) fn push_ok<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
-    push_sized(payload, &[outcome::OK], value)
-}
-
-/// Appends `tag` (empty or one byte), a 4-byte length and `value`.
+/// Appends one argument to a Task payload (a bulk sequence: no length or
+/// tag). On failure the payload is left as it was.
 #[inline]
-fn push_sized<T: Serialize>(payload: &mut Vec<u8>, tag: &[u8], value: &T) -> Result<(), String> {
+pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
     let start = payload.len();
-    let head = tag.len() + 4;
-    sys::reserve(payload, head);
-    payload.extend_from_slice(tag);
-    payload.extend_from_slice(&[0; 4]);
-    let outcome = match postcard::serialize_with_flavor(value, Append(payload)) {
-        Ok(()) => {
-            let len = payload.len() - start - head;
-            u32::try_from(len)
-                .map_err(|_| format!("{len} bytes is over the 4 GiB an item may have"))
-        }
-        Err(e) => Err(why(&e)),
-    };
-    match outcome {
-        Ok(len) => {
-            payload[start + tag.len()..start + head].copy_from_slice(&len.to_le_bytes());
-            Ok(())
-        }
-        Err(reason) => {
+    match postcard::serialize_with_flavor(value, Append(payload)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
             payload.truncate(start);
-            Err(reason)
+            Err(why(&e))
         }
     }
 }
@@ -401,90 +446,174 @@ fn grow(buffer: &mut Vec<u8>) {
     sys::reserve(buffer, buffer.capacity().max(64));
 }
 
-/// Reads the payload's items back one by one.
-#[derive(Debug)]
-pub(crate) struct Items<'a> {
-    rest: &'a [u8],
+/// A postcard output into a fixed area (a slot of the shared region):
+/// fails, leaving `pos` past what fit, when the area is full.
+pub(crate) struct Bounded<'a> {
+    pub(crate) area: &'a mut [u8],
+    pub(crate) pos: usize,
 }
 
-impl<'a> Items<'a> {
-    pub(crate) fn new(payload: &'a [u8]) -> Self {
-        Items { rest: payload }
-    }
+impl postcard::ser_flavors::Flavor for Bounded<'_> {
+    type Output = usize;
 
-    /// The next item's bytes; `Err` if the payload ends in the middle of
-    /// one, `Ok(None)` at its end.
-    pub(crate) fn next_item(&mut self) -> Result<Option<&'a [u8]>, WireError> {
-        self.take_sized(0).map(|item| item.map(|(_, bytes)| bytes))
-    }
-
-    /// The next outcome: its tag and bytes.
-    pub(crate) fn next_outcome(&mut self) -> Result<Option<(u8, &'a [u8])>, WireError> {
-        self.take_sized(1)
-    }
-
-    /// The next item's bytes if it is whole: the common case, returned in
-    /// registers. At the end or at a bad entry nothing is taken, for
-    /// [`next_item`](Self::next_item) to say which.
     #[inline]
-    pub(crate) fn next_whole_item(&mut self) -> Option<&'a [u8]> {
-        self.take_if(0, 0)
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        match self.area.get_mut(self.pos) {
+            Some(place) => {
+                *place = byte;
+                self.pos += 1;
+                Ok(())
+            }
+            None => Err(postcard::Error::SerializeBufferFull),
+        }
     }
 
-    /// The next outcome's bytes if it is a whole [`outcome::OK`]: the common
-    /// case. Anything else is left for [`next_outcome`](Self::next_outcome).
     #[inline]
-    pub(crate) fn next_ok(&mut self) -> Option<&'a [u8]> {
-        self.take_if(1, outcome::OK)
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        if bytes.len() <= 16 {
+            for &byte in bytes {
+                self.try_push(byte)?;
+            }
+            return Ok(());
+        }
+        let end = self.pos + bytes.len();
+        match self.area.get_mut(self.pos..end) {
+            Some(place) => {
+                place.copy_from_slice(bytes);
+                self.pos = end;
+                Ok(())
+            }
+            None => Err(postcard::Error::SerializeBufferFull),
+        }
     }
 
-    /// Takes the next entry (with a tag of `tag_len` bytes, which must be
-    /// `tag`) if it is whole.
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.pos)
+    }
+}
+
+/// The ends of a block's outcomes: words in the shared region, or
+/// little-endian bytes in a `Partial` payload.
+#[derive(Debug, Clone, Copy)]
+enum Ends<'a> {
+    Words(&'a [u32]),
+    Bytes(&'a [u8]),
+}
+
+/// One outcome of a [`Block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry<'a> {
+    /// A value's postcard bytes.
+    Value(&'a [u8]),
+    /// A failure: its tag (from [`outcome`]) and detail.
+    Failed(u8, &'a [u8]),
+}
+
+/// A run of outcomes: from a slot of the shared region, or from a `Partial`
+/// payload. Every read is bounds-checked: the bytes came from another
+/// process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block<'a> {
+    ends: Ends<'a>,
+    data: &'a [u8],
+    len: usize,
+}
+
+impl<'a> Block<'a> {
+    /// The first `count` outcomes of a slot.
+    pub(crate) fn from_slot(
+        ends: &'a [u32],
+        data: &'a [u8],
+        count: usize,
+    ) -> Result<Self, WireError> {
+        let ends = ends.get(..count).ok_or_else(|| {
+            WireError::Malformed(format!("{count} outcomes are more than a slot holds"))
+        })?;
+        Ok(Block {
+            ends: Ends::Words(ends),
+            data,
+            len: count,
+        })
+    }
+
+    /// The `count` outcomes of a `Partial` payload.
+    pub(crate) fn from_payload(payload: &'a [u8], count: usize) -> Result<Self, WireError> {
+        let split = count
+            .checked_mul(4)
+            .filter(|&split| split <= payload.len())
+            .ok_or_else(|| {
+                WireError::Malformed(format!(
+                    "a payload of {} bytes cannot hold {count} outcomes",
+                    payload.len()
+                ))
+            })?;
+        let (ends, data) = payload.split_at(split);
+        Ok(Block {
+            ends: Ends::Bytes(ends),
+            data,
+            len: count,
+        })
+    }
+
+    /// The number of outcomes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     #[inline]
-    fn take_if(&mut self, tag_len: usize, tag: u8) -> Option<&'a [u8]> {
-        let head = tag_len + 4;
-        let (prefix, rest) = self.rest.split_at_checked(head)?;
-        if tag_len == 1 && prefix[0] != tag {
-            return None;
+    fn end(&self, index: usize) -> u32 {
+        match self.ends {
+            Ends::Words(words) => words[index],
+            Ends::Bytes(bytes) => {
+                let at = index * 4;
+                u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+            }
         }
-        let len = u32::from_le_bytes(prefix[tag_len..head].try_into().ok()?) as usize;
-        let (bytes, rest) = rest.split_at_checked(len)?;
-        self.rest = rest;
-        Some(bytes)
     }
 
-    fn take_sized(&mut self, tag_len: usize) -> Result<Option<(u8, &'a [u8])>, WireError> {
-        if self.rest.is_empty() {
-            return Ok(None);
-        }
-        let head = tag_len + 4;
-        if self.rest.len() < head {
-            return Err(self.cut(head));
-        }
-        let tag = if tag_len == 1 { self.rest[0] } else { 0 };
-        let mut len_bytes = [0u8; 4];
-        len_bytes.copy_from_slice(&self.rest[tag_len..head]);
-        let len = u32::from_le_bytes(len_bytes) as usize;
-        let Some(end) = head.checked_add(len).filter(|&end| end <= self.rest.len()) else {
-            return Err(self.cut(head.saturating_add(len)));
+    /// Outcome `index` (below [`len`](Self::len)), or why it cannot be read.
+    #[inline]
+    pub(crate) fn entry(&self, index: usize) -> Result<Entry<'a>, WireError> {
+        let start = if index == 0 {
+            0
+        } else {
+            (self.end(index - 1) & !FAILED) as usize
         };
-        let bytes = &self.rest[head..end];
-        self.rest = &self.rest[end..];
-        Ok(Some((tag, bytes)))
+        let raw = self.end(index);
+        let end = (raw & !FAILED) as usize;
+        let bytes = self.data.get(start..end).ok_or_else(|| {
+            WireError::Malformed(format!(
+                "outcome {index} claims bytes {start}..{end} of {}",
+                self.data.len()
+            ))
+        })?;
+        if raw & FAILED == 0 {
+            return Ok(Entry::Value(bytes));
+        }
+        match bytes.split_first() {
+            Some((&tag, detail)) => Ok(Entry::Failed(tag, detail)),
+            None => Err(WireError::Malformed(format!(
+                "failed outcome {index} has no tag"
+            ))),
+        }
     }
 
-    fn cut(&self, expected: usize) -> WireError {
-        WireError::Truncated {
-            got: self.rest.len(),
-            expected,
+    /// Appends the block as a `Partial` payload.
+    pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {
+        for index in 0..self.len {
+            out.extend_from_slice(&self.end(index).to_le_bytes());
         }
+        let used = if self.len == 0 {
+            0
+        } else {
+            ((self.end(self.len - 1) & !FAILED) as usize).min(self.data.len())
+        };
+        out.extend_from_slice(&self.data[..used]);
     }
 }
 
-/// The tags of a Done payload's outcomes.
+/// The tags of failed outcomes.
 pub(crate) mod outcome {
-    /// The bytes are the postcard-encoded result.
-    pub(crate) const OK: u8 = 0;
     /// The bytes are a postcard-encoded `PanicInfo`.
     pub(crate) const PANICKED: u8 = 1;
     /// The bytes are the UTF-8 reason the argument did not decode.
@@ -500,18 +629,6 @@ pub(crate) struct PanicInfo {
     pub(crate) location: Option<String>,
 }
 
-/// The bytes an outcome takes besides its own: a tag and a length.
-pub(crate) const OUTCOME_OVERHEAD: usize = 5;
-
-/// Appends one outcome to a Done payload.
-pub(crate) fn push_outcome(payload: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
-    payload.push(tag);
-    // A result over 4 GiB cannot be in a frame anyway; the frame limit
-    // refuses it when the frame is written.
-    payload.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    payload.extend_from_slice(bytes);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,18 +642,22 @@ mod tests {
                 any::<(u64, u64)>(),
                 any::<u64>(),
                 any::<Option<u64>>(),
-                any::<u32>()
+                any::<u32>(),
+                any::<i32>()
             )
-                .prop_map(|(version, token, exe, probe, initializer, max_frame)| {
-                    Message::Hello {
-                        version,
-                        token,
-                        exe,
-                        probe,
-                        initializer,
-                        max_frame,
+                .prop_map(
+                    |(version, token, exe, probe, initializer, max_frame, region_fd)| {
+                        Message::Hello {
+                            version,
+                            token,
+                            exe,
+                            probe,
+                            initializer,
+                            max_frame,
+                            region_fd,
+                        }
                     }
-                }),
+                ),
             (any::<u32>(), any::<u128>(), any::<u32>()).prop_map(|(version, token, pid)| {
                 Message::Ready {
                     version,
@@ -546,12 +667,24 @@ mod tests {
             }),
             ".*".prop_map(|reason| Message::InitFailed { reason }),
             Just(Message::Initialized),
-            (any::<u64>(), any::<u64>(), any::<u32>())
-                .prop_map(|(call, func, count)| Message::Task { call, func, count }),
-            (any::<u32>(), any::<u64>()).prop_map(|(count, elapsed_nanos)| Message::Done {
-                count,
-                elapsed_nanos
-            }),
+            (any::<u64>(), any::<u64>(), any::<u32>(), any::<u8>()).prop_map(
+                |(call, func, count, slot)| Message::Task {
+                    call,
+                    func,
+                    count,
+                    slot
+                }
+            ),
+            (any::<u8>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+                |(slot, count, failed, elapsed_nanos)| Message::Done {
+                    slot,
+                    count,
+                    failed,
+                    elapsed_nanos
+                }
+            ),
+            (any::<u8>(), any::<u32>()).prop_map(|(slot, count)| Message::Partial { slot, count }),
+            any::<u8>().prop_map(|slot| Message::Skipped { slot }),
         ]
     }
 
@@ -567,8 +700,11 @@ mod tests {
         #[test]
         fn random_bytes_give_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = read_frame(&mut bytes.as_slice(), 1024);
-            let mut items = Items::new(&bytes);
-            while let Ok(Some(_)) = items.next_outcome() {}
+            if let Ok(block) = Block::from_payload(&bytes, bytes.len() / 8) {
+                for index in 0..block.len() {
+                    let _ = block.entry(index);
+                }
+            }
         }
 
         #[test]
@@ -582,17 +718,51 @@ mod tests {
         }
 
         #[test]
-        fn items_round_trip(values in proptest::collection::vec(any::<(u64, String)>(), 0..20)) {
+        fn arguments_and_blocks_round_trip(
+            values in proptest::collection::vec(any::<(u64, String)>(), 0..20),
+            failed in proptest::collection::vec(any::<bool>(), 20),
+        ) {
             let mut payload = Vec::new();
             for value in &values {
-                push_item(&mut payload, value).unwrap();
+                push_value(&mut payload, value).unwrap();
             }
-            let mut items = Items::new(&payload);
-            let mut back = Vec::new();
-            while let Some(bytes) = items.next_item().unwrap() {
-                back.push(postcard::from_bytes::<(u64, String)>(bytes).unwrap());
+            let mut de = postcard::Deserializer::from_bytes(&payload);
+            for value in &values {
+                let back: (u64, String) = serde::Deserialize::deserialize(&mut de).unwrap();
+                prop_assert_eq!(&back, value);
             }
-            prop_assert_eq!(back, values);
+            // The same values as outcomes, some of them failures.
+            let mut data = vec![0u8; 4096];
+            let mut ends = Vec::new();
+            let mut pos = 0;
+            for (value, &fail) in values.iter().zip(&failed) {
+                if fail {
+                    data[pos] = outcome::PANICKED;
+                    pos += 1;
+                    ends.push(pos as u32 | FAILED);
+                } else {
+                    pos = postcard::serialize_with_flavor(value, Bounded { area: &mut data, pos }).unwrap();
+                    ends.push(pos as u32);
+                }
+            }
+            let block = Block::from_slot(&ends, &data, values.len()).unwrap();
+            let mut sent = Vec::new();
+            block.write_payload(&mut sent);
+            let again = Block::from_payload(&sent, values.len()).unwrap();
+            for (index, (value, &fail)) in values.iter().zip(&failed).enumerate() {
+                for block in [block, again] {
+                    match block.entry(index).unwrap() {
+                        Entry::Value(bytes) => {
+                            prop_assert!(!fail);
+                            prop_assert_eq!(&postcard::from_bytes::<(u64, String)>(bytes).unwrap(), value);
+                        }
+                        Entry::Failed(tag, _) => {
+                            prop_assert!(fail);
+                            prop_assert_eq!(tag, outcome::PANICKED);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -615,6 +785,7 @@ mod tests {
             call: 1,
             func: 2,
             count: 1,
+            slot: 0,
         };
         let mut wire = Vec::new();
         for len in [600, 900] {

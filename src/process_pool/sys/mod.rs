@@ -1,4 +1,5 @@
-//! Every `unsafe` operation of the process pool, each small and explained.
+//! Every `unsafe` operation of the process pool, each small and explained
+//! (the shared region and process descriptors in [`region`]).
 //!
 //! * Functions travel by their offset from [`anchor`], a function of this
 //!   crate. Parent and worker run the same executable (the handshake checks
@@ -19,7 +20,8 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
+
+pub(crate) mod region;
 
 /// The reference point for function offsets. Never called.
 #[inline(never)]
@@ -47,9 +49,10 @@ pub(crate) fn address_at(offset: u64) -> usize {
 }
 
 /// The signature every trampoline has once its types are erased: run the
-/// user's function (at address `func`) on each item of `payload`, append
-/// the outcomes to `out`.
-pub(crate) type Trampoline = fn(func: usize, payload: &[u8], out: &mut Vec<u8>);
+/// user's function (at address `func`) on each of the `count` arguments in
+/// `payload`, recording the outcomes.
+pub(crate) type Trampoline =
+    fn(func: usize, payload: &[u8], count: u32, outcomes: &mut super::entry::Outcomes<'_>);
 
 /// Turns the address of a trampoline back into a callable pointer.
 ///
@@ -311,7 +314,7 @@ fn spawn_check(rc: libc::c_int) -> io::Result<()> {
 /// them); `dup2` of a descriptor onto itself in the file actions clears the
 /// flag in this child only (POSIX.1-2024; glibc 2.29, musl 1.1.24). On an
 /// older C library the worker finds them closed and says so.
-pub(crate) fn spawn_process(marker: &[u8], keep: [RawFd; 2]) -> io::Result<Process> {
+pub(crate) fn spawn_process(marker: &[u8], keep: &[RawFd]) -> io::Result<Process> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStringExt;
 
@@ -354,7 +357,7 @@ pub(crate) fn spawn_process(marker: &[u8], keep: [RawFd; 2]) -> io::Result<Proce
             libc::O_RDONLY,
             0,
         ))?;
-        for fd in keep {
+        for &fd in keep {
             spawn_check(libc::posix_spawn_file_actions_adddup2(
                 &mut *actions.0,
                 fd,
@@ -408,6 +411,22 @@ impl Process {
         if self.status.is_none() {
             kill(self.id(), libc::SIGKILL);
         }
+    }
+
+    /// Whether the process has exited; reaps it if so.
+    pub(crate) fn try_wait(&mut self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        if self.status.is_some() {
+            return true;
+        }
+        let mut raw: libc::c_int = 0;
+        // SAFETY: `raw` is a valid place for the status; `pid` is our own
+        // child, not yet reaped.
+        if unsafe { libc::waitpid(self.pid, &mut raw, libc::WNOHANG) } == self.pid {
+            self.status = Some(std::process::ExitStatus::from_raw(raw));
+            return true;
+        }
+        false
     }
 
     /// Waits for the process to exit and reaps it.
@@ -479,43 +498,6 @@ pub(crate) fn keep_freed_memory() {
     }
 }
 
-/// Waits until `fd` is readable (or closed) or `timeout` passes; `true` if
-/// it is readable. `None` waits without a limit.
-pub(crate) fn wait_readable(fd: &impl AsRawFd, timeout: Option<Duration>) -> io::Result<bool> {
-    let mut poll_fd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    loop {
-        let millis = match deadline {
-            None => -1,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                // Round up, so that a wait never ends before its time.
-                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-            }
-        };
-        // SAFETY: `poll_fd` is one valid `pollfd`, and we pass a count of 1.
-        let rc = unsafe { libc::poll(&mut poll_fd, 1, millis) };
-        match rc {
-            -1 => {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
-            0 => {
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                    return Ok(false);
-                }
-            }
-            _ => return Ok(true),
-        }
-    }
-}
-
 /// Blocks `SIGPIPE` for the calling thread, so that writing to a pipe
 /// whose reader died fails with `EPIPE` instead of killing the process.
 pub(crate) fn block_sigpipe() {
@@ -568,6 +550,12 @@ pub(crate) fn kill(pid: u32, signal: i32) {
 /// Takes ownership of descriptor `fd`, inherited from the parent, as a file.
 /// `None` if it is not an open descriptor.
 pub(crate) fn inherited_file(fd: RawFd) -> Option<File> {
+    inherited_fd(fd).map(File::from)
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the parent. `None` if
+/// it is not an open descriptor.
+pub(crate) fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
     // Descriptors 0–2 are the user's standard streams, never ours.
     if fd < 3 {
         return None;
@@ -580,9 +568,10 @@ pub(crate) fn inherited_file(fd: RawFd) -> Option<File> {
         return None;
     }
     // SAFETY: the descriptor is open, and this worker's start-up code is the
-    // only thing that knows it: it came from the environment marker, which
-    // is read once and then removed, so nothing else owns or closes it.
-    Some(unsafe { File::from_raw_fd(fd) })
+    // only thing that knows it: it came from the environment marker (or the
+    // parent's greeting), which is read once, so nothing else owns or
+    // closes it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Runs the worker check before `main`, so that test binaries, benches and
