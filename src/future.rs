@@ -172,6 +172,10 @@ impl<T> Phase<T> {
     }
 }
 
+/// Cancels a future if its task has not started (see
+/// [`Promise::canceller`]).
+pub(crate) type Canceller = Arc<dyn Fn() + Send + Sync>;
+
 /// A task handed to a worker that may not have started it: the pool's
 /// word on whether it has, and its way of taking the task back. Consulted
 /// under the future's lock, only while the future is handed.
@@ -812,7 +816,7 @@ impl<T> Promise<T> {
     /// A handle that cancels the future if its task has not started: for a
     /// pool that must cancel a task it has handed out (a cancelling
     /// shutdown).
-    pub(crate) fn canceller(&self) -> Arc<dyn Fn() + Send + Sync>
+    pub(crate) fn canceller(&self) -> Canceller
     where
         T: Send + 'static,
     {

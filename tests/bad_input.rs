@@ -22,11 +22,13 @@
 //! # How the frames are made
 //!
 //! From the format documented in `src/process_pool/wire.rs`:
-//! `len:u32 LE ‖ postcard(Message) ‖ payload`, a task's payload being
-//! `len:u32 LE ‖ postcard(item)` per item and a reply's
-//! `tag:u8 ‖ len:u32 LE ‖ bytes` per outcome. [`Message`] below mirrors the
-//! crate's private enum variant for variant (postcard encodes a variant by
-//! its index, so the names do not matter).
+//! `len:u32 LE ‖ postcard(Message) ‖ payload`, a task's payload being its
+//! items' postcard bytes one after another. Outcomes are written into the
+//! worker's shared region (a sealed memfd this test makes, passed at
+//! descriptor [`REGION_FD`]), read back here with `pread` at the offsets
+//! the layout fixes. [`Message`] below mirrors the crate's private enum
+//! variant for variant (postcard encodes a variant by its index, so the
+//! names do not matter).
 //!
 //! A greeting that passes must carry the offset of the crate's private
 //! probe function from its anchor, and a task the offsets of a trampoline
@@ -74,7 +76,20 @@ fn main_ran() {
 // ------------------------------------------------------ the wire format
 
 /// The crate's wire version (`wire::VERSION`).
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+
+/// Where a would-be worker finds its shared region.
+const REGION_FD: RawFd = 100;
+
+/// The region's layout (`sys::region`): a 4096-byte header, then each
+/// slot's ends (2^16 u32s), then each slot's data (8 MiB).
+const REGION_HEADER: usize = 4096;
+const REGION_ENDS: usize = (1 << 16) * 4;
+const REGION_DATA: usize = 8 << 20;
+const REGION_LEN: usize = REGION_HEADER + 2 * (REGION_ENDS + REGION_DATA);
+
+/// Bit 31 of an outcome's end: a failure (`wire::FAILED`).
+const FAILED: u32 = 1 << 31;
 
 /// The worker's exit status when it refuses to start (`entry::BAD_START`).
 const BAD_START: i32 = 86;
@@ -95,6 +110,7 @@ enum Message {
         probe: u64,
         initializer: Option<u64>,
         max_frame: u32,
+        region_fd: i32,
     },
     Ready {
         version: u32,
@@ -109,15 +125,23 @@ enum Message {
         call: u64,
         func: u64,
         count: u32,
+        slot: u8,
     },
     Done {
+        slot: u8,
         count: u32,
+        failed: u32,
         elapsed_nanos: u64,
+    },
+    Partial {
+        slot: u8,
+        count: u32,
+    },
+    Skipped {
+        slot: u8,
     },
 }
 
-/// The tag of a successful outcome (`wire::outcome::OK`).
-const OUTCOME_OK: u8 = 0;
 /// The tag of an argument that did not decode (`wire::outcome::BAD_ARGUMENT`).
 const OUTCOME_BAD_ARGUMENT: u8 = 2;
 
@@ -128,13 +152,6 @@ fn frame(message: &Message, payload: &[u8]) -> Vec<u8> {
     let mut out = len.to_le_bytes().to_vec();
     out.extend_from_slice(&header);
     out.extend_from_slice(payload);
-    out
-}
-
-/// One task item: length prefix and the postcard bytes.
-fn item(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
-    out.extend_from_slice(bytes);
     out
 }
 
@@ -153,6 +170,7 @@ fn hello() -> Message {
         probe: offsets().probe,
         initializer: None,
         max_frame: MAX_FRAME,
+        region_fd: REGION_FD,
     }
 }
 
@@ -164,7 +182,7 @@ fn hello_frame() -> Vec<u8> {
 /// A task frame that runs `touch(path)`.
 fn touch_frame(path: &str) -> Vec<u8> {
     let arg = postcard::to_allocvec(&path.to_owned()).expect("encode a path");
-    touch_frame_with(&item(&arg))
+    touch_frame_with(&arg)
 }
 
 /// A task frame for `touch` with a payload of our choosing.
@@ -174,6 +192,7 @@ fn touch_frame_with(payload: &[u8]) -> Vec<u8> {
         call: offsets.trampoline,
         func: offsets.touch,
         count: 1,
+        slot: 0,
     };
     frame(&task, payload)
 }
@@ -196,16 +215,70 @@ fn parse_frames(mut bytes: &[u8]) -> Vec<(Message, Vec<u8>)> {
     frames
 }
 
-/// The outcomes of a Done payload: tag and bytes each.
-fn parse_outcomes(mut payload: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut outcomes = Vec::new();
-    while !payload.is_empty() {
-        let tag = payload[0];
-        let len = u32::from_le_bytes(payload[1..5].try_into().unwrap()) as usize;
-        outcomes.push((tag, payload[5..5 + len].to_vec()));
-        payload = &payload[5 + len..];
+/// One outcome in a region's slot: a value's bytes, or a failure's tag
+/// and detail.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Value(Vec<u8>),
+    Failed(u8, Vec<u8>),
+}
+
+/// The first `count` outcomes of `slot` in the region.
+fn read_outcomes(region: &OwnedFd, slot: usize, count: usize) -> Vec<Outcome> {
+    let pread = |at: usize, len: usize| {
+        let mut buf = vec![0u8; len];
+        // SAFETY: `buf` has room for `len` bytes; the descriptor is open.
+        let got = unsafe {
+            libc::pread(
+                region.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                len,
+                at as libc::off_t,
+            )
+        };
+        assert_eq!(got, len as isize, "read the region");
+        buf
+    };
+    let ends = pread(REGION_HEADER + slot * REGION_ENDS, count * 4);
+    let data_at = REGION_HEADER + 2 * REGION_ENDS + slot * REGION_DATA;
+    let mut start = 0;
+    (0..count)
+        .map(|i| {
+            let raw = u32::from_le_bytes(ends[i * 4..i * 4 + 4].try_into().unwrap());
+            let end = (raw & !FAILED) as usize;
+            let bytes = pread(data_at + start, end - start);
+            start = end;
+            if raw & FAILED == 0 {
+                Outcome::Value(bytes)
+            } else {
+                Outcome::Failed(bytes[0], bytes[1..].to_vec())
+            }
+        })
+        .collect()
+}
+
+/// A fresh region as the crate makes one: a sealed memfd of the layout's
+/// size.
+fn region() -> OwnedFd {
+    // SAFETY: a literal name and valid flags; the calls after it act on the
+    // new descriptor only.
+    unsafe {
+        let fd = libc::memfd_create(
+            c"bad-input".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        );
+        assert!(fd >= 0, "memfd_create");
+        assert_eq!(libc::ftruncate(fd, REGION_LEN as libc::off_t), 0);
+        assert_eq!(
+            libc::fcntl(
+                fd,
+                libc::F_ADD_SEALS,
+                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW
+            ),
+            0
+        );
+        OwnedFd::from_raw_fd(fd)
     }
-    outcomes
 }
 
 // ---------------------------------------------------- the symbol table
@@ -324,6 +397,8 @@ struct Run {
     stderr: String,
     /// Everything it wrote on its result pipe.
     results: Vec<u8>,
+    /// Its shared region.
+    region: OwnedFd,
     /// Whether it reached the test harness's `main`.
     main_ran: bool,
 }
@@ -342,6 +417,7 @@ fn run_worker(dir: &TempDir, input: &[u8]) -> Run {
         .write_all(input)
         .expect("write the input");
     let keep = [task_read.as_raw_fd(), result_write.as_raw_fd()];
+    let region = region();
     let main_ran = dir.file("main-ran");
     let mut command = Command::new(std::env::current_exe().expect("the test binary"));
     command
@@ -352,7 +428,7 @@ fn run_worker(dir: &TempDir, input: &[u8]) -> Run {
         )
         .env(MAIN_RAN, &main_ran)
         .stdin(Stdio::null());
-    keep_open(&mut command, keep);
+    keep_open(&mut command, keep, region.as_raw_fd());
     let output = command.output().expect("run the binary");
     drop((task_read, result_write));
     let mut results = Vec::new();
@@ -364,20 +440,25 @@ fn run_worker(dir: &TempDir, input: &[u8]) -> Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         results,
+        region,
         main_ran: Path::new(&main_ran).exists(),
     }
 }
 
-/// Makes the child keep `keep` open across `exec`.
-fn keep_open(command: &mut Command, keep: [RawFd; 2]) {
+/// Makes the child keep `keep` open across `exec`, and `region` at
+/// [`REGION_FD`].
+fn keep_open(command: &mut Command, keep: [RawFd; 2], region: RawFd) {
     // SAFETY: runs between fork and exec, where only async-signal-safe
-    // calls are allowed: `fcntl` is one, and nothing allocates.
+    // calls are allowed: `fcntl` and `dup2` are, and nothing allocates.
     unsafe {
         command.pre_exec(move || {
             for fd in keep {
                 if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            if libc::dup2(region, REGION_FD) == -1 {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
@@ -455,14 +536,21 @@ fn a_hand_made_greeting_and_task_run_the_task() {
     assert!(Path::new(&touched).exists(), "the task did not run");
     assert!(!run.main_ran && run.stdout.is_empty(), "{run:?}");
     let frames = parse_frames(&run.results);
-    let [(Message::Ready { token, .. }, _), (Message::Done { count: 1, .. }, payload)] =
-        &frames[..]
+    let [(Message::Ready { token, .. }, _), (
+        Message::Done {
+            slot: 0,
+            count: 1,
+            failed: 0,
+            ..
+        },
+        _,
+    )] = &frames[..]
     else {
         panic!("unexpected answer {frames:?}");
     };
     assert_eq!(*token, TOKEN);
-    let ok_true = (OUTCOME_OK, postcard::to_allocvec(&true).unwrap());
-    assert_eq!(parse_outcomes(payload), [ok_true]);
+    let ok_true = Outcome::Value(postcard::to_allocvec(&true).unwrap());
+    assert_eq!(read_outcomes(&run.region, 0, 1), [ok_true]);
 }
 
 #[test]
@@ -518,7 +606,7 @@ fn a_bad_greeting_is_refused_and_nothing_runs() {
                 }
             }),
             Task,
-            "protocol version 2",
+            "protocol version 3",
         ),
         (
             "wrong-token",
@@ -578,7 +666,9 @@ fn a_bad_frame_after_the_greeting_stops_the_worker_before_anything_runs() {
     let unknown_variant = vec![1, 0, 0, 0, 0x7f];
     let task = touch_frame(&dir.file("touched-cut"));
     let done = Message::Done {
+        slot: 0,
         count: 1,
+        failed: 0,
         elapsed_nanos: 0,
     };
     let cases: Vec<(&str, Vec<u8>, Then, &str)> = vec![
@@ -639,8 +729,8 @@ fn an_undecodable_item_fails_alone_and_the_worker_goes_on() {
     // A path is a postcard string: a varint length and UTF-8 bytes.
     let string = |s: &str| postcard::to_allocvec(&s.to_owned()).unwrap();
     let cut_item = {
-        // The item's length prefix promises more than the payload holds.
-        let mut item = item(&string(&path("touched-cut-item")));
+        // The string's length promises more than the payload holds.
+        let mut item = string(&path("touched-cut-item"));
         item.truncate(item.len() - 2);
         item
     };
@@ -648,9 +738,9 @@ fn an_undecodable_item_fails_alone_and_the_worker_goes_on() {
         let mut bytes = string(&path("touched-bad-utf8"));
         let last = bytes.len() - 1;
         bytes[last] = 0xff;
-        item(&bytes)
+        bytes
     };
-    let short_string = item(&[200]); // a length of 200, no bytes
+    let short_string = vec![200]; // a length of 200, no bytes
     let mut input = hello_frame();
     for payload in [&cut_item, &not_utf8, &short_string] {
         input.extend(touch_frame_with(payload));
@@ -660,24 +750,53 @@ fn an_undecodable_item_fails_alone_and_the_worker_goes_on() {
     assert_eq!(run.code, Some(0), "{run:?}");
     let frames = parse_frames(&run.results);
     assert_eq!(frames.len(), 5, "Ready and four answers: {frames:?}");
-    for (index, (message, payload)) in frames[1..4].iter().enumerate() {
+    for (message, _) in &frames[1..4] {
         assert!(
-            matches!(message, Message::Done { count: 1, .. }),
+            matches!(
+                message,
+                Message::Done {
+                    count: 1,
+                    failed: 1,
+                    ..
+                }
+            ),
             "{message:?}"
-        );
-        let outcomes = parse_outcomes(payload);
-        assert!(
-            matches!(&outcomes[..], [(OUTCOME_BAD_ARGUMENT, reason)] if !reason.is_empty()),
-            "answer {index}: {outcomes:?}"
         );
     }
     for never in ["touched-cut-item", "touched-bad-utf8"] {
         assert!(!Path::new(&path(never)).exists(), "{never} ran");
     }
     // The worker went on: the good task after the bad ones ran.
-    let ok_true = (OUTCOME_OK, postcard::to_allocvec(&true).unwrap());
-    assert_eq!(parse_outcomes(&frames[4].1), [ok_true]);
+    assert!(
+        matches!(
+            frames[4].0,
+            Message::Done {
+                count: 1,
+                failed: 0,
+                ..
+            }
+        ),
+        "{:?}",
+        frames[4]
+    );
+    let ok_true = Outcome::Value(postcard::to_allocvec(&true).unwrap());
+    assert_eq!(read_outcomes(&run.region, 0, 1), [ok_true]);
     assert!(Path::new(&path("touched-after")).exists());
+}
+
+/// The last bad item's outcome, kept in the region until the next task:
+/// its tag says why.
+#[test]
+fn an_undecodable_item_says_so_in_the_region() {
+    let dir = TempDir::new("bad-input", "item-tag");
+    let mut input = hello_frame();
+    input.extend(touch_frame_with(&[200]));
+    let run = run_worker(&dir, &input);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    match &read_outcomes(&run.region, 0, 1)[..] {
+        [Outcome::Failed(OUTCOME_BAD_ARGUMENT, reason)] => assert!(!reason.is_empty()),
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---------------------------------------------------- worker → parent
@@ -765,6 +884,10 @@ fn a_task_that_corrupts_its_result_pipe_fails_alone() {
                 assert_eq!(culprit, pid, "{mode}");
                 assert!(reason.contains(why), "{mode}: {reason}");
             }
+            // The task finished (its outcome is safe in the shared region)
+            // before the parent read the bytes it forged: it is delivered,
+            // and its worker replaced all the same.
+            Ok(true) => {}
             other => panic!("{mode}: {other:?}"),
         }
         // The pool goes on, on a fresh worker.
@@ -790,7 +913,10 @@ fn a_task_that_corrupts_its_result_pipe_fails_alone() {
         .collect();
     for (index, result) in results.iter().enumerate() {
         if index == 2 {
-            assert!(matches!(result, Err(Error::Protocol { .. })), "{result:?}");
+            assert!(
+                matches!(result, Err(Error::Protocol { .. }) | Ok(true)),
+                "{result:?}"
+            );
         } else {
             assert_eq!(result, &Ok(true), "item {index}");
         }

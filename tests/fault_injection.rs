@@ -130,7 +130,7 @@ const MAP_CHUNK: usize = 100;
 const MAP_KILL_EVERY: usize = 500;
 
 #[test]
-fn random_sigkills_during_a_map_cost_only_the_chunks_they_hit() {
+fn random_sigkills_during_a_map_cost_at_most_the_item_they_hit() {
     let seed = u64::from(std::process::id()).wrapping_mul(0x2545_f491_4f6c_dd1d);
     let pool = ProcessPoolExecutor::new(2).unwrap();
     wait_for_workers(&pool);
@@ -168,18 +168,16 @@ fn random_sigkills_during_a_map_cost_only_the_chunks_they_hit() {
             Err(error) => panic!("item {x} failed with {error:?} (seed {seed:#x})"),
         }
     }
-    // A kill costs at most the one chunk its worker was running, whole
-    // (each item of a lost chunk fails, in place).
+    // A kill costs at most the one item its worker was running: the
+    // chunk's finished items are delivered, its others run elsewhere.
     for (pid, chunks) in &chunks_lost {
-        assert_eq!(chunks.len(), 1, "killing {pid} lost chunks {chunks:?}");
-        let chunk = *chunks.iter().next().unwrap();
-        let lost = chunk * MAP_CHUNK..(chunk + 1) * MAP_CHUNK;
-        assert!(
-            results[lost].iter().all(|r| r == &Err(killed(*pid))),
-            "chunk {chunk} of {pid} failed only in part"
+        let lost = results.iter().filter(|r| *r == &Err(killed(*pid))).count();
+        assert_eq!(
+            lost, 1,
+            "killing {pid} failed {lost} items (chunks {chunks:?})"
         );
     }
-    assert!(failed <= killed_pids.len() * MAP_CHUNK);
+    assert!(failed <= killed_pids.len());
     // The test did what it says: it killed, and the kills hit work.
     let asked = MAP_ITEMS / MAP_KILL_EVERY;
     assert!(
@@ -237,7 +235,8 @@ fn random_sigkills_during_submits_fail_at_most_one_task_per_kill() {
             Err(error) => panic!("task {x} failed with {error:?} (seed {seed:#x})"),
         }
     }
-    // A worker runs one task at a time: a kill costs one task at most.
+    // A worker runs one task at a time: a kill costs one task at most (and
+    // none if it lands between tasks: the one it had next runs elsewhere).
     for (pid, tasks) in &lost {
         assert_eq!(tasks.len(), 1, "killing {pid} failed tasks {tasks:?}");
     }
@@ -247,7 +246,6 @@ fn random_sigkills_during_submits_fail_at_most_one_task_per_kill() {
         "only {} of {asked} kills landed",
         victims.len()
     );
-    assert!(!lost.is_empty(), "{} kills never hit a task", victims.len());
     assert_all_reaped(&victims);
     assert_eq!(pool.submit(scramble, 9).result(), Ok(scramble(9)));
     wait_for_workers(&pool);

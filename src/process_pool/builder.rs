@@ -236,6 +236,7 @@ impl ProcessPoolBuilder {
 
         let shared = Arc::new(Shared {
             handed: parking_lot::Mutex::new(vec![None; max_workers]),
+            idle: std::sync::atomic::AtomicUsize::new(0),
             config: Config {
                 max_workers,
                 max_tasks_per_child,

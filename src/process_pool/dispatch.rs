@@ -46,7 +46,7 @@ use super::job::ProcessJob;
 use super::spawn::{self, Received, SpawnConfig, Worker};
 use super::sys::{self, region::Region};
 use super::wire::{self, gate, Block, Message};
-use crate::future::Claim;
+use crate::future::{Canceller, Claim};
 use crate::queue::WorkQueue;
 use crate::Error;
 
@@ -76,7 +76,10 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// Per driver, a way to cancel the task it has handed to its worker
     /// behind the one it runs (for a cancelling shutdown).
-    pub(crate) handed: Mutex<Vec<Option<Arc<dyn Fn() + Send + Sync>>>>,
+    pub(crate) handed: Mutex<Vec<Option<Canceller>>>,
+    /// Drivers waiting for a task or starting their worker: while any is,
+    /// no driver takes a second task, and one handed out is taken back.
+    pub(crate) idle: std::sync::atomic::AtomicUsize,
     pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
     /// The buffer of a submitted argument whose worker has answered (and so
     /// has read every byte of it), for the next `submit` to encode into:
@@ -122,6 +125,16 @@ impl Shared {
         self.queue.abandon_queued(&Error::Cancelled);
     }
 
+    /// Runs `wait` counted as an idle driver.
+    fn idle_while<T>(&self, wait: impl FnOnce() -> T) -> T {
+        // ORDERING: Relaxed: a hint for other drivers, read without any
+        // other data depending on it.
+        self.idle.fetch_add(1, Ordering::Relaxed);
+        let outcome = wait();
+        self.idle.fetch_sub(1, Ordering::Relaxed);
+        outcome
+    }
+
     /// Cancels every task handed to a worker that has not started it.
     pub(crate) fn cancel_handed(&self) {
         let cancellers: Vec<_> = self
@@ -135,7 +148,7 @@ impl Shared {
         }
     }
 
-    fn set_handed(&self, slot: usize, cancel: Option<Arc<dyn Fn() + Send + Sync>>) {
+    fn set_handed(&self, slot: usize, cancel: Option<Canceller>) {
         if let Some(entry) = self.handed.lock().get_mut(slot) {
             *entry = cancel;
         }
@@ -211,10 +224,17 @@ pub(crate) fn start_driver(shared: &Arc<Shared>, slot: usize) -> std::io::Result
 
 /// A task in a worker's hands.
 struct InFlight {
-    job: Box<dyn ProcessJob>,
+    /// `None` once the driver took a handed task back (to give it to an
+    /// idle worker): the worker will answer `Skipped` for its slot.
+    job: Option<Box<dyn ProcessJob>>,
     /// Its slot in the region.
     slot: usize,
 }
+
+/// How long a task handed behind a running one may wait while another
+/// worker is idle before it is taken back and offered to that worker: a
+/// long task must not hold the next one hostage.
+const HANDED_PATIENCE: Duration = Duration::from_millis(5);
 
 /// A handed task's claim: its slot's gate in the worker's region.
 struct SlotClaim {
@@ -271,7 +291,8 @@ fn drive(shared: &Shared, slot: usize) {
     // Tasks to send before any from the queue: what a dead worker left.
     let mut carry: VecDeque<Box<dyn ProcessJob>> = VecDeque::new();
     loop {
-        let Some(worker) = start_worker(shared, slot, &mut carry) else {
+        // A driver starting its worker counts as idle: it will want a task.
+        let Some(worker) = shared.idle_while(|| start_worker(shared, slot, &mut carry)) else {
             for job in carry {
                 job.fail_rest(Error::Cancelled);
             }
@@ -313,7 +334,7 @@ fn serve(
         while in_flight.len() < sys::region::SLOTS && sent_total < limit {
             let job = match carry.pop_front() {
                 Some(job) => job,
-                None if in_flight.is_empty() => match next_job(shared) {
+                None if in_flight.is_empty() => match shared.idle_while(|| next_job(shared)) {
                     Ok(job) => job,
                     Err(RecvTimeoutError::Disconnected) => {
                         shared.set_pid(slot, None);
@@ -330,6 +351,9 @@ fn serve(
                         continue;
                     }
                 },
+                // A second task only while no other worker is idle: an
+                // idle one should have it.
+                None if shared.idle.load(Ordering::Relaxed) > 0 => break,
                 None => match shared.queue.receiver().try_recv() {
                     Ok(job) => job,
                     Err(_) => break,
@@ -366,7 +390,10 @@ fn serve(
             match sent {
                 Ok(()) => {
                     sent_total += 1;
-                    in_flight.push_back(InFlight { job, slot: free });
+                    in_flight.push_back(InFlight {
+                        job: Some(job),
+                        slot: free,
+                    });
                 }
                 Err(wire::WireError::TooLarge { len, max }) => {
                     // Nothing was written: the worker is fine, the task is not.
@@ -380,7 +407,10 @@ fn serve(
                 }
                 Err(_) => {
                     // The worker is gone; the task never reached it.
-                    in_flight.push_back(InFlight { job, slot: free });
+                    in_flight.push_back(InFlight {
+                        job: Some(job),
+                        slot: free,
+                    });
                     return bury(shared, slot, worker, in_flight, carry, None);
                 }
             }
@@ -414,10 +444,23 @@ fn serve(
                 Some((since + limit).min(now + limit / 4))
             }
         };
+        // A handed task is offered back while another worker idles.
+        let deadline = match in_flight.get(1) {
+            Some(InFlight { job: Some(_), .. }) => {
+                let soon = Instant::now() + HANDED_PATIENCE;
+                Some(deadline.map_or(soon, |d| d.min(soon)))
+            }
+            _ => deadline,
+        };
         let received = worker.receive_into(deadline, max_frame, &mut buffer);
         let pid = worker.pid;
         match received {
-            Err(Received::TimedOut) => continue,
+            Err(Received::TimedOut) => {
+                if shared.idle.load(Ordering::Relaxed) > 0 {
+                    take_back(shared, slot, &worker, &mut in_flight);
+                }
+                continue;
+            }
             Err(Received::Stalled) => {
                 let reason = String::from("a frame it began writing never completed");
                 return bury(
@@ -463,6 +506,36 @@ fn serve(
     }
 }
 
+/// Takes the handed task back from the worker, if it has not started it,
+/// and queues it for another.
+fn take_back(shared: &Shared, slot: usize, worker: &Worker, in_flight: &mut VecDeque<InFlight>) {
+    let Some(second) = in_flight.get_mut(1) else {
+        return;
+    };
+    // ORDERING: AcqRel, against the worker's claim of the same gate.
+    let withdrawn = worker
+        .region
+        .gate(second.slot)
+        .compare_exchange(
+            gate::QUEUED,
+            gate::WITHDRAWN,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok();
+    if !withdrawn {
+        return;
+    }
+    shared.set_handed(slot, None);
+    if let Some(mut job) = second.job.take() {
+        if job.unhand() {
+            if let Err((job, error)) = shared.submit(job) {
+                job.abandon(error);
+            }
+        }
+    }
+}
+
 /// Acts on one frame from a worker: a job that must be sent again (the
 /// worker stopped at an argument it could not decode), or `Err` for a
 /// frame that breaks the protocol.
@@ -486,8 +559,11 @@ fn take_frame(
         Message::Partial { slot, count } => {
             check(slot)?;
             let block = Block::from_payload(payload, count as usize).map_err(|e| e.to_string())?;
-            let front = in_flight.front_mut().ok_or("no task")?;
-            front.job.accept(&block, pid);
+            let job = in_flight
+                .front_mut()
+                .and_then(|f| f.job.as_mut())
+                .ok_or("no task")?;
+            job.accept(&block, pid);
         }
         Message::Done {
             slot,
@@ -496,41 +572,47 @@ fn take_frame(
             ..
         } => {
             check(slot)?;
-            let mut front = in_flight.pop_front().ok_or("no task")?;
+            let front = in_flight.pop_front().ok_or("no task")?;
+            let mut job = front
+                .job
+                .ok_or("it ran a task it had been told was withdrawn")?;
             let view = worker.region.slot(front.slot);
             let block = Block::from_slot(view.ends, view.data, count as usize)
                 .map_err(|e| e.to_string())?;
-            let before = front.job.unresolved();
-            front.job.accept(&block, pid);
-            front.job.add_elapsed(Duration::from_nanos(elapsed_nanos));
+            job.accept(&block, pid);
+            job.add_elapsed(Duration::from_nanos(elapsed_nanos));
             // The worker has moved on to the next task, if it has one.
-            if let Some(next) = in_flight.front_mut() {
-                next.job.start();
-            }
-            if front.job.unresolved() > 0 {
+            start_next(in_flight);
+            if job.unresolved() > 0 {
                 // Stopped at an argument that did not decode: the rest
                 // goes again. A stop with no outcome at all is no stop.
-                if front.job.unresolved() == before && front.job.resolved_in_message() == 0 {
+                if job.resolved_in_message() == 0 {
                     return Err(String::from("it answered a task with no outcome"));
                 }
-                front.job.rest_again();
-                return Ok(Some(front.job));
+                job.rest_again();
+                return Ok(Some(job));
             }
-            let payload = front.job.take_payload();
-            front.job.finish();
+            let payload = job.take_payload();
+            job.finish();
             shared.recycle(payload);
         }
         Message::Skipped { slot } => {
             check(slot)?;
-            // Withdrawn: its future is cancelled already.
+            // Withdrawn: its future is cancelled already, or the job was
+            // taken back for another worker.
             in_flight.pop_front();
-            if let Some(next) = in_flight.front_mut() {
-                next.job.start();
-            }
+            start_next(in_flight);
         }
         other => return Err(format!("it answered a task with {other:?}")),
     }
     Ok(None)
+}
+
+/// Marks the task the worker moves on to as running.
+fn start_next(in_flight: &mut VecDeque<InFlight>) {
+    if let Some(job) = in_flight.front_mut().and_then(|f| f.job.as_mut()) {
+        job.start();
+    }
 }
 
 /// Settles what a worker that is gone (or must go) leaves behind: kills it
@@ -582,11 +664,15 @@ fn bury(
         signal: exit.signal,
     });
     let mut first = true;
-    for InFlight { mut job, slot: s } in in_flight {
+    for InFlight { job, slot: s } in in_flight {
+        let Some(mut job) = job else {
+            first = false;
+            continue;
+        };
         // ORDERING: Acquire: pairs with the worker's Release stores; it is
         // dead, so these are its last words.
         let gate_now = region.gate(s).load(Ordering::Acquire);
-        if first && gate_now == gate::STARTED {
+        if first && (gate_now == gate::STARTED || gate_now == gate::FINISHED) {
             let progress = region.progress(s).load(Ordering::Acquire);
             let in_message = job.unresolved() + job.resolved_in_message();
             let finished = ((progress / 2) as usize).min(in_message);

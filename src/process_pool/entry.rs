@@ -251,16 +251,7 @@ fn serve(value: &str) -> Result<(), String> {
                 sys::region::SLOTS
             ));
         }
-        // ORDERING: AcqRel/Acquire: the swap decides, against the parent's
-        // withdrawal, whether the task runs; Acquire makes the parent's
-        // reset of the progress word visible before this worker writes it.
-        let claimed = region.gate(slot).compare_exchange(
-            gate::QUEUED,
-            gate::STARTED,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-        if claimed.is_err() {
+        if !claim(region.gate(slot)) {
             let skipped = Message::Skipped { slot: slot as u8 };
             send_or_exit(&mut results, &skipped, &[], max_frame, &mut scratch);
             continue;
@@ -287,7 +278,28 @@ fn serve(value: &str) -> Result<(), String> {
             failed: outcomes.failed,
             elapsed_nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
         };
+        // ORDERING: Release: a status for a parent that finds this worker
+        // dead before the Done below arrives.
+        region.gate(slot).store(gate::FINISHED, Ordering::Release);
         send_or_exit(&mut results, &done, &[], max_frame, &mut scratch);
+    }
+}
+
+/// Claims the task of a slot: `false` if the parent withdrew it.
+fn claim(gate_word: &AtomicU32) -> bool {
+    let mut seen = gate::QUEUED;
+    loop {
+        // ORDERING: AcqRel/Acquire: the swap decides, against the parent's
+        // withdrawal, whether the task runs; Acquire makes the parent's
+        // reset of the progress word visible before this worker writes it.
+        match gate_word.compare_exchange(seen, gate::STARTED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(gate::WITHDRAWN) => return false,
+            Err(now @ (gate::EMPTY | gate::FINISHED | gate::QUEUED)) => seen = now,
+            // STARTED (the parent sent a slot in use), or garbage: run it,
+            // as a parent that hands nothing out would want.
+            Err(_) => return true,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::wire::{self, outcome, Block, Entry, Message, PanicInfo};
-use crate::future::{Claim, Promise};
+use crate::future::{Canceller, Claim, Promise};
 use crate::map::ChunkOutput;
 use crate::queue::Abandon;
 use crate::Error;
@@ -25,7 +25,7 @@ pub(crate) trait ProcessJob: Abandon {
     /// task the worker runs now. `false` if it was cancelled.
     fn begin(&mut self, claim: Option<Arc<dyn Claim>>) -> bool;
     /// Cancels the job's future if its task has not started.
-    fn canceller(&self) -> Arc<dyn Fn() + Send + Sync>;
+    fn canceller(&self) -> Canceller;
     /// The worker started the handed job; `false` if it was withdrawn.
     fn start(&mut self) -> bool;
     /// Back to pending: its worker died before starting it. `false` if it
@@ -67,7 +67,7 @@ pub(crate) enum Completion<R> {
 }
 
 impl<R: Send + 'static> Completion<R> {
-    fn canceller(&self) -> Arc<dyn Fn() + Send + Sync> {
+    fn canceller(&self) -> Canceller {
         match self {
             Completion::Single(p) => p.canceller(),
             Completion::Chunk(p) => p.canceller(),
@@ -161,7 +161,7 @@ impl<R> ProcessJob for Job<R>
 where
     R: DeserializeOwned + Send + 'static,
 {
-    fn canceller(&self) -> Arc<dyn Fn() + Send + Sync> {
+    fn canceller(&self) -> Canceller {
         self.completion.canceller()
     }
 

@@ -68,31 +68,29 @@ pub(crate) struct Watched {
 
 impl Read for Watched {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let now = Instant::now();
-            let mut wait = self.deadline.map(|d| d.saturating_duration_since(now));
-            if let Some(stall) = self.stall {
-                wait = Some(wait.map_or(stall, |w| w.min(stall)));
-            }
-            let pipe = self.file.as_raw_fd();
-            let ready = match &self.exited {
-                Some(exited) => sys::region::poll_readable(&[pipe, exited.as_raw_fd()], wait)?,
-                None => sys::region::poll_readable(&[pipe], wait)?,
-            };
-            if ready & 1 != 0 {
-                return self.file.read(buf);
-            }
-            if ready & 2 != 0 {
-                // Exited, and the pipe held nothing: whatever it wrote has
-                // been read. Look once more, in case bytes landed between
-                // the two checks.
-                return match sys::region::poll_readable(&[pipe], Some(Duration::ZERO))? {
-                    0 => Ok(0),
-                    _ => self.file.read(buf),
-                };
-            }
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "no bytes in time"));
+        let now = Instant::now();
+        let mut wait = self.deadline.map(|d| d.saturating_duration_since(now));
+        if let Some(stall) = self.stall {
+            wait = Some(wait.map_or(stall, |w| w.min(stall)));
         }
+        let pipe = self.file.as_raw_fd();
+        let ready = match &self.exited {
+            Some(exited) => sys::region::poll_readable(&[pipe, exited.as_raw_fd()], wait)?,
+            None => sys::region::poll_readable(&[pipe], wait)?,
+        };
+        if ready & 1 != 0 {
+            return self.file.read(buf);
+        }
+        if ready & 2 != 0 {
+            // Exited, and the pipe held nothing: whatever it wrote has
+            // been read. Look once more, in case bytes landed between
+            // the two checks.
+            return match sys::region::poll_readable(&[pipe], Some(Duration::ZERO))? {
+                0 => Ok(0),
+                _ => self.file.read(buf),
+            };
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, "no bytes in time"))
     }
 }
 

@@ -29,7 +29,10 @@
 //!   runs anything, and the parent may move it to [`gate::WITHDRAWN`]
 //!   first (the task's future was cancelled), in which case the worker
 //!   answers `Skipped` and runs nothing. Whoever swaps first wins, so a
-//!   task is either run or cancelled, never both.
+//!   task is either run or cancelled, never both. The worker sets
+//!   [`gate::FINISHED`] before its `Done`. (A parent that never hands a
+//!   task out, and so leaves a slot [`gate::EMPTY`] or finished, gets its
+//!   task run: only `WITHDRAWN` stops one.)
 //! * `progress` (u64), for the task's items counted from 0: `2k + 1` while
 //!   item `k` runs, `2k + 2` once its outcome is published. The parent sets
 //!   it to 0 with the gate.
@@ -70,12 +73,16 @@ pub(crate) const FAILED: u32 = 1 << 31;
 
 /// The values of a slot's gate word.
 pub(crate) mod gate {
+    /// No task has used the slot yet.
+    pub(crate) const EMPTY: u32 = 0;
     /// Sent to the worker; it has not started.
     pub(crate) const QUEUED: u32 = 1;
     /// The worker has started it.
     pub(crate) const STARTED: u32 = 2;
     /// Withdrawn by the parent before the worker started it.
     pub(crate) const WITHDRAWN: u32 = 3;
+    /// The worker has run all of it (set just before its `Done`).
+    pub(crate) const FINISHED: u32 = 4;
 }
 
 /// The largest frame the pool accepts by default (1 GiB).

@@ -308,7 +308,8 @@ mod tests {
     #[test]
     fn a_region_is_shared_through_its_descriptor() {
         let parent = Region::create().unwrap();
-        // SAFETY (test): a second descriptor for the same memfd.
+        // SAFETY: `dup` of an open descriptor gives a new one that nothing
+        // else owns (a second descriptor for the same memfd).
         let dup = unsafe { OwnedFd::from_raw_fd(libc::dup(parent.fd())) };
         let mut worker = Region::adopt(dup).unwrap();
         worker.slot_mut(1).data[5] = 42;
