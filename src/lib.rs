@@ -87,6 +87,8 @@ mod map;
 #[cfg(target_os = "linux")]
 mod process_pool;
 mod queue;
+#[cfg(target_os = "linux")]
+mod serde_message;
 mod thread_pool;
 mod unwind;
 mod wait;
