@@ -524,7 +524,9 @@ where
     R: serde::de::DeserializeOwned,
 {
     match items.next_ok() {
-        Some(bytes) => postcard::from_bytes::<R>(bytes).map_err(|e| undecodable_result(&e)),
+        Some(bytes) => {
+            postcard::from_bytes::<R>(bytes).map_err(|e| undecodable_result::<R>(&e, bytes))
+        }
         // Not a whole OK entry: the item's own failure, or a payload that
         // is short or malformed.
         None => {
@@ -535,10 +537,13 @@ where
 }
 
 #[cold]
-fn undecodable_result(error: &postcard::Error) -> Error {
+fn undecodable_result<R: serde::de::DeserializeOwned>(
+    error: &postcard::Error,
+    bytes: &[u8],
+) -> Error {
     Error::Decode {
         what: "result",
-        reason: wire::why(error),
+        reason: crate::serde_message::decode_reason::<R>(error, bytes, wire::why),
     }
 }
 
@@ -695,7 +700,7 @@ where
                     };
                     match postcard::from_bytes::<R>(bytes) {
                         Ok(value) => values.push(value),
-                        Err(e) => failures.push((index, undecodable_result(&e))),
+                        Err(e) => failures.push((index, undecodable_result::<R>(&e, bytes))),
                     }
                 }
                 reply.elapsed

@@ -322,7 +322,8 @@ where
                 let arg = match postcard::from_bytes::<A>(bytes) {
                     Ok(arg) => arg,
                     Err(e) => {
-                        wire::push_outcome(out, outcome::BAD_ARGUMENT, wire::why(&e).as_bytes());
+                        let reason = crate::serde_message::decode_reason::<A>(&e, bytes, wire::why);
+                        wire::push_outcome(out, outcome::BAD_ARGUMENT, reason.as_bytes());
                         continue;
                     }
                 };

@@ -322,7 +322,7 @@ fn push_sized<T: Serialize>(payload: &mut Vec<u8>, tag: &[u8], value: &T) -> Res
             u32::try_from(len)
                 .map_err(|_| format!("{len} bytes is over the 4 GiB an item may have"))
         }
-        Err(e) => Err(why(&e)),
+        Err(e) => Err(crate::serde_message::encode_reason(&e, value, why)),
     };
     match outcome {
         Ok(len) => {
