@@ -30,9 +30,6 @@
 //! `invalid_length`, `unknown_variant`, a derived enum's bad variant index)
 //! are recovered the same way, with serde's words.
 
-// Called from the process pool's wire code from the next commit on.
-#![allow(dead_code)]
-
 use std::cell::RefCell;
 use std::fmt::{self, Display};
 
