@@ -47,6 +47,7 @@
 //! | `shutdown(cancel_futures=True)` | [`ThreadPoolExecutor::shutdown_cancel`] |
 //! | `shutdown(wait=False)` | [`ThreadPoolExecutor::shutdown_background`] |
 //! | `future.result()` / `result(timeout)` | [`Future::result`] / [`Future::result_timeout`] |
+//! | `future.result()` again, from anywhere (a callback, another thread) | [`Future::result_cloned`], [`Future::try_result_cloned`] (for `T: Clone`; `result` moves the value out) |
 //! | `future.exception()` | [`Future::exception`] |
 //! | `future.done()`, `running()`, `cancelled()`, `cancel()` | the same names on [`Future`] |
 //! | `future.add_done_callback(fn)` | [`Future::add_done_callback`] |
