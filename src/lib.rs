@@ -36,6 +36,7 @@
 //!
 //! | Python `concurrent.futures` | `concurrent_futures` |
 //! |---|---|
+//! | `Executor`, the base class: code that takes any pool | [`Executor`], a trait implemented by every pool: `submit(fn, arg)`, `map(fn, items)`, `shutdown`, `max_workers` |
 //! | `ThreadPoolExecutor(max_workers)` | [`ThreadPoolExecutor::new`], [`ThreadPoolExecutor::builder`] |
 //! | `ProcessPoolExecutor(max_workers, initializer, max_tasks_per_child)` | `ProcessPoolExecutor::new`, `ProcessPoolExecutor::builder` (Linux) |
 //! | `process_executor.submit(fn, arg)` | `ProcessPoolExecutor::submit(fn, arg)`: a plain `fn(A) -> R`, several arguments as a tuple |
@@ -80,6 +81,7 @@
 #![allow(clippy::needless_doctest_main)]
 
 mod error;
+mod executor;
 mod future;
 #[cfg(all(feature = "fuzzing", target_os = "linux"))]
 #[doc(hidden)]
@@ -95,6 +97,7 @@ mod unwind;
 mod wait;
 
 pub use error::Error;
+pub use executor::Executor;
 pub use future::Future;
 pub use map::{Chunksize, Map};
 #[cfg(target_os = "linux")]
