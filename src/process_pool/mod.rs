@@ -79,19 +79,34 @@ use dispatch::{ChunkJob, Shared, SingleJob};
 /// at about 1.4 GB/s (measured on the development machine: the README's
 /// performance notes). serde cannot tell `Vec<u8>` apart without
 /// specialisation, so the pool cannot do this for you: wrap the bytes in
-/// [`serde_bytes::ByteBuf`](https://docs.rs/serde_bytes) or mark the field.
+/// [`serde_bytes::ByteBuf`](https://docs.rs/serde_bytes) or mark the field
+/// `#[serde(with = "serde_bytes")]`.
 ///
-/// ```ignore
-/// #[derive(serde::Serialize, serde::Deserialize)]
+/// ```
+/// use concurrent_futures::ProcessPoolExecutor;
+/// use serde::{Deserialize, Serialize};
+/// use serde_bytes::ByteBuf;
+///
+/// #[derive(Serialize, Deserialize)]
 /// struct Image {
 ///     width: u32,
 ///     #[serde(with = "serde_bytes")] // one byte string, not a sequence of u8
 ///     pixels: Vec<u8>,
 /// }
 ///
-/// fn checksum(bytes: serde_bytes::ByteBuf) -> u64 {
-///     bytes.iter().map(|&b| u64::from(b)).sum()
+/// fn brightest(image: Image) -> u8 {
+///     image.pixels.into_iter().max().unwrap_or(0)
 /// }
+///
+/// fn inverted(bytes: ByteBuf) -> ByteBuf {
+///     ByteBuf::from(bytes.iter().map(|b| !b).collect::<Vec<u8>>())
+/// }
+///
+/// let pool = ProcessPoolExecutor::new(1).unwrap();
+/// let image = Image { width: 1024, pixels: vec![7; 1 << 20] };
+/// assert_eq!(pool.submit(brightest, image).result(), Ok(7));
+/// let back = pool.submit(inverted, ByteBuf::from(vec![0u8; 1 << 20])).result().unwrap();
+/// assert!(back.iter().all(|&b| b == 255));
 /// ```
 ///
 /// # Faults
