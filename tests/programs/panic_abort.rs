@@ -22,7 +22,9 @@ fn fails_on_13(n: u32) -> u32 {
 fn report(n: u32, outcome: Result<u32, Error>) {
     match outcome {
         Ok(value) => println!("item {n}: ok {value}"),
-        Err(Error::WorkerDied { signal, .. }) => println!("item {n}: worker died, signal {signal:?}"),
+        Err(Error::WorkerDied { signal, .. }) => {
+            println!("item {n}: worker died, signal {signal:?}")
+        }
         Err(other) => println!("item {n}: other error: {other}"),
     }
 }
