@@ -45,8 +45,9 @@ fn watch(future: Future<String>) -> Result<(), Error> {
 }
 
 fn main() -> Result<(), Error> {
-    // First line of main: a process-pool worker (a copy of this program)
-    // turns into a worker here and never runs the rest of `main`.
+    // The process pool's guard: a worker (a copy of this program) never
+    // runs `main`. On Linux the crate catches it before `main` starts, so
+    // this line is the portable form (see `init`'s docs).
     concurrent_futures::init();
 
     println!("Thread pool of 3 workers, one task that sleeps {TASK_TIME:?}:");

@@ -92,11 +92,10 @@ pub enum Error {
 
     /// A value could not be encoded to travel to or from a worker process.
     ///
-    /// The reason is the wire format's: over the frame limit, a sequence
+    /// The reason is the wire format's (over the frame limit, a sequence
     /// without a known length, a serde impl that needs a self-describing
-    /// format. When the value's own `Serialize` or `Deserialize` impl
-    /// returns an error, the reason says so, but not that error's message:
-    /// postcard, the wire format, does not keep it.
+    /// format) or, when the value's own `Serialize` impl returned an error,
+    /// that error's message, word for word.
     #[error("could not encode the {what}: {reason}")]
     Encode {
         /// Which value: `"argument"` or `"result"`.
@@ -107,6 +106,10 @@ pub enum Error {
 
     /// A value that came from the other side of the pipe could not be
     /// decoded.
+    ///
+    /// As for [`Encode`](Error::Encode), a message that the value's own
+    /// `Deserialize` impl gave `de::Error::custom` (or one of serde's own,
+    /// such as an unknown variant) is in the reason, word for word.
     #[error("could not decode the {what}: {reason}")]
     Decode {
         /// Which value: `"argument"` or `"result"`.

@@ -158,6 +158,22 @@ impl<T> Phase<T> {
         }
     }
 
+    /// A copy of the outcome of a done phase; the value stays.
+    fn peek(&self) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        match self {
+            Phase::Finished(Some(value)) => Ok(value.clone()),
+            Phase::Finished(None) => Err(Error::AlreadyRetrieved),
+            Phase::Failed(error) => Err(error.clone()),
+            Phase::Cancelled => Err(Error::Cancelled),
+            Phase::Pending | Phase::Handed(_) | Phase::Running => {
+                unreachable!("peek() on a future that is not done")
+            }
+        }
+    }
+
     /// Takes the outcome out of a done phase. The value leaves once; an error
     /// or a cancellation can be read any number of times.
     fn take(&mut self) -> Result<T, Error> {
@@ -535,6 +551,70 @@ impl<T> Future<T> {
         state.phase.is_done().then(|| state.phase.take())
     }
 
+    /// Blocks until the future is done and returns a clone of its outcome,
+    /// leaving the value in the future: Python's `result()`, which can be
+    /// called any number of times, by anyone who holds the future (a
+    /// [done-callback](Future::add_done_callback) and the thread that
+    /// waits, say).
+    ///
+    /// [`result`](Future::result), [`try_result`](Future::try_result) and
+    /// `.await` move the value out instead, which is Rust's way and needs
+    /// no `Clone`; after one of them this gives
+    /// [`Error::AlreadyRetrieved`].
+    ///
+    /// # Errors
+    ///
+    /// As [`result`](Future::result).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let f = pool.submit(|| String::from("shared"));
+    /// assert_eq!(f.result_cloned().unwrap(), "shared");
+    /// assert_eq!(f.result_cloned().unwrap(), "shared");
+    /// assert_eq!(f.result().unwrap(), "shared"); // the value is still there
+    /// ```
+    #[doc(alias = "result")]
+    #[doc(alias = "peek")]
+    pub fn result_cloned(&self) -> Result<T, Error>
+    where
+        T: Clone,
+    {
+        self.wait();
+        self.inner.state.lock().phase.peek()
+    }
+
+    /// A clone of the outcome if the future is done, without blocking;
+    /// `None` if it is not done yet. The value stays in the future, as with
+    /// [`result_cloned`](Future::result_cloned): this is the way for a
+    /// [done-callback](Future::add_done_callback) to read the value and
+    /// leave it for whoever waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concurrent_futures::ThreadPoolExecutor;
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = ThreadPoolExecutor::new(1);
+    /// let (tx, rx) = mpsc::channel();
+    /// let f = pool.submit(|| vec![1, 2, 3]);
+    /// f.add_done_callback(move |f| tx.send(f.try_result_cloned()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), Some(Ok(vec![1, 2, 3])));
+    /// assert_eq!(f.result(), Ok(vec![1, 2, 3])); // still there for the waiter
+    /// ```
+    #[doc(alias = "peek")]
+    pub fn try_result_cloned(&self) -> Option<Result<T, Error>>
+    where
+        T: Clone,
+    {
+        let state = self.inner.state.lock();
+        state.phase.is_done().then(|| state.phase.peek())
+    }
+
     /// Blocks until the future is done and returns its error, or `None` if
     /// it succeeded. The value, if any, stays in the future.
     ///
@@ -636,10 +716,18 @@ impl<T> Future<T> {
     /// reported by the panic hook as usual and the future, the other
     /// callbacks and the pool's worker carry on.
     ///
-    /// The callback receives the future. Reading its state and its
-    /// [`exception`](Future::exception) is free; taking the value out with
-    /// [`try_result`](Future::try_result) leaves
-    /// [`Error::AlreadyRetrieved`] for whoever asks next.
+    /// The callback receives the future, done. Reading its state and its
+    /// [`exception`](Future::exception) costs nobody anything; so does
+    /// reading the value with [`try_result_cloned`](Future::try_result_cloned)
+    /// (for `T: Clone`). But the value is one value, and it moves: a
+    /// callback that takes it with [`try_result`](Future::try_result)
+    /// takes it from everyone else, and every later
+    /// [`result`](Future::result), `.await` or `try_result` (another
+    /// callback's, the waiting thread's) gets [`Error::AlreadyRetrieved`].
+    /// The rule: take the value in one place only; everywhere else, read a
+    /// clone or the error. Python's `result()` may be called any number of
+    /// times because it hands out shared references, which is what
+    /// [`result_cloned`](Future::result_cloned) gives here.
     ///
     /// # Examples
     ///

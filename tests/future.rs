@@ -237,6 +237,65 @@ fn an_error_can_be_read_any_number_of_times() {
     assert_eq!(Some(failure.result()), first);
 }
 
+#[test]
+fn a_cloned_result_can_be_read_any_number_of_times_and_leaves_the_value() {
+    let pool = ThreadPoolExecutor::new(1);
+    let (future, release) = gated(&pool, String::from("value"));
+    assert_eq!(future.try_result_cloned(), None, "not done yet");
+
+    // A reader on another thread, waiting in result_cloned (or arriving
+    // after the task finished), gets a copy.
+    let future = Arc::new(future);
+    let reader = {
+        let future = Arc::clone(&future);
+        thread::spawn(move || future.result_cloned())
+    };
+    release.send(()).unwrap();
+    assert_eq!(reader.join().unwrap(), Ok(String::from("value")));
+
+    for _ in 0..3 {
+        assert_eq!(future.result_cloned(), Ok(String::from("value")));
+        assert_eq!(future.try_result_cloned(), Some(Ok(String::from("value"))));
+    }
+    // The value is still there to be taken, once; then the copies say so.
+    assert_eq!(future.try_result(), Some(Ok(String::from("value"))));
+    assert_eq!(future.result_cloned(), Err(Error::AlreadyRetrieved));
+    assert_eq!(
+        future.try_result_cloned(),
+        Some(Err(Error::AlreadyRetrieved))
+    );
+
+    // Failures and cancellations read the same through either.
+    let failure = failed(&pool, "cloned");
+    let first = failure.result_cloned();
+    assert!(matches!(first, Err(Error::Panicked { .. })), "{first:?}");
+    assert_eq!(failure.try_result_cloned(), Some(first.clone()));
+    assert_eq!(failure.result(), first);
+    let (busy, release) = hold_the_worker(&pool);
+    let queued = pool.submit(|| 1u8);
+    assert!(queued.cancel());
+    assert_eq!(queued.result_cloned(), Err(Error::Cancelled));
+    assert_eq!(queued.try_result_cloned(), Some(Err(Error::Cancelled)));
+    release.send(()).unwrap();
+    assert_eq!(busy.result(), Ok(()));
+}
+
+#[test]
+fn callbacks_that_read_a_clone_leave_the_value_for_the_waiter() {
+    let pool = ThreadPoolExecutor::new(1);
+    let (future, release) = gated(&pool, vec![1u32, 2, 3]);
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..3 {
+        let tx = tx.clone();
+        future.add_done_callback(move |f| tx.send(f.try_result_cloned()).unwrap());
+    }
+    release.send(()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(rx.recv_timeout(HANG), Ok(Some(Ok(vec![1, 2, 3]))));
+    }
+    assert_eq!(future.result(), Ok(vec![1, 2, 3]));
+}
+
 // Ported from CPython's test_concurrent_futures (test_future.py,
 // FutureTests.test_result_with_timeout): a timed wait on an unfinished future
 // times out and leaves it as it was.

@@ -285,6 +285,22 @@ fn serve(value: &str) -> Result<(), String> {
     }
 }
 
+/// Why argument `index` of `payload` did not decode, in the words of its
+/// own `Deserialize` where it has some (found by decoding it again).
+#[cold]
+fn undecodable_argument<A: DeserializeOwned>(
+    error: &postcard::Error,
+    payload: &[u8],
+    index: usize,
+) -> String {
+    let mut de = postcard::Deserializer::from_bytes(payload);
+    let before = crate::unwind::catch(|| (0..index).all(|_| A::deserialize(&mut de).is_ok()), None);
+    match (before, de.finalize()) {
+        (Ok(true), Ok(rest)) => crate::serde_message::decode_reason::<A>(error, rest, wire::why),
+        _ => wire::why(error),
+    }
+}
+
 /// Claims the task of a slot: `false` if the parent withdrew it.
 fn claim(gate_word: &AtomicU32) -> bool {
     let mut seen = gate::QUEUED;
@@ -400,7 +416,10 @@ impl Outcomes<'_> {
                     return self.failure(outcome::BAD_RESULT, reason.as_bytes());
                 }
                 Err(postcard::Error::SerializeBufferFull) => {}
-                Err(e) => return self.failure(outcome::BAD_RESULT, wire::why(&e).as_bytes()),
+                Err(e) => {
+                    let reason = crate::serde_message::encode_reason(&e, value, wire::why);
+                    return self.failure(outcome::BAD_RESULT, reason.as_bytes());
+                }
             }
         }
         self.value_slow(value);
@@ -575,7 +594,8 @@ where
                             // Where the next argument starts is unknown:
                             // the task stops here, and the parent sends
                             // the rest again.
-                            outcomes.failure(outcome::BAD_ARGUMENT, wire::why(&e).as_bytes());
+                            let reason = undecodable_argument::<A>(&e, payload, index);
+                            outcomes.failure(outcome::BAD_ARGUMENT, reason.as_bytes());
                             outcomes.end(index);
                             index = count;
                             return;

@@ -221,7 +221,7 @@ where
                                     self.values.push(value);
                                     self.resolved += 1;
                                 }
-                                Err(e) => self.fail(undecodable_result(&e)),
+                                Err(e) => self.fail(undecodable_result::<R>(&e, bytes)),
                             },
                             Ok(Entry::Failed(tag, detail)) => {
                                 self.fail(failed_outcome(pid, tag, detail))
@@ -375,10 +375,10 @@ impl<R: Send> Abandon for Job<R> {
 }
 
 #[cold]
-fn undecodable_result(error: &postcard::Error) -> Error {
+fn undecodable_result<R: DeserializeOwned>(error: &postcard::Error, bytes: &[u8]) -> Error {
     Error::Decode {
         what: "result",
-        reason: wire::why(error),
+        reason: crate::serde_message::decode_reason::<R>(error, bytes, wire::why),
     }
 }
 

@@ -383,7 +383,7 @@ pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resu
         Ok(()) => Ok(()),
         Err(e) => {
             payload.truncate(start);
-            Err(why(&e))
+            Err(crate::serde_message::encode_reason(&e, value, why))
         }
     }
 }

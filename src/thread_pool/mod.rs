@@ -32,6 +32,21 @@ use worker::{Initializer, Shared, Task, Threads};
 /// A task that panics resolves its future to [`Error::Panicked`]
 /// (with the panic's message and location); the worker thread lives on.
 ///
+/// **Under `panic = "abort"` a task's panic aborts the whole program**
+/// (`SIGABRT`): there is no unwinding to catch, so the pool, the caller and
+/// every other task go down with it, and no future reports anything. Code
+/// that must survive its tasks' panics in such a build runs them on the
+/// process pool, where the abort costs the one worker that ran the task
+/// ([`Error::WorkerDied`] with `SIGABRT`; Linux).
+///
+/// Besides its closure-taking [`submit`](Self::submit) and
+/// [`map`](Self::map), the pool implements [`Executor`], whose methods take
+/// a plain `fn(A) -> R` and an argument, so that code written for any pool
+/// runs here too.
+///
+/// [`Error::WorkerDied`]: crate::Error::WorkerDied
+/// [`Executor`]: crate::Executor
+///
 /// Dropping the pool shuts it down the way [`shutdown`](Self::shutdown)
 /// does: queued tasks still run and the drop waits for them. To share a pool
 /// (with its own tasks, say, which may submit to it), put it in an
