@@ -601,6 +601,24 @@ fn shutdown_background_returns_at_once_and_queued_work_still_completes() {
     assert_eq!(results, (0..5).map(Ok).collect::<Vec<_>>());
 }
 
+// Issue 11, hole 8: after `shutdown_background` a drop does not wait
+// either. The only worker is held by a task that does not return until the
+// test lets it go (after the drop, so a drop that waited would wait for
+// ever); the held task and those queued behind it still run afterwards, on
+// the pool's detached thread.
+#[test]
+fn dropping_the_pool_after_shutdown_background_does_not_wait() {
+    let pool = ThreadPoolExecutor::new(1);
+    let (running, release, queued) = queue_behind_a_held_worker(&pool, 5);
+    pool.shutdown_background();
+    without_hang(move || drop(pool));
+    assert!(!running.done() && queued.iter().all(|f| !f.done()));
+    release.send(()).unwrap();
+    assert_eq!(running.result().as_deref(), Ok("ThreadPoolExecutor-0"));
+    let results: Vec<_> = queued.into_iter().map(Future::result).collect();
+    assert_eq!(results, (0..5).map(Ok).collect::<Vec<_>>());
+}
+
 // Ported from CPython's test_concurrent_futures (test_shutdown.py,
 // ExecutorShutdownTest.test_run_after_shutdown), for each kind of shutdown:
 // the task is refused with `Shutdown` and its closure never runs.

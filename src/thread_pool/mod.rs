@@ -33,9 +33,10 @@ use worker::{Initializer, Shared, Task, Threads};
 /// (with the panic's message and location); the worker thread lives on.
 ///
 /// Dropping the pool shuts it down the way [`shutdown`](Self::shutdown)
-/// does: queued tasks still run and the drop waits for them. To share a pool
-/// (with its own tasks, say, which may submit to it), put it in an
-/// [`Arc`].
+/// does: queued tasks still run and the drop waits for them (after
+/// [`shutdown_background`](Self::shutdown_background), it does not wait).
+/// To share a pool (with its own tasks, say, which may submit to it), put
+/// it in an [`Arc`].
 ///
 /// [`Error::Panicked`]: crate::Error::Panicked
 ///
@@ -283,7 +284,13 @@ impl ThreadPoolExecutor {
     /// queued ones still run on the workers, which exit when the queue is
     /// empty.
     ///
-    /// Python's `shutdown(wait=False)`.
+    /// Python's `shutdown(wait=False)`. The threads are detached from then
+    /// on: dropping the pool later does not wait for them either (an
+    /// explicit [`shutdown`](Self::shutdown) still does). A task that never
+    /// returns keeps its thread, and the tasks queued behind it, for the
+    /// life of the process; like any Rust thread it does not keep the
+    /// process alive, so when `main` returns the process exits with it
+    /// still running (Python, unlike Rust, joins such threads at exit).
     ///
     /// # Examples
     ///
@@ -297,7 +304,9 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=False)")]
     pub fn shutdown_background(&self) {
-        self.shared.queue.close(false);
+        let mut gate = self.shared.queue.lock();
+        gate.pool.detached = true;
+        gate.close();
     }
 
     /// Whether the pool has been shut down (or broke) and takes no more
@@ -329,9 +338,16 @@ impl Default for ThreadPoolExecutor {
 }
 
 impl Drop for ThreadPoolExecutor {
-    /// Shuts down the way [`shutdown`](Self::shutdown) does. It never
-    /// panics, also when dropped during a panic.
+    /// Shuts down the way [`shutdown`](Self::shutdown) does, or, after
+    /// [`shutdown_background`](Self::shutdown_background), returns at once
+    /// and leaves the threads to finish on their own. It never panics, also
+    /// when dropped during a panic.
     fn drop(&mut self) {
+        // Nobody else can call `shutdown_background` now: this is the last
+        // handle.
+        if self.shared.queue.lock().pool.detached {
+            return;
+        }
         self.shutdown();
     }
 }
