@@ -80,10 +80,12 @@ impl ThreadPoolExecutor {
     /// A pool of at most `max_workers` threads, with the other options at
     /// their defaults (see [`builder`](Self::builder)).
     ///
-    /// # Panics
-    ///
-    /// If `max_workers` is 0: a pool without threads could never run
-    /// anything. Use [`builder`](Self::builder) to get an error instead.
+    /// `0` means the default number, Python's `max_workers=None`:
+    /// `min(32, cpus + 4)`. Python refuses 0 with a `ValueError`, but here
+    /// the count is a plain `usize` with no `None` to spell "the default",
+    /// and this returns the pool itself, not a `Result`, so refusing 0
+    /// could only panic. `ProcessPoolExecutor::new` and both builders read
+    /// 0 the same way (as rayon's `num_threads(0)` does).
     ///
     /// # Examples
     ///
@@ -92,12 +94,10 @@ impl ThreadPoolExecutor {
     ///
     /// let pool = ThreadPoolExecutor::new(8);
     /// assert_eq!(pool.max_workers(), 8);
+    /// let default = ThreadPoolExecutor::new(0);
+    /// assert_eq!(default.max_workers(), ThreadPoolExecutor::default().max_workers());
     /// ```
     pub fn new(max_workers: usize) -> Self {
-        assert!(
-            max_workers > 0,
-            "ThreadPoolExecutor::new: max_workers must be at least 1"
-        );
         ThreadPoolBuilder::new()
             .max_workers(max_workers)
             .build()
