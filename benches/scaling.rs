@@ -564,7 +564,11 @@ impl Judged<'_> {
             Input::Range => "Range",
             Input::Adapter => "iterator adapter",
         };
-        format!("{}, {input}: {figure}", self.workload.title())
+        let workload = match self.workload {
+            Workload::Primes => "primes seed",
+            Workload::Doubles => "x*2 over 2·10^6",
+        };
+        format!("{workload}, {input}: {figure}")
     }
 
     fn python_peers(
