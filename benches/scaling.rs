@@ -534,6 +534,27 @@ fn figures_line(name: &str, figures: &Figures, speedup: bool) {
     );
 }
 
+/// Prints a sequential run's line: its wall time and its CPU per item,
+/// the work.
+fn sequential_line(name: &str, items: u64, sequential: &Samples, workload: Workload) {
+    let walls: Vec<f64> = sequential.iter().map(|s| s.wall).collect();
+    let work: Vec<f64> = sequential
+        .iter()
+        .map(|s| s.parent * 1e9 / items as f64)
+        .collect();
+    table_line(
+        name,
+        [
+            both(&walls, ms_text),
+            String::from(if workload.has_speedup() { "1×" } else { "-" }),
+            String::from("-"),
+            both(&work, ns_text),
+            String::from("-"),
+            String::from("-"),
+        ],
+    );
+}
+
 fn table_header(title: &str) {
     println!("{title}");
     table_line(
@@ -764,17 +785,7 @@ fn main() {
                 workload.title(),
                 input.title()
             ));
-            table_line(
-                "sequential Rust (the work)",
-                [
-                    both(&sequential_walls, ms_text),
-                    String::from(if workload.has_speedup() { "1×" } else { "-" }),
-                    String::from("-"),
-                    both(&work, ns_text),
-                    String::from("-"),
-                    String::from("-"),
-                ],
-            );
+            sequential_line("sequential Rust (the work)", items, sequential, workload);
             let mut ours = HashMap::new();
             for workers in WORKER_COUNTS {
                 let map = &measured[&Spec::Map(workload, input, workers)][..];
@@ -803,6 +814,12 @@ fn main() {
                 ours.insert(workers, figures);
             }
             if input == Input::Range {
+                let python_sequential = python
+                    .as_ref()
+                    .and_then(|python| python.get(workload, "sequential"));
+                if let Some(sequential) = python_sequential {
+                    sequential_line("Python sequential (the work)", items, sequential, workload);
+                }
                 for (label, figures) in &python_figures {
                     figures_line(
                         &format!("Python mp.Pool({JUDGED_WORKERS}), {label}"),
