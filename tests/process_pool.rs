@@ -299,6 +299,26 @@ fn a_panicking_item_fails_alone_in_its_chunk() {
     }
 }
 
+// ----------------------------------------------------- number of workers
+
+// Issue 11, hole 9: 0 workers means the default number, in `new` as in the
+// builder, the same as for the thread pool (tests/thread_pool.rs). CPython
+// refuses 0 with a ValueError; see `ProcessPoolExecutor::new` for why not
+// here.
+#[test]
+fn zero_workers_means_the_default_number() {
+    let default = ProcessPoolExecutor::builder()
+        .build()
+        .expect("a pool")
+        .max_workers();
+    assert!(default >= 1);
+    let pool = ProcessPoolExecutor::new(0).expect("0 workers is the default");
+    assert_eq!(pool.max_workers(), default);
+    assert_eq!(pool.submit(double, 21).result(), Ok(42));
+    let built = ProcessPoolExecutor::builder().max_workers(0).build();
+    assert_eq!(built.map(|pool| pool.max_workers()), Ok(default));
+}
+
 // ------------------------------------- max_tasks_per_child, initializer
 
 #[test]

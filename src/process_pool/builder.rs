@@ -64,7 +64,8 @@ impl ProcessPoolBuilder {
     }
 
     /// The number of worker processes. The default is Python's: the number
-    /// of CPUs.
+    /// of CPUs. `0` asks for the default, as in
+    /// [`ProcessPoolExecutor::new`], which says why.
     ///
     /// # Examples
     ///
@@ -190,16 +191,16 @@ impl ProcessPoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for 0 workers, 0 tasks per child or a
-    /// message limit under 1 KiB; [`Error::Spawn`] if the pool's token or
-    /// its driver threads cannot be set up.
+    /// [`Error::InvalidArgument`] for 0 tasks per child or a message limit
+    /// under 1 KiB; [`Error::Spawn`] if the pool's token or its driver
+    /// threads cannot be set up.
     ///
     /// # Examples
     ///
     /// ```
     /// use concurrent_futures::{Error, ProcessPoolExecutor};
     ///
-    /// let refused = ProcessPoolExecutor::builder().max_workers(0).build();
+    /// let refused = ProcessPoolExecutor::builder().max_tasks_per_child(0).build();
     /// assert!(matches!(refused, Err(Error::InvalidArgument { .. })));
     /// ```
     pub fn build(self) -> Result<ProcessPoolExecutor, Error> {
@@ -207,9 +208,8 @@ impl ProcessPoolBuilder {
             reason: reason.to_owned(),
         };
         let max_workers = match self.max_workers {
-            Some(0) => return Err(invalid("max_workers must be at least 1")),
+            Some(0) | None => num_cpus::get().max(1),
             Some(n) => n,
-            None => num_cpus::get().max(1),
         };
         let max_tasks_per_child = match self.max_tasks_per_child {
             Some(0) => return Err(invalid("max_tasks_per_child must be at least 1")),

@@ -161,9 +161,14 @@ impl ProcessPoolExecutor {
     /// their defaults (see [`builder`](Self::builder)). The workers start at
     /// once, in the background.
     ///
+    /// `0` means the default number, Python's `max_workers=None`: one per
+    /// CPU. Python refuses 0 with a `ValueError`; here it means what it
+    /// means for [`ThreadPoolExecutor::new`](crate::ThreadPoolExecutor::new),
+    /// which returns the pool itself and so could refuse 0 only by
+    /// panicking, and the two pools read their counts alike.
+    ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if `max_workers` is 0;
     /// [`Error::Spawn`] if the pool's threads or token cannot be set up.
     /// A worker that fails to start breaks the pool instead: its futures
     /// then fail with [`Error::BrokenPool`].

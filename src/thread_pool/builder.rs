@@ -50,7 +50,8 @@ impl ThreadPoolBuilder {
 
     /// The most threads the pool runs at once. The default is Python's,
     /// `min(32, cpus + 4)`: enough to overlap I/O without hoarding memory
-    /// on a big machine.
+    /// on a big machine. `0` asks for the default, as in
+    /// [`ThreadPoolExecutor::new`], which says why.
     ///
     /// # Examples
     ///
@@ -118,24 +119,22 @@ impl ThreadPoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] if `max_workers` was set to 0.
+    /// None today: every value of every option is valid (0 workers means
+    /// the default). The `Result` lets a later option be refused without
+    /// changing the signature, and matches `ProcessPoolBuilder::build`.
     ///
     /// # Examples
     ///
     /// ```
     /// use concurrent_futures::ThreadPoolExecutor;
     ///
-    /// assert!(ThreadPoolExecutor::builder().max_workers(0).build().is_err());
+    /// let pool = ThreadPoolExecutor::builder().max_workers(3).build().unwrap();
+    /// assert_eq!(pool.max_workers(), 3);
     /// ```
     pub fn build(self) -> Result<ThreadPoolExecutor, Error> {
         let max_workers = match self.max_workers {
-            Some(0) => {
-                return Err(Error::InvalidArgument {
-                    reason: String::from("max_workers must be at least 1"),
-                })
-            }
+            Some(0) | None => default_max_workers(),
             Some(n) => n,
-            None => default_max_workers(),
         };
         let prefix = self
             .thread_name_prefix

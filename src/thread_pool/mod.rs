@@ -48,9 +48,10 @@ use worker::{Initializer, Shared, Task, Threads};
 /// [`Executor`]: crate::Executor
 ///
 /// Dropping the pool shuts it down the way [`shutdown`](Self::shutdown)
-/// does: queued tasks still run and the drop waits for them. To share a pool
-/// (with its own tasks, say, which may submit to it), put it in an
-/// [`Arc`].
+/// does: queued tasks still run and the drop waits for them (after
+/// [`shutdown_background`](Self::shutdown_background), it does not wait).
+/// To share a pool (with its own tasks, say, which may submit to it), put
+/// it in an [`Arc`].
 ///
 /// [`Error::Panicked`]: crate::Error::Panicked
 ///
@@ -94,10 +95,12 @@ impl ThreadPoolExecutor {
     /// A pool of at most `max_workers` threads, with the other options at
     /// their defaults (see [`builder`](Self::builder)).
     ///
-    /// # Panics
-    ///
-    /// If `max_workers` is 0: a pool without threads could never run
-    /// anything. Use [`builder`](Self::builder) to get an error instead.
+    /// `0` means the default number, Python's `max_workers=None`:
+    /// `min(32, cpus + 4)`. Python refuses 0 with a `ValueError`, but here
+    /// the count is a plain `usize` with no `None` to spell "the default",
+    /// and this returns the pool itself, not a `Result`, so refusing 0
+    /// could only panic. `ProcessPoolExecutor::new` and both builders read
+    /// 0 the same way (as rayon's `num_threads(0)` does).
     ///
     /// # Examples
     ///
@@ -106,12 +109,10 @@ impl ThreadPoolExecutor {
     ///
     /// let pool = ThreadPoolExecutor::new(8);
     /// assert_eq!(pool.max_workers(), 8);
+    /// let default = ThreadPoolExecutor::new(0);
+    /// assert_eq!(default.max_workers(), ThreadPoolExecutor::default().max_workers());
     /// ```
     pub fn new(max_workers: usize) -> Self {
-        assert!(
-            max_workers > 0,
-            "ThreadPoolExecutor::new: max_workers must be at least 1"
-        );
         ThreadPoolBuilder::new()
             .max_workers(max_workers)
             .build()
@@ -298,7 +299,13 @@ impl ThreadPoolExecutor {
     /// queued ones still run on the workers, which exit when the queue is
     /// empty.
     ///
-    /// Python's `shutdown(wait=False)`.
+    /// Python's `shutdown(wait=False)`. The threads are detached from then
+    /// on: dropping the pool later does not wait for them either (an
+    /// explicit [`shutdown`](Self::shutdown) still does). A task that never
+    /// returns keeps its thread, and the tasks queued behind it, for the
+    /// life of the process; like any Rust thread it does not keep the
+    /// process alive, so when `main` returns the process exits with it
+    /// still running (Python, unlike Rust, joins such threads at exit).
     ///
     /// # Examples
     ///
@@ -312,7 +319,9 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=False)")]
     pub fn shutdown_background(&self) {
-        self.shared.queue.close(false);
+        let mut gate = self.shared.queue.lock();
+        gate.pool.detached = true;
+        gate.close();
     }
 
     /// Whether the pool has been shut down (or broke) and takes no more
@@ -344,9 +353,16 @@ impl Default for ThreadPoolExecutor {
 }
 
 impl Drop for ThreadPoolExecutor {
-    /// Shuts down the way [`shutdown`](Self::shutdown) does. It never
-    /// panics, also when dropped during a panic.
+    /// Shuts down the way [`shutdown`](Self::shutdown) does, or, after
+    /// [`shutdown_background`](Self::shutdown_background), returns at once
+    /// and leaves the threads to finish on their own. It never panics, also
+    /// when dropped during a panic.
     fn drop(&mut self) {
+        // Nobody else can call `shutdown_background` now: this is the last
+        // handle.
+        if self.shared.queue.lock().pool.detached {
+            return;
+        }
         self.shutdown();
     }
 }

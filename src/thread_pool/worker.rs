@@ -80,6 +80,9 @@ pub(crate) struct Threads {
     /// The ids of the pool's threads, so a shutdown called from a task does
     /// not wait for its own thread.
     pub(crate) ids: Vec<ThreadId>,
+    /// Set by `shutdown_background`: the threads are left to finish on
+    /// their own, and dropping the pool does not wait for them.
+    pub(crate) detached: bool,
 }
 
 impl Shared {

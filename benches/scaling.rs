@@ -1,0 +1,883 @@
+//! How far the process pool scales (issue 12): the CPU time each side
+//! spends per item of a fine-grained `map`, and from it the number of
+//! workers one parent can keep busy.
+//!
+//! On 2 cores a pool's wall time says little about 32: what limits a big
+//! machine is the parent, which encodes every argument and decodes every
+//! result on one thread. So each side's CPU is measured with `getrusage`:
+//! `RUSAGE_SELF` for the parent and `RUSAGE_CHILDREN` for the workers (the
+//! kernel adds a child's times there once it has been reaped, which
+//! `shutdown` does). Each measurement is this binary re-executed with
+//! [`CHILD`] naming it, so that both figures start from zero: the child
+//! starts a pool of 1 or 2 workers, waits until they are up, runs one map
+//! (whose wall time is taken), consumes and checks its results, shuts the
+//! pool down and prints its times. Per item:
+//!
+//! * **parent**: the child's own CPU, less that of a child that only starts
+//!   and stops the same pool (`idle`, the pool's fixed cost, printed
+//!   apart), ÷ items;
+//! * **worker**: the workers' CPU, less the idle pool's workers', ÷ items;
+//! * **beyond the work**: worker less the work itself, the CPU per item of
+//!   a child that runs the workload sequentially over its `Range`
+//!   (`sequential`; an adapter's cost is the parent's, not the workers');
+//! * **feedable**: worker ÷ parent, the projected ceiling: a parent that
+//!   spends `p` ns per item while a worker spends `w` keeps at most `w / p`
+//!   workers busy, however many cores there are;
+//! * **speed-up**: the sequential child's wall time ÷ the map's (primes
+//!   only: `x * 2` is no work, there is nothing to speed up).
+//!
+//! Two workloads, each over a `Range` and over the same range behind an
+//! iterator adapter that hides its length (`.filter(|_| true)`), since the
+//! targets must hold for any iterator: the primes seed (`is_prime` over
+//! `10..2_500_000`, ~85 ns an item) and `x * 2` over 2·10^6 `u64` (no work
+//! at all). Automatic chunks everywhere. The peer is Python's
+//! `multiprocessing.Pool(2).map`, measured the same way by
+//! `benches/python/scaling.py` (each measurement a fresh process; its own
+//! chunk size and 10 000), skipped with a message if python3 cannot run.
+//!
+//! Every measurement runs `samples()` times (at most 5; Python's at most
+//! 3), the measurements interleaved round by round so that a noisy
+//! neighbour hurts them alike; the tables show min / median.
+//!
+//! ```text
+//! cargo bench -p concurrent-futures-benches --bench scaling [-- primes|doubles]
+//! ```
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::ops::Range;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use concurrent_futures::{Error, ProcessPoolExecutor};
+
+#[path = "harness.rs"]
+mod harness;
+
+use harness::{
+    plain, python_samples, ratio_figure, report, samples, Row, Score, Unit, Verdict, OURS,
+};
+
+/// The environment variable that makes this binary one measurement.
+const CHILD: &str = "CONCURRENT_FUTURES_BENCH_SCALING";
+
+/// The primes seed's input.
+const PRIMES: Range<u64> = 10..2_500_000;
+/// The primes in [`PRIMES`]: π(2 500 000) = 183 072, less 2, 3, 5 and 7.
+const PRIMES_IN_RANGE: usize = 183_068;
+/// The items of the `x * 2` workload: `0..DOUBLES`.
+const DOUBLES: u64 = 2_000_000;
+/// The pools' sizes.
+const WORKER_COUNTS: [usize; 2] = [1, 2];
+/// The workers of the lines judged, and of Python's pools.
+const JUDGED_WORKERS: usize = 2;
+/// Python's chunk sizes (see `benches/python/scaling.py`).
+const PYTHON_CONFIGS: [(&str, &str); 2] = [
+    ("pool:default", "its own chunk size"),
+    ("pool:10000", "chunksize=10000"),
+];
+
+/// DESIGN.md §5 and issue 12's targets, ns per item and ratios.
+const PARENT_TARGET_NS: f64 = 4.0;
+const PRIMES_BEYOND_TARGET_NS: f64 = 3.0;
+const DOUBLES_BEYOND_TARGET_NS: f64 = 4.0;
+const FEEDABLE_TARGET: f64 = 24.0;
+const SPEEDUP_TARGETS: [(usize, f64); 2] = [(1, 0.95), (2, 1.8)];
+
+/// How long a pool's workers may take to come up before the measurement
+/// gives up.
+const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Workload {
+    Primes,
+    Doubles,
+}
+
+impl Workload {
+    const ALL: [Workload; 2] = [Workload::Primes, Workload::Doubles];
+
+    /// The name on the command line, in [`CHILD`] and in Python's output.
+    fn key(self) -> &'static str {
+        match self {
+            Workload::Primes => "primes",
+            Workload::Doubles => "doubles",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Workload::Primes => "primes seed: is_prime over 10..2 500 000",
+            Workload::Doubles => "x*2 over 2·10^6 u64",
+        }
+    }
+
+    fn items(self) -> u64 {
+        match self {
+            Workload::Primes => PRIMES.end - PRIMES.start,
+            Workload::Doubles => DOUBLES,
+        }
+    }
+
+    /// Whether a speed-up over sequential Rust means anything: `x * 2`
+    /// is no work at all, so its sequential run takes a fraction of a
+    /// millisecond and a pool can only be slower.
+    fn has_speedup(self) -> bool {
+        self == Workload::Primes
+    }
+
+    fn from_key(key: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.key() == key)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Input {
+    /// The `Range` itself.
+    Range,
+    /// The range behind `.filter(|_| true)`: no length, no `ExactSizeIterator`.
+    Adapter,
+}
+
+impl Input {
+    const ALL: [Input; 2] = [Input::Range, Input::Adapter];
+
+    fn key(self) -> &'static str {
+        match self {
+            Input::Range => "range",
+            Input::Adapter => "adapter",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Input::Range => "a Range",
+            Input::Adapter => "an iterator adapter, .filter(|_| true)",
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Input> {
+        Input::ALL.into_iter().find(|i| i.key() == key)
+    }
+}
+
+/// The workload column of the rows `report` writes.
+fn row_workload(workload: Workload, input: Input) -> &'static str {
+    match (workload, input) {
+        (Workload::Primes, Input::Range) => "primes, Range",
+        (Workload::Primes, Input::Adapter) => "primes, iterator adapter",
+        (Workload::Doubles, Input::Range) => "x*2, Range",
+        (Workload::Doubles, Input::Adapter) => "x*2, iterator adapter",
+    }
+}
+
+/// One measurement, in a process of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Spec {
+    /// The workload run sequentially over its `Range`, on this process:
+    /// the work itself (what a worker cannot avoid: `f` and the loop), and
+    /// the time every map's speed-up is measured against, whatever its
+    /// input.
+    Sequential(Workload),
+    /// A pool of this many workers started, warmed up and shut down: the
+    /// fixed cost.
+    Idle(usize),
+    /// The workload on a pool of this many workers.
+    Map(Workload, Input, usize),
+}
+
+impl Spec {
+    fn encode(self) -> String {
+        match self {
+            Spec::Sequential(w) => format!("sequential {}", w.key()),
+            Spec::Idle(n) => format!("idle {n}"),
+            Spec::Map(w, i, n) => format!("map {} {} {n}", w.key(), i.key()),
+        }
+    }
+
+    fn decode(text: &str) -> Option<Spec> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["sequential", w] => Some(Spec::Sequential(Workload::from_key(w)?)),
+            ["idle", n] => Some(Spec::Idle(n.parse().ok()?)),
+            ["map", w, i, n] => Some(Spec::Map(
+                Workload::from_key(w)?,
+                Input::from_key(i)?,
+                n.parse().ok()?,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// What one measurement reports, in seconds.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// The map's (or the sequential run's) wall time; 0 for an idle pool.
+    wall: f64,
+    /// The measuring process's own CPU (user + system).
+    parent: f64,
+    /// Its reaped children's CPU: the workers'.
+    workers: f64,
+}
+
+impl Sample {
+    fn parse(text: &str) -> Option<Sample> {
+        let mut fields = text.split_whitespace().map(str::parse::<f64>);
+        let mut next = || fields.next()?.ok();
+        Some(Sample {
+            wall: next()?,
+            parent: next()?,
+            workers: next()?,
+        })
+    }
+}
+
+// ------------------------------------------------------------ the work
+
+/// Trial division by the odd numbers up to the square root, as the
+/// tutorials write it (an even `n`, 2 included, is not prime).
+fn is_prime(n: u64) -> bool {
+    if n.is_multiple_of(2) {
+        return false;
+    }
+    let root = n.isqrt();
+    let mut divisor = 3;
+    while divisor <= root {
+        if n.is_multiple_of(divisor) {
+            return false;
+        }
+        divisor += 2;
+    }
+    true
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// The expected wrapping sum of `double` over `0..DOUBLES`.
+fn doubles_sum() -> u64 {
+    DOUBLES * (DOUBLES - 1)
+}
+
+fn count_primes(flags: impl Iterator<Item = Result<bool, Error>>) {
+    let count = flags
+        .filter(|flag| *flag.as_ref().expect("no item fails"))
+        .count();
+    assert_eq!(count, PRIMES_IN_RANGE, "primes in 10..2 500 000");
+}
+
+fn sum_doubles(values: impl Iterator<Item = Result<u64, Error>>) {
+    let sum = values
+        .map(|value| value.expect("no item fails"))
+        .fold(0, u64::wrapping_add);
+    assert_eq!(sum, doubles_sum(), "the sum of 2x over 0..2·10^6");
+}
+
+/// The CPU time (user + system) `getrusage(who)` reports, in seconds.
+fn cpu_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`, as getrusage wants.
+    let rc = unsafe { libc::getrusage(who, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// A pool of `workers` whose every worker is up (started and greeted), so
+/// that the map's wall time does not include their start.
+fn started_pool(workers: usize) -> ProcessPoolExecutor {
+    let pool = ProcessPoolExecutor::new(workers).expect("a process pool");
+    let deadline = Instant::now() + STARTUP_LIMIT;
+    while pool.worker_pids().len() < workers {
+        assert!(
+            Instant::now() < deadline,
+            "the pool's {workers} workers are not up after {STARTUP_LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    pool
+}
+
+fn run_sequential(workload: Workload) {
+    match workload {
+        Workload::Primes => {
+            let count = black_box(PRIMES).filter(|&n| is_prime(n)).count();
+            assert_eq!(count, PRIMES_IN_RANGE);
+        }
+        Workload::Doubles => {
+            let sum = black_box(0..DOUBLES).map(double).fold(0, u64::wrapping_add);
+            assert_eq!(sum, doubles_sum());
+        }
+    }
+}
+
+fn run_map(pool: &ProcessPoolExecutor, workload: Workload, input: Input) {
+    match (workload, input) {
+        (Workload::Primes, Input::Range) => count_primes(pool.map(is_prime, black_box(PRIMES))),
+        (Workload::Primes, Input::Adapter) => {
+            count_primes(pool.map(is_prime, black_box(PRIMES).filter(|_| true)))
+        }
+        (Workload::Doubles, Input::Range) => sum_doubles(pool.map(double, black_box(0..DOUBLES))),
+        (Workload::Doubles, Input::Adapter) => {
+            sum_doubles(pool.map(double, black_box(0..DOUBLES).filter(|_| true)))
+        }
+    }
+}
+
+/// One measurement, in this (fresh) process: prints `WALL PARENT WORKERS`.
+fn measure_here(spec: Spec) {
+    let parent_before = cpu_seconds(libc::RUSAGE_SELF);
+    let workers_before = cpu_seconds(libc::RUSAGE_CHILDREN);
+    let mut wall = 0.0;
+    match spec {
+        Spec::Sequential(workload) => {
+            let start = Instant::now();
+            run_sequential(workload);
+            wall = start.elapsed().as_secs_f64();
+        }
+        Spec::Idle(workers) => {
+            let pool = started_pool(workers);
+            pool.shutdown();
+        }
+        Spec::Map(workload, input, workers) => {
+            let pool = started_pool(workers);
+            let start = Instant::now();
+            run_map(&pool, workload, input);
+            wall = start.elapsed().as_secs_f64();
+            // Reaps the workers, whose CPU only then counts as the
+            // children's.
+            pool.shutdown();
+        }
+    }
+    let parent = cpu_seconds(libc::RUSAGE_SELF) - parent_before;
+    let workers = cpu_seconds(libc::RUSAGE_CHILDREN) - workers_before;
+    println!("{wall:e} {parent:e} {workers:e}");
+}
+
+/// Runs `spec` in a fresh copy of this binary.
+fn measure_in_child(spec: Spec) -> Option<Sample> {
+    let output = Command::new("/proc/self/exe")
+        .env(CHILD, spec.encode())
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "scaling: the measurement '{}' failed: {}",
+            spec.encode(),
+            output.status
+        );
+        return None;
+    }
+    Sample::parse(&String::from_utf8_lossy(&output.stdout))
+}
+
+// ----------------------------------------------------------- the figures
+
+/// Min and median of `values` (not empty).
+fn min_median(mut values: Vec<f64>) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (values[0], values[values.len() / 2])
+}
+
+fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    min_median(values.into_iter().collect()).1
+}
+
+/// Every sample of one measurement.
+type Samples = [Sample];
+
+/// One pool configuration's per-item figures, one value per sample: ns
+/// per item for the CPU figures, plain ratios for the others.
+struct Figures {
+    wall: Vec<f64>,
+    speedup: Vec<f64>,
+    parent: Vec<f64>,
+    worker: Vec<f64>,
+    beyond: Vec<f64>,
+    feedable: Vec<f64>,
+}
+
+impl Figures {
+    /// The figures of the `map` samples over `items`, against the medians
+    /// of the `sequential` run and of the `idle` pool.
+    fn new(items: u64, map: &Samples, sequential: &Samples, idle: &Samples) -> Figures {
+        let ns = |seconds: f64| seconds * 1e9 / items as f64;
+        let idle_parent = median(idle.iter().map(|s| s.parent));
+        let idle_workers = median(idle.iter().map(|s| s.workers));
+        let work = ns(median(sequential.iter().map(|s| s.parent)));
+        let sequential_wall = median(sequential.iter().map(|s| s.wall));
+        let parent: Vec<f64> = map.iter().map(|s| ns(s.parent - idle_parent)).collect();
+        let worker: Vec<f64> = map.iter().map(|s| ns(s.workers - idle_workers)).collect();
+        Figures {
+            wall: map.iter().map(|s| s.wall).collect(),
+            speedup: map.iter().map(|s| sequential_wall / s.wall).collect(),
+            beyond: worker.iter().map(|w| w - work).collect(),
+            feedable: worker.iter().zip(&parent).map(|(w, p)| w / p).collect(),
+            parent,
+            worker,
+        }
+    }
+}
+
+fn median_of(values: &[f64]) -> f64 {
+    median(values.iter().copied())
+}
+
+/// `min / median` of `values`, each shown by `show`.
+fn both(values: &[f64], show: impl Fn(f64) -> String) -> String {
+    let (min, median) = min_median(values.to_vec());
+    format!("{} / {}", show(min), show(median))
+}
+
+fn ns_text(ns: f64) -> String {
+    format!("{ns:.1}")
+}
+
+fn times_text(x: f64) -> String {
+    format!("{}×", ratio_figure(x))
+}
+
+fn ms_text(seconds: f64) -> String {
+    format!("{:.1}", seconds * 1e3)
+}
+
+// ---------------------------------------------------------------- Python
+
+/// Python's measurements (`benches/python/scaling.py`).
+struct Python {
+    /// multiprocessing's start method.
+    method: String,
+    /// `(workload, config) → samples`, where config is `sequential`,
+    /// `idle` or `pool:…` (`idle` under whichever workload it came with:
+    /// it does not depend on one).
+    samples: HashMap<(String, String), Vec<Sample>>,
+}
+
+impl Python {
+    fn get(&self, workload: Workload, config: &str) -> Option<&Samples> {
+        let key = (workload.key().to_string(), config.to_string());
+        self.samples.get(&key).map(Vec::as_slice)
+    }
+
+    fn idle(&self) -> Option<&Samples> {
+        self.samples
+            .iter()
+            .find(|((_, config), _)| config == "idle")
+            .map(|(_, samples)| samples.as_slice())
+    }
+}
+
+/// Runs Python's measurements; `None` if python3 cannot run the script.
+fn python(workloads: &[Workload]) -> Option<Python> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/scaling.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .args([
+            python_samples().min(3).to_string(),
+            JUDGED_WORKERS.to_string(),
+        ])
+        .args(workloads.iter().map(|w| w.key()))
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let mut method = String::from("default");
+    let mut samples: HashMap<(String, String), Vec<Sample>> = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let mut words = line.splitn(4, ' ');
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("method"), Some(name), None, None) => method = name.to_string(),
+            (Some("sample"), Some(workload), Some(config), Some(rest)) => {
+                let sample = Sample::parse(rest)?;
+                let key = (workload.to_string(), config.to_string());
+                samples.entry(key).or_default().push(sample);
+            }
+            _ => {}
+        }
+    }
+    Some(Python { method, samples })
+}
+
+// ------------------------------------------------------------ the report
+
+/// One printed line of a table.
+fn table_line(name: &str, cells: [String; 6]) {
+    println!(
+        "  {name:<36} {:>15} {:>15} {:>15} {:>15} {:>13} {:>11}",
+        cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+    );
+}
+
+/// Prints one pool configuration's line; its speed-up only if `speedup`.
+fn figures_line(name: &str, figures: &Figures, speedup: bool) {
+    table_line(
+        name,
+        [
+            both(&figures.wall, ms_text),
+            if speedup {
+                both(&figures.speedup, times_text)
+            } else {
+                String::from("-")
+            },
+            both(&figures.parent, ns_text),
+            both(&figures.worker, ns_text),
+            both(&figures.beyond, ns_text),
+            both(&figures.feedable, |x| format!("{x:.1}")),
+        ],
+    );
+}
+
+/// Prints a sequential run's line: its wall time and its CPU per item,
+/// the work.
+fn sequential_line(name: &str, items: u64, sequential: &Samples, workload: Workload) {
+    let walls: Vec<f64> = sequential.iter().map(|s| s.wall).collect();
+    let work: Vec<f64> = sequential
+        .iter()
+        .map(|s| s.parent * 1e9 / items as f64)
+        .collect();
+    table_line(
+        name,
+        [
+            both(&walls, ms_text),
+            String::from(if workload.has_speedup() { "1×" } else { "-" }),
+            String::from("-"),
+            both(&work, ns_text),
+            String::from("-"),
+            String::from("-"),
+        ],
+    );
+}
+
+fn table_header(title: &str) {
+    println!("{title}");
+    table_line(
+        "min / median",
+        [
+            "wall (ms)".into(),
+            "speed-up".into(),
+            "parent ns/item".into(),
+            "worker ns/item".into(),
+            "beyond work".into(),
+            "feedable".into(),
+        ],
+    );
+}
+
+/// The scoreboard lines of one workload over one input.
+struct Judged<'a> {
+    workload: Workload,
+    input: Input,
+    ours: &'a HashMap<usize, Figures>,
+    /// Python's figures at [`JUDGED_WORKERS`], by chunk-size label.
+    python: &'a [(&'static str, Figures)],
+}
+
+impl Judged<'_> {
+    fn what(&self, figure: &str) -> String {
+        let input = match self.input {
+            Input::Range => "Range",
+            Input::Adapter => "iterator adapter",
+        };
+        let workload = match self.workload {
+            Workload::Primes => "primes seed",
+            Workload::Doubles => "x*2 over 2·10^6",
+        };
+        format!("{workload}, {input}: {figure}")
+    }
+
+    fn python_peers(
+        &self,
+        pick: impl Fn(&Figures) -> &[f64],
+        show: &dyn Fn(f64) -> String,
+    ) -> Vec<String> {
+        self.python
+            .iter()
+            .map(|(label, figures)| {
+                format!(
+                    "Python mp.Pool({JUDGED_WORKERS}) {label} {}",
+                    show(median_of(pick(figures)))
+                )
+            })
+            .collect()
+    }
+
+    /// A per-item CPU line: ours at [`JUDGED_WORKERS`] at most `target` ns.
+    fn cpu_line(
+        &self,
+        figure: &str,
+        pick: impl Fn(&Figures) -> &[f64] + Copy,
+        target: Option<f64>,
+    ) -> Option<Score> {
+        let ours = median_of(pick(self.ours.get(&JUDGED_WORKERS)?));
+        let show = |ns: f64| format!("{ns:.1} ns/item");
+        let ratio = self
+            .python
+            .first()
+            .map(|(label, figures)| {
+                let python = median_of(pick(figures));
+                format!("{}× Python mp.Pool {label}", ratio_figure(ours / python))
+            })
+            .unwrap_or_else(|| String::from("-"));
+        Some(Score {
+            section: "scaling",
+            what: self.what(&format!("{figure}, {JUDGED_WORKERS} workers")),
+            ours: show(ours),
+            peers: self.python_peers(pick, &show),
+            ratio,
+            target: target.map_or_else(|| String::from("-"), |t| format!("≤ {} ns/item", plain(t))),
+            verdict: target.map_or(Verdict::NoTarget, |t| Verdict::from_check(ours <= t)),
+        })
+    }
+
+    fn feedable_line(&self, target: Option<f64>) -> Option<Score> {
+        let ours = median_of(&self.ours.get(&JUDGED_WORKERS)?.feedable);
+        let show = |x: f64| format!("{x:.1}");
+        Some(Score {
+            section: "scaling",
+            what: self.what("workers one parent can feed (worker ÷ parent CPU per item)"),
+            ours: show(ours),
+            peers: self.python_peers(|f| &f.feedable, &show),
+            ratio: format!("on 32 cores: ~{:.1} of 32 workers busy", ours.min(32.0)),
+            target: target.map_or_else(|| String::from("-"), |t| format!("≥ {}", plain(t))),
+            verdict: target.map_or(Verdict::NoTarget, |t| Verdict::from_check(ours >= t)),
+        })
+    }
+
+    fn speedup_line(&self, workers: usize, target: f64, sequential_wall: f64) -> Option<Score> {
+        let ours = median_of(&self.ours.get(&workers)?.speedup);
+        let plural = if workers == 1 { "" } else { "s" };
+        Some(Score {
+            section: "scaling",
+            what: self.what(&format!(
+                "{workers} worker{plural}, wall time against sequential Rust"
+            )),
+            ours: format!("{}×", ratio_figure(ours)),
+            peers: vec![format!(
+                "sequential Rust {:.1} ms/run",
+                sequential_wall * 1e3
+            )],
+            ratio: format!("{}× speed-up", ratio_figure(ours)),
+            target: format!("≥ {}× speed-up", plain(target)),
+            verdict: Verdict::from_check(ours >= target),
+        })
+    }
+}
+
+fn main() {
+    concurrent_futures::init();
+    if let Some(spec) = std::env::var_os(CHILD) {
+        let spec = spec.to_string_lossy();
+        let spec =
+            Spec::decode(&spec).unwrap_or_else(|| panic!("{CHILD}={spec}: not a measurement"));
+        measure_here(spec);
+        return;
+    }
+    let wanted = harness::chosen_workloads();
+    let workloads: Vec<Workload> = Workload::ALL
+        .into_iter()
+        .filter(|w| wanted(w.key()))
+        .collect();
+    let rounds = samples().min(5);
+    println!(
+        "scaling bench: CPU per item of each side of a process-pool map, by getrusage, \
+         each measurement a fresh process, rounds: {rounds} (Python: {}); min / median",
+        python_samples().min(3)
+    );
+    println!();
+    let started = Instant::now();
+
+    let mut specs: Vec<Spec> = WORKER_COUNTS.into_iter().map(Spec::Idle).collect();
+    for &workload in &workloads {
+        specs.push(Spec::Sequential(workload));
+        for input in Input::ALL {
+            for workers in WORKER_COUNTS {
+                specs.push(Spec::Map(workload, input, workers));
+            }
+        }
+    }
+    let mut measured: HashMap<Spec, Vec<Sample>> = HashMap::new();
+    for round in 0..rounds {
+        eprintln!("scaling: round {} of {rounds}…", round + 1);
+        for &spec in &specs {
+            let Some(sample) = measure_in_child(spec) else {
+                eprintln!(
+                    "scaling: the measurement '{}' gave no figures",
+                    spec.encode()
+                );
+                std::process::exit(1);
+            };
+            measured.entry(spec).or_default().push(sample);
+        }
+    }
+    let python = python(&workloads);
+    if python.is_none() {
+        println!(
+            "Python multiprocessing.Pool: skipped: python3 not available or the script failed"
+        );
+        println!();
+    }
+
+    let idle = |workers: usize| &measured[&Spec::Idle(workers)][..];
+    println!("the pool's fixed cost (start, workers up, shutdown), subtracted below:");
+    for workers in WORKER_COUNTS {
+        let plural = if workers == 1 { "" } else { "s" };
+        println!(
+            "  ours, {workers} worker{plural}: parent {} ms, workers {} ms",
+            both(
+                &idle(workers).iter().map(|s| s.parent).collect::<Vec<_>>(),
+                ms_text
+            ),
+            both(
+                &idle(workers).iter().map(|s| s.workers).collect::<Vec<_>>(),
+                ms_text
+            ),
+        );
+    }
+    if let Some(python) = &python {
+        if let Some(idle) = python.idle() {
+            println!(
+                "  Python mp.Pool({JUDGED_WORKERS}): parent {} ms, workers {} ms",
+                both(&idle.iter().map(|s| s.parent).collect::<Vec<_>>(), ms_text),
+                both(&idle.iter().map(|s| s.workers).collect::<Vec<_>>(), ms_text),
+            );
+        }
+    }
+    println!();
+
+    let mut rows = Vec::new();
+    let mut scores = Vec::new();
+    for &workload in &workloads {
+        let items = workload.items();
+        // Python's figures, the same for both inputs (a Python range is
+        // what its users pass).
+        let python_figures: Vec<(&'static str, Figures)> = python
+            .as_ref()
+            .and_then(|python| {
+                let sequential = python.get(workload, "sequential")?;
+                let idle = python.idle()?;
+                Some(
+                    PYTHON_CONFIGS
+                        .iter()
+                        .filter_map(|(config, label)| {
+                            let pool = python.get(workload, config)?;
+                            Some((*label, Figures::new(items, pool, sequential, idle)))
+                        })
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+        let sequential = &measured[&Spec::Sequential(workload)][..];
+        let work: Vec<f64> = sequential
+            .iter()
+            .map(|s| s.parent * 1e9 / items as f64)
+            .collect();
+        let sequential_walls: Vec<f64> = sequential.iter().map(|s| s.wall).collect();
+        for input in Input::ALL {
+            table_header(&format!(
+                "{} over {} ({items} items)",
+                workload.title(),
+                input.title()
+            ));
+            sequential_line("sequential Rust (the work)", items, sequential, workload);
+            let mut ours = HashMap::new();
+            for workers in WORKER_COUNTS {
+                let map = &measured[&Spec::Map(workload, input, workers)][..];
+                let figures = Figures::new(items, map, sequential, idle(workers));
+                let plural = if workers == 1 { "" } else { "s" };
+                figures_line(
+                    &format!("{OURS}, {workers} worker{plural}"),
+                    &figures,
+                    workload.has_speedup(),
+                );
+                let name = format!("{OURS} {workers} worker{plural}");
+                let workload_name = row_workload(workload, input);
+                for (figure, values) in [
+                    ("parent CPU", &figures.parent),
+                    ("worker CPU", &figures.worker),
+                    ("worker CPU beyond the work", &figures.beyond),
+                ] {
+                    rows.push(Row::external(
+                        workload_name,
+                        format!("{name}: {figure}"),
+                        Unit::Per("item"),
+                        1,
+                        median_of(values) * 1e-9,
+                    ));
+                }
+                ours.insert(workers, figures);
+            }
+            if input == Input::Range {
+                let python_sequential = python
+                    .as_ref()
+                    .and_then(|python| python.get(workload, "sequential"));
+                if let Some(sequential) = python_sequential {
+                    sequential_line("Python sequential (the work)", items, sequential, workload);
+                }
+                for (label, figures) in &python_figures {
+                    figures_line(
+                        &format!("Python mp.Pool({JUDGED_WORKERS}), {label}"),
+                        figures,
+                        workload.has_speedup(),
+                    );
+                }
+                if !python_figures.is_empty() {
+                    println!(
+                        "  (Python's speed-up and work are against Python's own sequential run)"
+                    );
+                }
+            }
+            println!();
+
+            let judged = Judged {
+                workload,
+                input,
+                ours: &ours,
+                python: &python_figures,
+            };
+            let (beyond_target, feedable_target) = match workload {
+                Workload::Primes => (PRIMES_BEYOND_TARGET_NS, Some(FEEDABLE_TARGET)),
+                Workload::Doubles => (DOUBLES_BEYOND_TARGET_NS, None),
+            };
+            scores.extend(judged.cpu_line(
+                "parent CPU per item",
+                |f| &f.parent,
+                Some(PARENT_TARGET_NS),
+            ));
+            scores.extend(judged.cpu_line(
+                &format!(
+                    "worker CPU per item beyond the work ({} ns)",
+                    ns_text(median_of(&work))
+                ),
+                |f| &f.beyond,
+                Some(beyond_target),
+            ));
+            scores.extend(judged.feedable_line(feedable_target));
+            if workload == Workload::Primes {
+                for (workers, target) in SPEEDUP_TARGETS {
+                    scores.extend(judged.speedup_line(
+                        workers,
+                        target,
+                        median_of(&sequential_walls),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(python) = &python {
+        println!("Python's start method: {}", python.method);
+    }
+    println!(
+        "feedable = worker CPU per item ÷ parent CPU per item: the most workers one parent \
+         keeps busy; on a 32-core machine the map's speed-up tops out near min(32, feedable)"
+    );
+    report("scaling", &rows, &scores);
+    println!();
+    println!("total bench time: {:.1} s", started.elapsed().as_secs_f64());
+}
