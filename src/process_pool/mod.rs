@@ -13,7 +13,7 @@ mod builder;
 pub(crate) mod dispatch;
 pub(crate) mod entry;
 mod spawn;
-mod sys;
+pub(crate) mod sys;
 pub(crate) mod wire;
 
 use std::fmt;
