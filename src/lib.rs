@@ -85,6 +85,8 @@ mod future;
 pub mod fuzzing;
 mod map;
 #[cfg(target_os = "linux")]
+pub mod multiprocessing;
+#[cfg(target_os = "linux")]
 mod process_pool;
 mod queue;
 mod thread_pool;
