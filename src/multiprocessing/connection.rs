@@ -149,7 +149,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
         let (bytes, fds) = transfer::capture(|| postcard::to_allocvec(&value));
         let bytes = bytes.map_err(|e| Error::Encode {
             what: "message",
-            reason: transfer::explain(&e),
+            reason: crate::process_pool::wire::why(&e),
         })?;
         if bytes.len() > MAX_MESSAGE {
             return Err(Error::Encode {
@@ -288,7 +288,7 @@ impl<T: Serialize + DeserializeOwned> Connection<T> {
         }
         transfer::with_received(fds, || postcard::from_bytes(&buffer)).map_err(|e| Error::Decode {
             what: "message",
-            reason: transfer::explain(&e),
+            reason: crate::process_pool::wire::why(&e),
         })
     }
 }

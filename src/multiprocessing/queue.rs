@@ -393,7 +393,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
                 });
             }
             Err(e) => {
-                let reason = transfer::explain(&e);
+                let reason = crate::process_pool::wire::why(&e);
                 return Err(Error::Encode {
                     what: "item",
                     reason,
@@ -531,7 +531,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         };
         postcard::from_bytes(bytes).map_err(|e| Error::Decode {
             what: "item",
-            reason: transfer::explain(&e),
+            reason: crate::process_pool::wire::why(&e),
         })
     }
 }

@@ -93,19 +93,8 @@ pub(crate) fn take_refusal() -> Option<String> {
     REFUSAL.try_with(|r| r.borrow_mut().take()).ok().flatten()
 }
 
-/// Why postcard failed to encode or decode a value, in words: for an
-/// error a handle's serde impl returned, its own message (which postcard
-/// drops), else the wire's explanation.
-pub(crate) fn explain(error: &postcard::Error) -> String {
-    let refusal = match error {
-        postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom => take_refusal(),
-        _ => None,
-    };
-    refusal.unwrap_or_else(|| crate::process_pool::wire::why(error))
-}
-
 /// Keeps `message` as the reason a handle's serde impl is about to fail
-/// with (see [`explain`]), and returns it.
+/// with (which `process_pool::wire::why` reports), and returns it.
 pub(crate) fn note(message: String) -> String {
     let _ = REFUSAL.try_with(|r| *r.borrow_mut() = Some(message.clone()));
     message

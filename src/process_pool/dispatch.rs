@@ -17,6 +17,7 @@
 //! handshake, or its initializer fails.
 
 use std::num::NonZeroUsize;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,9 @@ pub(crate) trait ProcessJob: Abandon {
     fn take_payload(&mut self) -> Vec<u8> {
         Vec::new()
     }
+    /// The descriptors of the multiprocessing handles in the arguments,
+    /// sent beside the task (see `multiprocessing::transfer`).
+    fn descriptors(&self) -> &[OwnedFd];
 }
 
 /// A worker's answer to one task.
@@ -418,7 +422,7 @@ fn send_to(
     let max_frame = shared.config.spawn.max_frame;
     let (message, payload) = job.message();
     let mut resent = false;
-    while let Err(e) = worker.send(&message, payload, max_frame) {
+    while let Err(e) = worker.send_with_fds(&message, payload, job.descriptors(), max_frame) {
         if let wire::WireError::TooLarge { len, max } = e {
             // Nothing was written: the worker is fine, the task is not.
             let reason =
@@ -611,6 +615,8 @@ pub(crate) struct SingleJob<R> {
     pub(crate) call: u64,
     pub(crate) func: u64,
     pub(crate) payload: Vec<u8>,
+    /// The descriptors of the handles in the argument.
+    pub(crate) fds: Vec<OwnedFd>,
     pub(crate) promise: Promise<R>,
 }
 
@@ -630,10 +636,18 @@ where
         std::mem::take(&mut self.payload)
     }
 
+    fn descriptors(&self) -> &[OwnedFd] {
+        &self.fds
+    }
+
     fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {
         let outcome =
             reply.and_then(|reply| next_outcome(reply.pid, &mut Items::new(&reply.payload)));
-        self.promise.complete(outcome);
+        // The argument's descriptors are closed before anyone hears of
+        // the result.
+        let SingleJob { fds, promise, .. } = *self;
+        drop(fds);
+        promise.complete(outcome);
     }
 }
 
@@ -654,6 +668,8 @@ pub(crate) struct ChunkJob<R> {
     pub(crate) len: usize,
     /// The items not sent, by index (ascending), and why.
     pub(crate) unsent: Vec<(usize, Error)>,
+    /// The descriptors of the handles in the arguments.
+    pub(crate) fds: Vec<OwnedFd>,
     pub(crate) promise: Promise<ChunkOutput<R>>,
 }
 
@@ -670,8 +686,15 @@ where
         (task_message(self.call, self.func, count), &self.payload)
     }
 
+    fn descriptors(&self) -> &[OwnedFd] {
+        &self.fds
+    }
+
     fn finish(self: Box<Self>, reply: Result<&Reply, Error>) {
-        let this = *self;
+        let mut this = *self;
+        // The arguments' descriptors are closed before anyone hears of
+        // the results.
+        drop(std::mem::take(&mut this.fds));
         let mut values = Vec::with_capacity(this.len);
         let mut failures = Vec::new();
         let mut unsent = this.unsent.into_iter().peekable();

@@ -27,6 +27,7 @@ pub use builder::ProcessPoolBuilder;
 
 use crate::future::Promise;
 use crate::map::{ChunkRunner, Map, Submitted};
+use crate::multiprocessing::transfer;
 use crate::{Error, Future};
 use dispatch::{ChunkJob, Shared, SingleJob};
 
@@ -204,7 +205,9 @@ impl ProcessPoolExecutor {
             }
         };
         let mut payload = self.shared.payload_buffer();
-        if let Err(reason) = wire::push_item(&mut payload, &arg) {
+        // Multiprocessing handles in `arg` give their descriptors to `fds`.
+        let (pushed, fds) = transfer::capture(|| wire::push_item(&mut payload, &arg));
+        if let Err(reason) = pushed {
             promise.complete(Err(Error::Encode {
                 what: "argument",
                 reason,
@@ -215,6 +218,7 @@ impl ProcessPoolExecutor {
             call,
             func,
             payload,
+            fds,
             promise,
         };
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
@@ -441,15 +445,18 @@ where
         };
         let mut payload = Vec::with_capacity(len.saturating_mul(per_item).min(MAX_GUESS));
         let mut unsent = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            if let Err(reason) = wire::push_item(&mut payload, item) {
-                let error = Error::Encode {
-                    what: "argument",
-                    reason,
-                };
-                unsent.push((index, error));
+        // One descriptor table for the chunk: its items' handles index it.
+        let ((), fds) = transfer::capture(|| {
+            for (index, item) in items.iter().enumerate() {
+                if let Err(reason) = wire::push_item(&mut payload, item) {
+                    let error = Error::Encode {
+                        what: "argument",
+                        reason,
+                    };
+                    unsent.push((index, error));
+                }
             }
-        }
+        });
         drop(items);
         if len > 0 {
             self.bytes_per_item.set(payload.len().div_ceil(len));
@@ -460,6 +467,7 @@ where
             payload,
             len,
             unsent,
+            fds,
             promise,
         };
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {

@@ -300,9 +300,9 @@ fn spawn_check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Starts `/proc/self/exe` with this process's environment plus `marker`
-/// (`NAME=value`), standard input from `/dev/null`, and the two descriptors
-/// of `keep` open across `exec`.
+/// Starts `/proc/self/exe` with this process's environment plus `markers`
+/// (each `NAME=value`), standard input from `/dev/null`, and the
+/// descriptors of `keep` open across `exec`.
 ///
 /// This is `posix_spawn`, which glibc and musl implement with
 /// `CLONE_VFORK`: unlike `fork`, it copies none of the parent's page tables,
@@ -311,7 +311,7 @@ fn spawn_check(rc: libc::c_int) -> io::Result<()> {
 /// them); `dup2` of a descriptor onto itself in the file actions clears the
 /// flag in this child only (POSIX.1-2024; glibc 2.29, musl 1.1.24). On an
 /// older C library the worker finds them closed and says so.
-pub(crate) fn spawn_process(marker: &[u8], keep: [RawFd; 2]) -> io::Result<Process> {
+pub(crate) fn spawn_process(markers: &[&[u8]], keep: &[RawFd]) -> io::Result<Process> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStringExt;
 
@@ -322,9 +322,12 @@ pub(crate) fn spawn_process(marker: &[u8], keep: [RawFd; 2]) -> io::Result<Proce
         .next()
         .and_then(|arg| CString::new(arg.into_vec()).ok())
         .unwrap_or_else(|| program.to_owned());
-    let marker_name = marker.split(|&b| b == b'=').next().unwrap_or(marker);
+    let marker_names: Vec<&[u8]> = markers
+        .iter()
+        .map(|marker| marker.split(|&b| b == b'=').next().unwrap_or(marker))
+        .collect();
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(name, _)| name.as_encoded_bytes() != marker_name)
+        .filter(|(name, _)| !marker_names.contains(&name.as_encoded_bytes()))
         .filter_map(|(name, value)| {
             let mut entry = name.into_vec();
             entry.push(b'=');
@@ -332,7 +335,9 @@ pub(crate) fn spawn_process(marker: &[u8], keep: [RawFd; 2]) -> io::Result<Proce
             CString::new(entry).ok()
         })
         .collect();
-    env.push(CString::new(marker).map_err(|_| invalid("the worker marker holds a NUL byte"))?);
+    for marker in markers {
+        env.push(CString::new(*marker).map_err(|_| invalid("a worker marker holds a NUL byte"))?);
+    }
     let argv = [argv0.as_ptr(), std::ptr::null()];
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|entry| entry.as_ptr()).collect();
     envp.push(std::ptr::null());
@@ -354,7 +359,7 @@ pub(crate) fn spawn_process(marker: &[u8], keep: [RawFd; 2]) -> io::Result<Proce
             libc::O_RDONLY,
             0,
         ))?;
-        for fd in keep {
+        for &fd in keep {
             spawn_check(libc::posix_spawn_file_actions_adddup2(
                 &mut *actions.0,
                 fd,

@@ -85,6 +85,13 @@ pub(crate) enum Message {
         /// Nanoseconds the worker spent on the items.
         elapsed_nanos: u64,
     },
+    /// Parent → worker, right before a `Task` whose arguments hold
+    /// multiprocessing handles: `count` descriptors follow on the worker's
+    /// socket (`SCM_RIGHTS`), for that task's handles to take.
+    Descriptors {
+        /// How many.
+        count: u32,
+    },
 }
 
 /// What can go wrong on the wire.
@@ -339,6 +346,12 @@ fn push_sized<T: Serialize>(payload: &mut Vec<u8>, tag: &[u8], value: &T) -> Res
 /// Why a value failed to encode or decode, in words a user can act on.
 pub(crate) fn why(error: &postcard::Error) -> String {
     use postcard::Error as E;
+    if matches!(error, E::SerdeSerCustom | E::SerdeDeCustom) {
+        // A multiprocessing handle's refusal keeps its own words.
+        if let Some(reason) = crate::multiprocessing::transfer::take_refusal() {
+            return reason;
+        }
+    }
     let text = match error {
         E::SerdeSerCustom => {
             "its Serialize impl returned an error (postcard, the wire format, \
@@ -552,6 +565,7 @@ mod tests {
                 count,
                 elapsed_nanos
             }),
+            any::<u32>().prop_map(|count| Message::Descriptors { count }),
         ]
     }
 
