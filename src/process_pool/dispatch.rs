@@ -71,6 +71,9 @@ pub(crate) struct Config {
     pub(crate) max_workers: usize,
     pub(crate) max_tasks_per_child: Option<NonZeroUsize>,
     pub(crate) task_timeout: Option<Duration>,
+    /// Whether a worker that is gone is replaced (see
+    /// `ProcessPoolBuilder::one_shot`).
+    pub(crate) replace_workers: bool,
     pub(crate) spawn: SpawnConfig,
 }
 
@@ -120,6 +123,15 @@ impl Shared {
             }
         }
         self.queue.abandon_queued(&Error::Cancelled);
+    }
+
+    /// Sends `signal` to every worker, and changes nothing else.
+    pub(crate) fn signal_workers(&self, signal: i32) {
+        let gate = self.queue.lock();
+        // Under the lock, as in `stop_workers`: no listed pid is reaped yet.
+        for &pid in gate.pool.pids.iter().flatten() {
+            sys::kill(pid, signal);
+        }
     }
 
     /// Waits until every driver has exited (and reaped its worker).
@@ -371,6 +383,13 @@ fn replace_worker(shared: &Shared, slot: usize) -> Option<Worker> {
     if shared.stopping() {
         return None;
     }
+    if !shared.config.replace_workers {
+        // A one-shot pool: its process is gone, and so is the pool.
+        shared
+            .queue
+            .break_pool(String::from("its one worker process has ended"));
+        return None;
+    }
     start_worker(shared, slot)
 }
 
@@ -436,7 +455,7 @@ fn send_to(
         let pid = worker.pid;
         shared.set_pid(slot, None);
         let exit = worker.reap(EXIT_GRACE);
-        if resent || shared.stopping() {
+        if resent || shared.stopping() || !shared.config.replace_workers {
             return Err((died(pid, exit), None));
         }
         resent = true;

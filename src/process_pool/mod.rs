@@ -369,6 +369,12 @@ impl ProcessPoolExecutor {
         self.shared.wait_for_drivers();
     }
 
+    /// Sends `signal` to every worker running now, without waiting or
+    /// changing anything else (for `multiprocessing::Process`).
+    pub(crate) fn signal_workers(&self, signal: i32) {
+        self.shared.signal_workers(signal);
+    }
+
     /// Whether the pool has been shut down (or broke) and takes no more
     /// tasks.
     ///
