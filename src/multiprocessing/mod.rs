@@ -79,6 +79,7 @@
 mod array;
 mod connection;
 mod lock;
+mod process;
 mod queue;
 mod shm;
 mod sys;
@@ -90,6 +91,7 @@ pub use array::{Array, ArrayGuard};
 pub use bytemuck::{Pod, Zeroable};
 pub use connection::{pipe, Connection};
 pub use lock::{Lock, LockError, LockGuard};
+pub use process::Process;
 pub use queue::{Queue, DEFAULT_ITEM_SIZE};
 pub use value::{Value, ValueGuard};
 
