@@ -148,7 +148,10 @@ fn ours(samples: usize) -> Vec<(&'static str, f64, f64)> {
 
 /// Python's rows, by the same names, or why there are none.
 fn python(samples: usize) -> Result<Vec<(String, f64, f64)>, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/multiprocessing_peer.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/python/multiprocessing_peer.py"
+    );
     let output = Command::new("python3")
         .arg(script)
         .arg(samples.to_string())
