@@ -1,19 +1,25 @@
-//! One bank balance, two tasks: a depositor and a withdrawer, on two
-//! threads of the pool, a few million one-dollar updates each. With a
-//! `Mutex` the balance comes out exact; with atomic adds too; with an atomic
-//! read followed by a separate write (the race Python's unlocked version
-//! has) updates get lost — in most trials when both tasks really run at the
-//! same time, so the count varies from run to run and with how busy the
-//! machine is. The plain unlocked version Rust does not compile at all: see
-//! the comment at the end of this file.
+//! One bank balance, a depositor and a withdrawer, the tutorial's lock
+//! demonstration — first with real processes, as the tutorial has it,
+//! then with threads, where Rust's compiler has a say.
+//!
+//! **Processes.** A `multiprocessing::Value<i64>` in shared memory and a
+//! `multiprocessing::Lock`, two `Process`es that each make many one-dollar
+//! updates. With the lock the balance comes out exact; without it (a `get`
+//! then a `set`, the tutorial's `dollars.value = dollars.value + 1`)
+//! updates get lost whenever both processes really run at the same time.
+//! The compiler cannot see into another process, so this race compiles.
+//!
+//! **Threads.** A depositor and a withdrawer on two threads of the pool,
+//! a few million updates each. With a `Mutex` the balance comes out exact;
+//! with atomic adds too; with an atomic read followed by a separate write
+//! updates get lost. The plain unlocked version Rust does not compile at
+//! all: see the comment at the end of this file.
 //!
 //! Ported from "Lock (synchronized memory) between processes" of the
 //! "Multithreading & Multiprocessing in python" tutorial (`deposit`,
 //! `withdraw`, `test_without_lock`, `test_with_lock`, counting the trials
 //! whose balance is wrong) and the `deposit`/`withdraw` lock example of the
-//! "Python Multiprocessing" tutorial. Threads stand in for the processes:
-//! in Rust they are where memory is shared, and so where the question
-//! arises.
+//! "Python Multiprocessing" tutorial (`Value('i', 200)` and a `Lock`).
 //!
 //! Run with `cargo run --release --example bank`.
 
@@ -21,6 +27,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use concurrent_futures::multiprocessing::{Lock, Process, Value};
 use concurrent_futures::{Error, ThreadPoolExecutor};
 
 /// The balance every trial starts from.
@@ -150,8 +157,88 @@ fn run_trials<A: Account>(name: &str, pool: &ThreadPoolExecutor) -> Result<usize
     Ok(errors)
 }
 
+/// Updates each process makes in the process trials: enough that the two
+/// overlap (a process takes a millisecond or so to start).
+const PROCESS_TIMES: usize = 200_000;
+
+/// The tutorial's unlocked `deposit`: read, then write, with nothing in
+/// between to keep the other process out.
+fn deposit_unlocked(balance: Value<i64>) {
+    for _ in 0..PROCESS_TIMES {
+        balance.set(balance.get() + 1);
+    }
+}
+
+fn withdraw_unlocked(balance: Value<i64>) {
+    for _ in 0..PROCESS_TIMES {
+        balance.set(balance.get() - 1);
+    }
+}
+
+/// The tutorial's `deposit_lock`: the read and the write under one lock.
+fn deposit_locked((balance, lock): (Value<i64>, Lock)) {
+    for _ in 0..PROCESS_TIMES {
+        let _held = lock.acquire().expect("a holder of the lock died");
+        balance.set(balance.get() + 1);
+    }
+}
+
+fn withdraw_locked((balance, lock): (Value<i64>, Lock)) {
+    for _ in 0..PROCESS_TIMES {
+        let _held = lock.acquire().expect("a holder of the lock died");
+        balance.set(balance.get() - 1);
+    }
+}
+
+/// The tutorial's `test_without_lock` and `test_with_lock`, with real
+/// processes: [`TRIALS`] trials each; returns the error counts.
+fn process_trials() -> Result<(usize, usize), Error> {
+    println!(
+        "{TRIALS} trials with 2 processes: balance ${START}, {PROCESS_TIMES} deposits and \
+         {PROCESS_TIMES} withdrawals of $1"
+    );
+    let began = Instant::now();
+    let mut without_lock = Vec::new();
+    for _ in 0..TRIALS {
+        let dollars = Value::new(START)?;
+        let d = Process::spawn(deposit_unlocked, dollars.clone())?;
+        let w = Process::spawn(withdraw_unlocked, dollars.clone())?;
+        d.join()?;
+        w.join()?;
+        without_lock.push(dollars.get());
+    }
+    let errors_without = without_lock.iter().filter(|&&b| b != START).count();
+    println!(
+        "without a lock (get, then set): error count {errors_without} of {TRIALS}, in {:.2?}",
+        began.elapsed()
+    );
+    println!("  final balances {without_lock:?}");
+
+    let began = Instant::now();
+    let mut with_lock = Vec::new();
+    for _ in 0..TRIALS {
+        let lock = Lock::new()?;
+        let dollars = Value::new(START)?;
+        let d = Process::spawn(deposit_locked, (dollars.clone(), lock.clone()))?;
+        let w = Process::spawn(withdraw_locked, (dollars.clone(), lock.clone()))?;
+        d.join()?;
+        w.join()?;
+        with_lock.push(dollars.get());
+    }
+    let errors_with = with_lock.iter().filter(|&&b| b != START).count();
+    println!(
+        "with a Lock: error count {errors_with} of {TRIALS}, in {:.2?}",
+        began.elapsed()
+    );
+    println!("  final balances {with_lock:?}\n");
+    Ok((errors_without, errors_with))
+}
+
 fn main() -> Result<(), Error> {
     concurrent_futures::init();
+    let (_, errors_with_lock) = process_trials()?;
+    assert_eq!(errors_with_lock, 0, "the lock let an update be lost");
+
     let pool = ThreadPoolExecutor::new(TASKS);
     println!(
         "{TRIALS} trials: balance ${START}, {TIMES} deposits and {TIMES} withdrawals \

@@ -1,13 +1,15 @@
-//! A producer and a consumer, two tasks on the thread pool joined by a
-//! bounded channel: the producer blocks whenever the channel is full, so it
-//! can never run more than the channel's capacity ahead of the consumer.
+//! A producer and a consumer joined by a bounded queue: the producer blocks
+//! whenever the queue is full, so it can never run more than the queue's
+//! capacity ahead of the consumer. Twice: with real processes and a
+//! `multiprocessing::Queue`, as the tutorial has it, then with two tasks on
+//! the thread pool and a bounded channel.
 //!
 //! Ported from "Share memory between processes # 2" of the "Multithreading
-//! & Multiprocessing in python" tutorial (`produce` and `consume` joined by
-//! `multiprocessing.Queue(10)`), with `std::sync::mpsc::sync_channel` for
-//! the queue and pool tasks for the processes. Fewer items (30), a smaller
-//! queue (5), and a consumer slower than the producer, so that the bound
-//! shows.
+//! & Multiprocessing in python" tutorial (`produce` and `consume`, two
+//! `multiprocessing.Process`es joined by `multiprocessing.Queue(10)`), and
+//! the `Process` + `Queue` squares example of the "Python Multiprocessing"
+//! tutorial. Fewer items (30), and a consumer slower than the producer, so
+//! that the bound shows.
 //!
 //! Run with `cargo run --release --example producer_consumer`.
 
@@ -17,10 +19,14 @@ use std::sync::Arc;
 use std::thread::sleep;
 use std::time::Duration;
 
+use concurrent_futures::multiprocessing::{Process, Queue, Value};
 use concurrent_futures::{Error, ThreadPoolExecutor};
 
 const ITEMS: usize = 30;
+/// The thread version's channel.
 const CAPACITY: usize = 5;
+/// The process version's queue, as in the tutorial.
+const QUEUE_CAPACITY: usize = 10;
 /// The consumer's work per item; the producer has none, so it runs ahead
 /// until the channel is full.
 const CONSUME_TIME: Duration = Duration::from_millis(10);
@@ -58,8 +64,60 @@ fn consume(queue: Receiver<usize>, produced: &AtomicUsize) -> (Vec<usize>, usize
     (received, most_ahead)
 }
 
+/// The tutorial's `produce`, in its own process: puts `0..ITEMS` and
+/// counts them in `produced`.
+fn produce_process((queue, produced): (Queue<usize>, Value<usize>)) -> usize {
+    for i in 0..ITEMS {
+        println!("in produce {i:>2}   (process {})", std::process::id());
+        *produced
+            .lock()
+            .expect("the consumer died holding the counter") += 1;
+        // Blocks while the queue holds QUEUE_CAPACITY items.
+        queue.put(i).expect("a usize always fits the queue");
+    }
+    ITEMS
+}
+
+/// The tutorial's `consume`, in its own process: gets ITEMS items; returns
+/// them and how far at most the producer was ahead.
+fn consume_process((queue, produced): (Queue<usize>, Value<usize>)) -> (Vec<usize>, usize) {
+    let mut received = Vec::new();
+    let mut most_ahead = 0;
+    for _ in 0..ITEMS {
+        let item = queue.get().expect("the producer only puts usizes");
+        received.push(item);
+        let ahead = produced.get() - received.len();
+        most_ahead = most_ahead.max(ahead);
+        println!("                              in consume {item:>2}   (producer {ahead} ahead)");
+        sleep(CONSUME_TIME);
+    }
+    (received, most_ahead)
+}
+
+fn with_processes() -> Result<(), Error> {
+    println!("== two processes, a multiprocessing::Queue of {QUEUE_CAPACITY}\n");
+    let queue = Queue::bounded(QUEUE_CAPACITY)?;
+    let produced = Value::new(0usize)?;
+    let consumer = Process::spawn(consume_process, (queue.clone(), produced.clone()))?;
+    let producer = Process::spawn(produce_process, (queue.clone(), produced.clone()))?;
+    let sent = producer.join()?;
+    let (received, most_ahead) = consumer.join()?;
+    let in_order = received.iter().copied().eq(0..ITEMS);
+    println!(
+        "\nproduced {sent}, consumed {}, in order: {in_order}",
+        received.len()
+    );
+    println!(
+        "the producer was at most {most_ahead} items ahead: never more than the \
+         {QUEUE_CAPACITY} the queue holds (counting the one it was putting)\n"
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     concurrent_futures::init();
+    with_processes()?;
+    println!("== two tasks on the thread pool, a sync_channel of {CAPACITY}\n");
 
     // Both tasks run at once, so the pool needs two threads: with one, the
     // producer would wait for ever for a consumer that never starts.

@@ -148,6 +148,24 @@ pub enum Error {
     /// [`try_result`](crate::Future::try_result) or `.await`).
     #[error("the result of this future was already taken")]
     AlreadyRetrieved,
+
+    /// A system call failed: what the crate was doing and what the system
+    /// said (for example creating shared memory for a
+    /// [`multiprocessing`](crate::multiprocessing) handle).
+    #[error("{what} failed: {reason}")]
+    Os {
+        /// What the crate was doing.
+        what: String,
+        /// The system's error.
+        reason: String,
+    },
+
+    /// The other end of a
+    /// [`multiprocessing::Connection`](crate::multiprocessing::Connection)
+    /// is closed in every process: nothing more can be received from it or
+    /// sent to it. Python's `EOFError` and `BrokenPipeError`.
+    #[error("the other end of the connection is closed")]
+    Disconnected,
 }
 
 fn panic_text(message: &str, location: Option<&str>, pid: Option<u32>) -> String {

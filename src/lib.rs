@@ -98,6 +98,8 @@ mod future;
 pub mod fuzzing;
 mod map;
 #[cfg(target_os = "linux")]
+pub mod multiprocessing;
+#[cfg(target_os = "linux")]
 mod process_pool;
 mod queue;
 #[cfg(target_os = "linux")]

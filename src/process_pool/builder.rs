@@ -39,6 +39,9 @@ pub struct ProcessPoolBuilder {
     task_timeout: Option<Duration>,
     startup_timeout: Duration,
     max_message_size: u32,
+    /// Whether a worker that is gone is replaced (false only for the
+    /// one-process pools of `multiprocessing::Process`).
+    replace_workers: bool,
 }
 
 impl ProcessPoolBuilder {
@@ -59,6 +62,7 @@ impl ProcessPoolBuilder {
             max_tasks_per_child: None,
             task_timeout: None,
             startup_timeout: Duration::from_secs(30),
+            replace_workers: true,
             max_message_size: wire::DEFAULT_MAX_FRAME,
         }
     }
@@ -187,6 +191,14 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// A pool whose workers are never replaced: once its (one) worker is
+    /// gone, the pool is done, and what is still queued fails. For
+    /// `multiprocessing::Process`, which is exactly one process.
+    pub(crate) fn one_shot(mut self) -> Self {
+        self.replace_workers = false;
+        self
+    }
+
     /// Builds the pool and starts its workers in the background.
     ///
     /// # Errors
@@ -241,6 +253,7 @@ impl ProcessPoolBuilder {
                 max_workers,
                 max_tasks_per_child,
                 task_timeout: self.task_timeout,
+                replace_workers: self.replace_workers,
                 spawn: SpawnConfig {
                     token,
                     exe,

@@ -68,6 +68,9 @@ pub(crate) struct Config {
     pub(crate) max_workers: usize,
     pub(crate) max_tasks_per_child: Option<NonZeroUsize>,
     pub(crate) task_timeout: Option<Duration>,
+    /// Whether a worker that is gone is replaced (see
+    /// `ProcessPoolBuilder::one_shot`).
+    pub(crate) replace_workers: bool,
     pub(crate) spawn: SpawnConfig,
 }
 
@@ -123,6 +126,15 @@ impl Shared {
             }
         }
         self.queue.abandon_queued(&Error::Cancelled);
+    }
+
+    /// Sends `signal` to every worker, and changes nothing else.
+    pub(crate) fn signal_workers(&self, signal: i32) {
+        let gate = self.queue.lock();
+        // Under the lock, as in `stop_workers`: no listed pid is reaped yet.
+        for &pid in gate.pool.pids.iter().flatten() {
+            sys::kill(pid, signal);
+        }
     }
 
     /// Runs `wait` counted as an idle driver.
@@ -308,6 +320,17 @@ fn drive(shared: &Shared, slot: usize) {
             }
             return;
         }
+        if !shared.config.replace_workers {
+            // A one-shot pool: its process is gone, and so is the pool.
+            let reason = String::from("its one worker process has ended");
+            for job in carry.drain(..) {
+                job.fail_rest(Error::BrokenPool {
+                    reason: reason.clone(),
+                });
+            }
+            shared.queue.break_pool(reason);
+            return;
+        }
     }
 }
 
@@ -386,7 +409,7 @@ fn serve(
                 shared.set_handed(slot, Some(job.canceller()));
             }
             let (message, payload) = job.message(free as u8);
-            let sent = worker.send(&message, payload, max_frame);
+            let sent = worker.send_with_fds(&message, payload, job.descriptors(), max_frame);
             match sent {
                 Ok(()) => {
                     sent_total += 1;

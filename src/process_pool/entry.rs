@@ -27,6 +27,10 @@ use super::wire::{self, gate, outcome, Block, Bounded, Message, PanicInfo, WireE
 /// The environment variable that makes a process a worker.
 pub(crate) const MARKER: &str = "CONCURRENT_FUTURES_WORKER";
 
+/// The environment variable that names the worker's end of its Unix
+/// socket, on which the descriptors of multiprocessing handles arrive.
+pub(crate) const SOCKET_MARKER: &str = "CONCURRENT_FUTURES_WORKER_SOCKET";
+
 /// The exit status of a worker that refused to start.
 pub(crate) const BAD_START: i32 = 86;
 
@@ -47,8 +51,10 @@ pub(crate) fn run_if_worker() {
     // This runs before `main` or as its first line, while the process has
     // one thread, so changing the environment races with nothing.
     std::env::remove_var(MARKER);
+    let socket = std::env::var(SOCKET_MARKER).ok();
+    std::env::remove_var(SOCKET_MARKER);
     let pid = std::process::id();
-    let status = match serve(&value.to_string_lossy()) {
+    let status = match serve(&value.to_string_lossy(), socket.as_deref()) {
         Ok(()) => 0,
         Err(reason) => {
             eprintln!("concurrent-futures: process {pid} was started as a worker but {reason}; it exits without running anything");
@@ -169,8 +175,13 @@ pub(crate) fn greet(
     })
 }
 
-fn serve(value: &str) -> Result<(), String> {
+fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
     let marker = parse_marker(value)?;
+    // Without its socket (a parent of an older build, a hand-made start) a
+    // worker still serves every task whose arguments hold no handle.
+    let socket: Option<std::os::fd::OwnedFd> = socket
+        .and_then(|fd| fd.parse().ok())
+        .and_then(sys::inherited_fd);
     sys::die_with_parent().map_err(|e| format!("cannot ask to die with its parent: {e}"))?;
     let tasks = sys::inherited_file(marker.task_fd)
         .ok_or_else(|| format!("descriptor {} is not open", marker.task_fd))?;
@@ -226,6 +237,8 @@ fn serve(value: &str) -> Result<(), String> {
     // large tasks does not map and fault in fresh memory for every one.
     let mut payload = Vec::new();
     let mut spill = Vec::new();
+    // The descriptors for the next task's multiprocessing handles.
+    let mut descriptors = Vec::new();
     loop {
         let message = match wire::read_frame_into(&mut tasks, max_frame, &mut payload) {
             Ok(message) => message,
@@ -233,16 +246,22 @@ fn serve(value: &str) -> Result<(), String> {
             Err(WireError::Closed) => return Ok(()),
             Err(e) => return Err(format!("its parent sent a bad frame: {e}")),
         };
-        let Message::Task {
-            call,
-            func,
-            count,
-            slot,
-        } = message
-        else {
-            return Err(format!(
-                "its parent sent an unexpected message: {message:?}"
-            ));
+        let (call, func, count, slot) = match message {
+            Message::Task {
+                call,
+                func,
+                count,
+                slot,
+            } => (call, func, count, slot),
+            Message::Descriptors { count } => {
+                descriptors = receive_descriptors(socket.as_ref(), count)?;
+                continue;
+            }
+            message => {
+                return Err(format!(
+                    "its parent sent an unexpected message: {message:?}"
+                ))
+            }
         };
         let slot = usize::from(slot);
         if slot >= sys::region::SLOTS {
@@ -271,7 +290,15 @@ fn serve(value: &str) -> Result<(), String> {
         // SAFETY: `call` is the offset of a `trampoline::<A, R>` the parent
         // took the address of, in this same executable (checked above).
         let trampoline = unsafe { sys::trampoline_at(sys::address_at(call)) };
-        trampoline(sys::address_at(func), &payload, count, &mut outcomes);
+        let mut run = || trampoline(sys::address_at(func), &payload, count, &mut outcomes);
+        if descriptors.is_empty() {
+            run();
+        } else {
+            // The handles in the arguments take their descriptors from
+            // here; those left over are closed when the task is done.
+            let fds = std::mem::take(&mut descriptors);
+            crate::multiprocessing::transfer::with_received(fds, run);
+        }
         let done = Message::Done {
             slot: slot as u8,
             count: outcomes.held as u32,
@@ -299,6 +326,25 @@ fn undecodable_argument<A: DeserializeOwned>(
         (Ok(true), Ok(rest)) => crate::serde_message::decode_reason::<A>(error, rest, wire::why),
         _ => wire::why(error),
     }
+}
+
+/// Receives the `count` descriptors that the parent sends on the worker's
+/// socket before a task whose arguments hold multiprocessing handles.
+fn receive_descriptors(
+    socket: Option<&std::os::fd::OwnedFd>,
+    count: u32,
+) -> Result<Vec<std::os::fd::OwnedFd>, String> {
+    let socket = socket.ok_or("its parent sent descriptors, but it has no socket for them")?;
+    let mut fds = Vec::with_capacity(count as usize);
+    let mut byte = [0u8; 8];
+    while fds.len() < count as usize {
+        match sys::recv_with_fds(socket, &mut byte, &mut fds) {
+            Ok(0) => return Err(String::from("its socket closed while descriptors were due")),
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot receive descriptors: {e}")),
+        }
+    }
+    Ok(fds)
 }
 
 /// Claims the task of a slot: `false` if the parent withdrew it.

@@ -7,6 +7,7 @@
 //! region), fails the one it was running, and leaves the rest to be sent
 //! again, from where they start in the payload, to the replacement worker.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,10 @@ pub(crate) trait ProcessJob: Abandon {
     /// The payload's buffer, once the job is done with it, for the pool to
     /// reuse.
     fn take_payload(&mut self) -> Vec<u8>;
+    /// The descriptors of the multiprocessing handles in the arguments,
+    /// sent beside every message of the job (a part sent again after its
+    /// worker died needs them again: its handles index the same table).
+    fn descriptors(&self) -> &[OwnedFd];
 }
 
 /// What a job completes: one call's future, or one chunk's.
@@ -112,6 +117,8 @@ pub(crate) struct Job<R> {
     /// Where each sent item's argument ends in `payload`: where the items
     /// to send again start.
     pub(crate) bounds: Vec<u32>,
+    /// The descriptors of the handles in the arguments.
+    pub(crate) fds: Vec<OwnedFd>,
     pub(crate) completion: Completion<R>,
     /// Items resolved, counted among the sent ones.
     pub(crate) resolved: usize,
@@ -141,6 +148,7 @@ impl<R> Job<R> {
             sent,
             unsent: Vec::new(),
             bounds,
+            fds: Vec::new(),
             completion,
             resolved: 0,
             message_start: 0,
@@ -283,7 +291,10 @@ where
                 });
             }
         }
-        let this = *self;
+        let mut this = *self;
+        // The arguments' descriptors are closed before anyone hears of the
+        // results.
+        drop(std::mem::take(&mut this.fds));
         match this.completion {
             Completion::Single(promise) => {
                 let outcome = match (
@@ -326,6 +337,10 @@ where
 
     fn take_payload(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.payload)
+    }
+
+    fn descriptors(&self) -> &[OwnedFd] {
+        &self.fds
     }
 }
 

@@ -15,7 +15,7 @@ pub(crate) mod dispatch;
 pub(crate) mod entry;
 mod job;
 mod spawn;
-mod sys;
+pub(crate) mod sys;
 pub(crate) mod wire;
 
 use std::fmt;
@@ -29,6 +29,7 @@ pub use builder::ProcessPoolBuilder;
 
 use crate::future::Promise;
 use crate::map::{ChunkRunner, Map, Submitted};
+use crate::multiprocessing::transfer;
 use crate::{Error, Future};
 use dispatch::Shared;
 use job::{Completion, Job};
@@ -270,7 +271,9 @@ impl ProcessPoolExecutor {
             }
         };
         let mut payload = self.shared.payload_buffer();
-        if let Err(reason) = encode_argument(&mut payload, &arg) {
+        // Multiprocessing handles in `arg` give their descriptors to `fds`.
+        let (pushed, fds) = transfer::capture(|| encode_argument(&mut payload, &arg));
+        if let Err(reason) = pushed {
             promise.complete(Err(Error::Encode {
                 what: "argument",
                 reason,
@@ -278,7 +281,8 @@ impl ProcessPoolExecutor {
             return future;
         }
         let bounds = vec![payload.len() as u32];
-        let job = Job::new(call, func, payload, bounds, Completion::Single(promise));
+        let mut job = Job::new(call, func, payload, bounds, Completion::Single(promise));
+        job.fds = fds;
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);
         }
@@ -428,6 +432,12 @@ impl ProcessPoolExecutor {
         self.shared.wait_for_drivers();
     }
 
+    /// Sends `signal` to every worker running now, without waiting or
+    /// changing anything else (for `multiprocessing::Process`).
+    pub(crate) fn signal_workers(&self, signal: i32) {
+        self.shared.signal_workers(signal);
+    }
+
     /// Whether the pool has been shut down (or broke) and takes no more
     /// tasks.
     ///
@@ -571,13 +581,16 @@ where
         };
         let mut payload = Vec::with_capacity(len.saturating_mul(per_item).min(MAX_GUESS));
         let mut bounds = Vec::with_capacity(len);
-        let unsent = encode_arguments(&mut payload, &mut bounds, &items);
+        // One descriptor table for the chunk: its items' handles index it.
+        let (unsent, fds) =
+            transfer::capture(|| encode_arguments(&mut payload, &mut bounds, &items));
         drop(items);
         if len > 0 {
             self.bytes_per_item.set(payload.len().div_ceil(len));
         }
         let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
         job.unsent = unsent;
+        job.fds = fds;
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);
         }

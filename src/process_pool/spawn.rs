@@ -2,12 +2,12 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::entry::{BAD_START, MARKER};
+use super::entry::{BAD_START, MARKER, SOCKET_MARKER};
 use super::sys::{self, region::Region};
 use super::wire::{self, Frame, Message, WireError};
 use crate::Error;
@@ -49,6 +49,9 @@ pub(crate) struct Worker {
     pub(crate) scratch: Vec<u8>,
     /// The shared region (see `wire`).
     pub(crate) region: Arc<Region>,
+    /// The parent's end of the worker's Unix socket, on which the
+    /// descriptors of multiprocessing handles in task arguments travel.
+    socket: OwnedFd,
 }
 
 /// The result pipe, read with a deadline: every `read` first waits until
@@ -120,15 +123,24 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
     sys::enlarge_pipe(&result_read, PIPE_BUFFER);
     let region = Region::create()
         .map_err(|e| spawn_error(format!("cannot create the shared region: {e}")))?;
-    let keep = [task_read.as_raw_fd(), result_write.as_raw_fd(), region.fd()];
+    let (socket, socket_child) =
+        sys::seqpacket_pair().map_err(|e| spawn_error(format!("cannot create a socket: {e}")))?;
+    let keep = [
+        task_read.as_raw_fd(),
+        result_write.as_raw_fd(),
+        region.fd(),
+        socket_child.as_raw_fd(),
+    ];
 
     let marker = format!("{MARKER}=v1:{}:{}:{:032x}", keep[0], keep[1], config.token);
-    let process = sys::spawn_process(marker.as_bytes(), &keep)
+    let socket_marker = format!("{SOCKET_MARKER}={}", keep[3]);
+    let process = sys::spawn_process(&[marker.as_bytes(), socket_marker.as_bytes()], &keep)
         .map_err(|e| spawn_error(format!("cannot start /proc/self/exe: {e}")))?;
     // The child has its copies; the parent keeps only its own ends, so that
     // it sees end of file when the worker dies.
     drop(task_read);
     drop(result_write);
+    drop(socket_child);
 
     let results = Watched {
         file: File::from(result_read),
@@ -143,6 +155,7 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
         results: BufReader::with_capacity(RESULT_BUFFER, results),
         scratch: Vec::new(),
         region: Arc::new(region),
+        socket,
     };
     match handshake(&mut worker, config) {
         Ok(()) => Ok(worker),
@@ -245,6 +258,37 @@ impl Worker {
         max: u32,
     ) -> Result<(), WireError> {
         wire::write_frame(&mut self.tasks, message, payload, max, &mut self.scratch)
+    }
+
+    /// Sends one task frame, and first, if its arguments hold
+    /// multiprocessing handles, a `Descriptors` frame and the descriptors
+    /// `fds` on the worker's socket (`SCM_RIGHTS`, at most 253 a message).
+    /// Nothing is sent if the task is over the frame limit, so the worker
+    /// never holds descriptors that no task follows.
+    pub(crate) fn send_with_fds(
+        &mut self,
+        message: &Message,
+        payload: &[u8],
+        fds: &[OwnedFd],
+        max: u32,
+    ) -> Result<(), WireError> {
+        if !fds.is_empty() {
+            wire::encode_frame(message, &[], max, &mut self.scratch)?;
+            let len = (self.scratch.len() - 4) as u64 + payload.len() as u64;
+            if len > u64::from(max) {
+                return Err(WireError::TooLarge { len, max });
+            }
+            let count = u32::try_from(fds.len()).map_err(|_| WireError::TooLarge {
+                len: fds.len() as u64,
+                max: u32::MAX,
+            })?;
+            self.send(&Message::Descriptors { count }, &[], max)?;
+            for chunk in fds.chunks(sys::MAX_FDS_PER_MESSAGE) {
+                let chunk: Vec<BorrowedFd<'_>> = chunk.iter().map(AsFd::as_fd).collect();
+                sys::send_with_fds(&self.socket, &[0], &chunk)?;
+            }
+        }
+        self.send(message, payload, max)
     }
 
     /// Reads one frame from the worker, waiting until `deadline` at most.

@@ -163,6 +163,13 @@ pub(crate) enum Message {
         /// The slot.
         slot: u8,
     },
+    /// Parent → worker, right before a `Task` whose arguments hold
+    /// multiprocessing handles: `count` descriptors follow on the worker's
+    /// socket (`SCM_RIGHTS`), for that task's handles to take.
+    Descriptors {
+        /// How many.
+        count: u32,
+    },
 }
 
 /// What can go wrong on the wire.
@@ -391,6 +398,12 @@ pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resu
 /// Why a value failed to encode or decode, in words a user can act on.
 pub(crate) fn why(error: &postcard::Error) -> String {
     use postcard::Error as E;
+    if matches!(error, E::SerdeSerCustom | E::SerdeDeCustom) {
+        // A multiprocessing handle's refusal keeps its own words.
+        if let Some(reason) = crate::multiprocessing::transfer::take_refusal() {
+            return reason;
+        }
+    }
     let text = match error {
         E::SerdeSerCustom => {
             "its Serialize impl returned an error (postcard, the wire format, \
@@ -692,6 +705,7 @@ mod tests {
             ),
             (any::<u8>(), any::<u32>()).prop_map(|(slot, count)| Message::Partial { slot, count }),
             any::<u8>().prop_map(|slot| Message::Skipped { slot }),
+            any::<u32>().prop_map(|count| Message::Descriptors { count }),
         ]
     }
 

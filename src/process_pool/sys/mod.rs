@@ -303,9 +303,9 @@ fn spawn_check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Starts `/proc/self/exe` with this process's environment plus `marker`
-/// (`NAME=value`), standard input from `/dev/null`, and the two descriptors
-/// of `keep` open across `exec`.
+/// Starts `/proc/self/exe` with this process's environment plus `markers`
+/// (each `NAME=value`), standard input from `/dev/null`, and the
+/// descriptors of `keep` open across `exec`.
 ///
 /// This is `posix_spawn`, which glibc and musl implement with
 /// `CLONE_VFORK`: unlike `fork`, it copies none of the parent's page tables,
@@ -314,7 +314,7 @@ fn spawn_check(rc: libc::c_int) -> io::Result<()> {
 /// them); `dup2` of a descriptor onto itself in the file actions clears the
 /// flag in this child only (POSIX.1-2024; glibc 2.29, musl 1.1.24). On an
 /// older C library the worker finds them closed and says so.
-pub(crate) fn spawn_process(marker: &[u8], keep: &[RawFd]) -> io::Result<Process> {
+pub(crate) fn spawn_process(markers: &[&[u8]], keep: &[RawFd]) -> io::Result<Process> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStringExt;
 
@@ -325,9 +325,12 @@ pub(crate) fn spawn_process(marker: &[u8], keep: &[RawFd]) -> io::Result<Process
         .next()
         .and_then(|arg| CString::new(arg.into_vec()).ok())
         .unwrap_or_else(|| program.to_owned());
-    let marker_name = marker.split(|&b| b == b'=').next().unwrap_or(marker);
+    let marker_names: Vec<&[u8]> = markers
+        .iter()
+        .map(|marker| marker.split(|&b| b == b'=').next().unwrap_or(marker))
+        .collect();
     let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(name, _)| name.as_encoded_bytes() != marker_name)
+        .filter(|(name, _)| !marker_names.contains(&name.as_encoded_bytes()))
         .filter_map(|(name, value)| {
             let mut entry = name.into_vec();
             entry.push(b'=');
@@ -335,7 +338,9 @@ pub(crate) fn spawn_process(marker: &[u8], keep: &[RawFd]) -> io::Result<Process
             CString::new(entry).ok()
         })
         .collect();
-    env.push(CString::new(marker).map_err(|_| invalid("the worker marker holds a NUL byte"))?);
+    for marker in markers {
+        env.push(CString::new(*marker).map_err(|_| invalid("a worker marker holds a NUL byte"))?);
+    }
     let argv = [argv0.as_ptr(), std::ptr::null()];
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|entry| entry.as_ptr()).collect();
     envp.push(std::ptr::null());
@@ -498,6 +503,15 @@ pub(crate) fn keep_freed_memory() {
     }
 }
 
+/// Waits until `fd` is readable (or closed) or `timeout` passes; `true` if
+/// it is readable. `None` waits without a limit.
+pub(crate) fn wait_readable(
+    fd: &impl AsRawFd,
+    timeout: Option<std::time::Duration>,
+) -> io::Result<bool> {
+    region::poll_readable(&[fd.as_raw_fd()], timeout).map(|ready| ready != 0)
+}
+
 /// Blocks `SIGPIPE` for the calling thread, so that writing to a pipe
 /// whose reader died fails with `EPIPE` instead of killing the process.
 pub(crate) fn block_sigpipe() {
@@ -587,3 +601,177 @@ static RUN_WORKER_BEFORE_MAIN: extern "C" fn() = {
     }
     before_main
 };
+
+/// The most descriptors one `SCM_RIGHTS` message may carry (Linux's
+/// `SCM_MAX_FD`).
+pub(crate) const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// A connected pair of Unix `SOCK_SEQPACKET` sockets, both close-on-exec:
+/// messages keep their boundaries, and can carry descriptors.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors `socketpair` writes.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `socketpair` succeeded: two new descriptors nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Whether `fd` is a Unix `SOCK_SEQPACKET` socket.
+pub(crate) fn is_seqpacket(fd: &impl AsRawFd) -> bool {
+    let option = |name: libc::c_int| {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `value` and `len` are valid places for an int option.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (rc == 0).then_some(value)
+    };
+    option(libc::SO_TYPE) == Some(libc::SOCK_SEQPACKET)
+        && option(libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+}
+
+/// Room for the control message of [`MAX_FDS_PER_MESSAGE`] descriptors,
+/// aligned as `cmsghdr` needs.
+#[repr(C, align(8))]
+struct ControlBuffer([u8; 2048]);
+
+fn control_space(fds: usize) -> usize {
+    // SAFETY: `CMSG_SPACE` is arithmetic on its argument.
+    unsafe { libc::CMSG_SPACE((fds * std::mem::size_of::<RawFd>()) as libc::c_uint) as usize }
+}
+
+/// Sends `bytes` as one message on the socket `socket`, with `fds` (at
+/// most [`MAX_FDS_PER_MESSAGE`]) attached. `MSG_NOSIGNAL`: a closed peer is
+/// `EPIPE`, never `SIGPIPE`.
+pub(crate) fn send_with_fds(
+    socket: &impl AsRawFd,
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors",
+        ));
+    }
+    let mut control = ControlBuffer([0; 2048]);
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: a zeroed `msghdr` is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let space = control_space(fds.len());
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: `msg_control` points to `space` bytes (≤ 2048 for 253
+        // descriptors) of an 8-aligned buffer that outlives the call, so
+        // `CMSG_FIRSTHDR` is non-null and `CMSG_DATA` has room for
+        // `fds.len()` descriptors, written unaligned.
+        unsafe {
+            let header = libc::CMSG_FIRSTHDR(&msg);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len =
+                libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as libc::c_uint) as _;
+            let data = libc::CMSG_DATA(header).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                data.add(i).write_unaligned(fd.as_raw_fd());
+            }
+        }
+    }
+    loop {
+        // SAFETY: `msg` describes `bytes` and the control buffer, both
+        // alive through the call; the kernel only reads them.
+        let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if sent >= 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Receives one message from `socket` into `buffer`; the descriptors it
+/// carried are appended to `fds` (close-on-exec). Returns the message's
+/// length: 0 means the peer closed (the crate never sends empty
+/// messages). A message longer than `buffer`, or with more descriptors
+/// than fit, is an `InvalidData` error (its excess descriptors closed by
+/// the kernel).
+pub(crate) fn recv_with_fds(
+    socket: &impl AsRawFd,
+    buffer: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    let mut control = ControlBuffer([0; 2048]);
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: a zeroed `msghdr` is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control_space(MAX_FDS_PER_MESSAGE) as _;
+    let got = loop {
+        // SAFETY: `msg` describes `buffer` and the control buffer, both
+        // writable and alive through the call.
+        let got = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if got >= 0 {
+            break got as usize;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    };
+    // SAFETY: the kernel filled `msg_controllen` bytes of the control
+    // buffer with well-formed headers; `CMSG_FIRSTHDR`/`CMSG_NXTHDR` walk
+    // them within that length, and an SCM_RIGHTS header's data holds
+    // `(cmsg_len - CMSG_LEN(0)) / 4` descriptors, new in this process and
+    // owned by nobody else, read unaligned.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data_len = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(header).cast::<RawFd>();
+                for i in 0..data_len / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+    }
+    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a message or its descriptors were cut short",
+        ));
+    }
+    Ok(got)
+}
