@@ -25,11 +25,11 @@ fn worker_fds((): ()) -> (u32, usize) {
 fn ten_thousand_handles_through_pool_tasks_leave_the_descriptor_count_flat() {
     let pool = ProcessPoolExecutor::new(2).unwrap();
     let value = Value::new(0u32).unwrap();
-    // Warm up: both workers started, their buffers in place.
+    // Warm up: both workers started, their buffers in place. The probes
+    // go out together, so that both workers take some.
     let probe = |pool: &ProcessPoolExecutor| -> std::collections::BTreeMap<u32, usize> {
-        (0..20)
-            .map(|_| pool.submit(worker_fds, ()).result().unwrap())
-            .collect()
+        let probes: Vec<_> = (0..40).map(|_| pool.submit(worker_fds, ())).collect();
+        probes.into_iter().map(|f| f.result().unwrap()).collect()
     };
     for _ in 0..20 {
         pool.submit(bump, value.clone()).result().unwrap();

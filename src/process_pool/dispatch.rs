@@ -586,13 +586,13 @@ fn take_frame(
                 .front_mut()
                 .and_then(|f| f.job.as_mut())
                 .ok_or("no task")?;
-            job.accept(&block, pid);
+            job.accept(&block, pid, false);
         }
         Message::Done {
             slot,
             count,
+            failed,
             elapsed_nanos,
-            ..
         } => {
             check(slot)?;
             let front = in_flight.pop_front().ok_or("no task")?;
@@ -602,7 +602,7 @@ fn take_frame(
             let view = worker.region.slot(front.slot);
             let block = Block::from_slot(view.ends, view.data, count as usize)
                 .map_err(|e| e.to_string())?;
-            job.accept(&block, pid);
+            job.accept(&block, pid, failed == 0);
             job.add_elapsed(Duration::from_nanos(elapsed_nanos));
             // The worker has moved on to the next task, if it has one.
             start_next(in_flight);
@@ -704,7 +704,7 @@ fn bury(
             if finished > known {
                 let view = region.slot(s);
                 match Block::from_slot(view.ends, view.data, finished - known) {
-                    Ok(block) => job.accept(&block, pid),
+                    Ok(block) => job.accept(&block, pid, false),
                     Err(e) => {
                         let reason = format!("its region is malformed: {e}");
                         job.fail_rest(Error::Protocol { pid, reason });

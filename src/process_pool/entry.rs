@@ -276,8 +276,11 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
             continue;
         }
         let start = Instant::now();
+        let (areas, progress) = region.slot_and_progress(slot);
         let mut outcomes = Outcomes {
-            region: &mut region,
+            ends: areas.ends,
+            data: areas.data,
+            progress,
             slot,
             results: &mut results,
             max_frame,
@@ -392,7 +395,11 @@ fn lost_pipe(error: &WireError) -> ! {
 /// Where a task's outcomes go: the task's slot of the shared region, handed
 /// to the parent in a `Partial` frame whenever it is full (see `wire`).
 pub(crate) struct Outcomes<'a> {
-    region: &'a mut Region,
+    /// The slot's outcome ends and bytes.
+    ends: &'a mut [u32],
+    data: &'a mut [u8],
+    /// The slot's progress word.
+    progress: &'a std::sync::atomic::AtomicU64,
     slot: usize,
     results: &'a mut File,
     max_frame: u32,
@@ -422,9 +429,7 @@ impl Outcomes<'_> {
     #[inline]
     fn begin(&self, index: usize) {
         // ORDERING: Release: published progress; see `wire`.
-        self.region
-            .progress(self.slot)
-            .store(2 * index as u64 + 1, Ordering::Release);
+        self.progress.store(2 * index as u64 + 1, Ordering::Release);
     }
 
     /// Item `index`'s outcome is in place.
@@ -432,20 +437,17 @@ impl Outcomes<'_> {
     fn end(&self, index: usize) {
         // ORDERING: Release: the outcome and its end, written before, are
         // visible to whoever reads this progress with Acquire.
-        self.region
-            .progress(self.slot)
-            .store(2 * index as u64 + 2, Ordering::Release);
+        self.progress.store(2 * index as u64 + 2, Ordering::Release);
     }
 
     /// Records a value's outcome.
     #[inline]
     fn value<R: Serialize>(&mut self, value: &R) {
         if self.held < sys::region::MAX_ITEMS {
-            let area = self.region.slot_mut(self.slot).data;
             match postcard::serialize_with_flavor(
                 value,
                 Bounded {
-                    area,
+                    area: self.data,
                     pos: self.pos,
                 },
             ) {
@@ -479,7 +481,7 @@ impl Outcomes<'_> {
 
     #[inline]
     fn push_end(&mut self, end: u32) {
-        self.region.slot_mut(self.slot).ends[self.held] = end;
+        self.ends[self.held] = end;
         self.held += 1;
         self.pos = (end & !FAILED) as usize;
     }
@@ -534,7 +536,7 @@ impl Outcomes<'_> {
         if self.held >= sys::region::MAX_ITEMS || self.pos + 1 + detail.len() > sys::region::DATA {
             self.flush();
         }
-        let data = self.region.slot_mut(self.slot).data;
+        let data = &mut *self.data;
         data[self.pos] = tag;
         data[self.pos + 1..self.pos + 1 + detail.len()].copy_from_slice(detail);
         let end = (self.pos + 1 + detail.len()) as u32 | FAILED;
@@ -549,8 +551,7 @@ impl Outcomes<'_> {
     fn flush(&mut self) {
         let mut payload = std::mem::take(self.spill);
         payload.clear();
-        let slot = self.region.slot(self.slot);
-        match Block::from_slot(slot.ends, slot.data, self.held) {
+        match Block::from_slot(self.ends, self.data, self.held) {
             Ok(block) => block.write_payload(&mut payload),
             Err(e) => lost_pipe(&e),
         }

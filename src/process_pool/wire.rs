@@ -618,6 +618,20 @@ impl<'a> Block<'a> {
         }
     }
 
+    /// The bytes of the first `count` outcomes, if none of them is a
+    /// failure (checked by the caller, who knows: the worker counts them)
+    /// and they lie within the block.
+    pub(crate) fn values(&self, count: usize) -> Option<&'a [u8]> {
+        if count == 0 || count > self.len {
+            return None;
+        }
+        let end = self.end(count - 1);
+        if end & FAILED != 0 {
+            return None;
+        }
+        self.data.get(..end as usize)
+    }
+
     /// Appends the block as a `Partial` payload.
     pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {
         for index in 0..self.len {

@@ -199,6 +199,17 @@ impl Region {
         }
     }
 
+    /// The slot's areas for the worker to write, and its progress word, at
+    /// once (they are disjoint: the areas are plain bytes, the word an
+    /// atomic the parent reads).
+    pub(crate) fn slot_and_progress(&mut self, slot: usize) -> (SlotMut<'_>, &AtomicU64) {
+        let progress: *const AtomicU64 = self.progress(slot);
+        let areas = self.slot_mut(slot);
+        // SAFETY: the word lies in the header, outside both areas, and is
+        // only ever used as an atomic, through shared references.
+        (areas, unsafe { &*progress })
+    }
+
     /// The slot's areas for the parent to read, once the worker has
     /// published them (its reply, or its progress word after it died).
     pub(crate) fn slot(&self, slot: usize) -> Slot<'_> {
