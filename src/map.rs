@@ -374,7 +374,17 @@ impl<I: Iterator, R> Map<I, R> {
     /// to its target in one step; among chunks of similar size the latest
     /// counts for about half, so a cost that drifts along the input is
     /// followed.
-    fn observe(&mut self, items: usize, elapsed: Duration) {
+    ///
+    /// A chunk in which an item failed teaches nothing about the time per
+    /// item (a worker that died or was killed for its time limit reports
+    /// less time than its items took), so it never makes chunks bigger:
+    /// the next automatic chunk is half the size instead, so that a time
+    /// limit or a crash costs little more than the item that caused it.
+    fn observe(&mut self, items: usize, elapsed: Duration, failed: bool) {
+        if failed {
+            self.auto_size = (self.auto_size / 2).max(1);
+            return;
+        }
         if items == 0 {
             return;
         }
@@ -466,7 +476,7 @@ impl<I: Iterator, R> Map<I, R> {
                     // that the workers do not run dry before it ends.
                     self.refill();
                     let output = run();
-                    self.observe(output.len(), output.elapsed);
+                    self.observe(output.len(), output.elapsed, !output.failures.is_empty());
                     self.set_current(output);
                     self.refill();
                     continue;
@@ -487,7 +497,7 @@ impl<I: Iterator, R> Map<I, R> {
             };
             match outcome {
                 Ok(output) => {
-                    self.observe(output.len(), output.elapsed);
+                    self.observe(output.len(), output.elapsed, !output.failures.is_empty());
                     self.set_current(output);
                 }
                 // The chunk failed as a whole (cancelled, shut down, broken
