@@ -166,6 +166,18 @@ pub enum Error {
     /// sent to it. Python's `EOFError` and `BrokenPipeError`.
     #[error("the other end of the connection is closed")]
     Disconnected,
+
+    /// A process-pool task overflowed its stack (unbounded recursion, a
+    /// huge local array): its worker died of it and was replaced. Rust's
+    /// "has overflowed its stack" line is on the worker's standard error.
+    /// Reported for overflows on the thread that runs the task; one on a
+    /// thread the task started itself shows as [`Error::WorkerDied`] with
+    /// `SIGSEGV`.
+    #[error("the task overflowed its stack; worker process {pid} died of it")]
+    StackOverflow {
+        /// The worker's process id.
+        pid: u32,
+    },
 }
 
 fn panic_text(message: &str, location: Option<&str>, pid: Option<u32>) -> String {

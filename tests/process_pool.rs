@@ -176,12 +176,10 @@ fn tasks_run_in_a_worker_that_never_entered_main() {
     assert_ne!(pid, std::process::id());
     assert_eq!(pool.worker_pids(), [pid]);
     // Had the worker gone through the test harness's `main`, the task would
-    // run on a test thread, next to the harness's own threads.
-    assert_eq!(threads, 1, "the worker runs one thread");
-    assert_ne!(
-        thread.as_deref(),
-        Some("tasks_run_in_a_worker_that_never_entered_main")
-    );
+    // run on a test thread, next to the harness's own threads. A worker has
+    // two: its main thread, waiting, and the one that runs tasks.
+    assert_eq!(threads, 2, "the worker runs two threads");
+    assert_eq!(thread, Some(format!("ProcessPoolExecutor-worker-{pid}")));
     assert!(
         !marker,
         "the worker marker is gone from the task's environment"
@@ -841,4 +839,20 @@ fn arguments_of_every_size_in_turn_arrive_whole() {
             });
         }
     });
+}
+
+fn thread_name(_: ()) -> (Option<String>, u32) {
+    (
+        std::thread::current().name().map(String::from),
+        std::process::id(),
+    )
+}
+
+/// Tasks run on a thread named after the worker, so that a panic's message
+/// ("thread '…' panicked") says which worker it came from.
+#[test]
+fn tasks_run_on_a_thread_named_after_their_worker() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let (name, pid) = pool.submit(thread_name, ()).result().unwrap();
+    assert_eq!(name, Some(format!("ProcessPoolExecutor-worker-{pid}")));
 }

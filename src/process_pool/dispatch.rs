@@ -681,10 +681,16 @@ fn bury(
         );
         worker.reap(DEATH_GRACE)
     };
-    let error = cause.unwrap_or(Error::WorkerDied {
-        pid,
-        exit_code: exit.code,
-        signal: exit.signal,
+    // ORDERING: Acquire: the worker's handler stored it before it died.
+    let overflowed = region.death().load(Ordering::Acquire) == sys::overflow::OVERFLOWED;
+    let error = cause.unwrap_or(if overflowed {
+        Error::StackOverflow { pid }
+    } else {
+        Error::WorkerDied {
+            pid,
+            exit_code: exit.code,
+            signal: exit.signal,
+        }
     });
     let mut first = true;
     for InFlight { job, slot: s } in in_flight {

@@ -54,7 +54,22 @@ pub(crate) fn run_if_worker() {
     let socket = std::env::var(SOCKET_MARKER).ok();
     std::env::remove_var(SOCKET_MARKER);
     let pid = std::process::id();
-    let status = match serve(&value.to_string_lossy(), socket.as_deref()) {
+    let value = value.to_string_lossy().into_owned();
+    // Tasks run on a thread of their own, named after the worker, so that a
+    // panic says where it happened ("thread 'ProcessPoolExecutor-worker-…'
+    // panicked") and a stack overflow can be told apart. Its stack is as
+    // large as the main thread's may grow (RLIMIT_STACK).
+    let serving = std::thread::Builder::new()
+        .name(format!("ProcessPoolExecutor-worker-{pid}"))
+        .stack_size(sys::main_stack_size())
+        .spawn(move || serve(&value, socket.as_deref()));
+    let outcome = match serving {
+        Ok(thread) => thread
+            .join()
+            .unwrap_or_else(|_| Err(String::from("its serving thread panicked"))),
+        Err(e) => Err(format!("cannot start its serving thread: {e}")),
+    };
+    let status = match outcome {
         Ok(()) => 0,
         Err(reason) => {
             eprintln!("concurrent-futures: process {pid} was started as a worker but {reason}; it exits without running anything");
@@ -208,6 +223,15 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
         .ok_or_else(|| format!("the shared region's descriptor {region_fd} is not open"))?;
     let mut region =
         Region::adopt(region).map_err(|e| format!("cannot map its shared region: {e}"))?;
+    // The region outlives every task; the report stops before it goes.
+    struct StopReporting;
+    impl Drop for StopReporting {
+        fn drop(&mut self) {
+            sys::overflow::stop_reporting();
+        }
+    }
+    sys::overflow::report_overflows(region.death());
+    let _stop = StopReporting;
 
     crate::unwind::install_hook();
     sys::keep_freed_memory();

@@ -21,6 +21,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub(crate) mod overflow;
 pub(crate) mod region;
 
 /// The reference point for function offsets. Never called.
@@ -510,6 +511,23 @@ pub(crate) fn wait_readable(
     timeout: Option<std::time::Duration>,
 ) -> io::Result<bool> {
     region::poll_readable(&[fd.as_raw_fd()], timeout).map(|ready| ready != 0)
+}
+
+/// How large the main thread's stack may grow (`RLIMIT_STACK`), for the
+/// worker's task thread: 8 MiB where it is unlimited, at most 1 GiB.
+pub(crate) fn main_stack_size() -> usize {
+    const DEFAULT: usize = 8 << 20;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `getrlimit` writes one `rlimit` into the one we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return DEFAULT;
+    }
+    usize::try_from(limit.rlim_cur).map_or(DEFAULT, |size| size.clamp(1 << 20, 1 << 30))
 }
 
 /// Blocks `SIGPIPE` for the calling thread, so that writing to a pipe

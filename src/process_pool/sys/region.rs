@@ -5,7 +5,8 @@
 //! the same executable), with [`SLOTS`] slots, one per task in flight:
 //!
 //! ```text
-//! header  one 64-byte line per slot: gate:u32 @0, progress:u64 @8
+//! header  one 64-byte line per slot: gate:u32 @0, progress:u64 @8;
+//!         then a line with the worker's death word (u32)
 //! ends    per slot, MAX_ITEMS × u32: where each finished item's outcome ends
 //! data    per slot, DATA bytes: the outcomes, one after another
 //! ```
@@ -181,6 +182,14 @@ impl Region {
             let data = self.base.add(HEADER + SLOTS * ENDS + slot * DATA);
             (ends, data)
         }
+    }
+
+    /// The worker's death word: why it died, when it could say
+    /// (`overflow::OVERFLOWED`), 0 otherwise.
+    pub(crate) fn death(&self) -> &AtomicU32 {
+        // SAFETY: offset 0 of the header line after the slots' lines:
+        // 4-aligned, inside the header, only ever used as an atomic.
+        unsafe { &*self.base.add(SLOTS * LINE).cast::<AtomicU32>() }
     }
 
     /// The slot's areas for the worker to write. `&mut self`: the worker
