@@ -515,17 +515,18 @@ fn encode_arguments<A: Serialize>(
 ) -> Vec<(usize, Error)> {
     let mut unsent = Vec::new();
     let mut index = 0;
+    let mut encoder = wire::Encoder::new(payload);
     // One catch for the chunk, entered again after a panic.
     while index < items.len() {
-        let start = std::cell::Cell::new(payload.len());
+        let mut start = encoder.len();
         let caught = crate::unwind::catch(
             || {
                 while index < items.len() {
-                    start.set(payload.len());
+                    start = encoder.len();
                     let item = &items[index];
                     index += 1;
-                    match wire::push_value(payload, item) {
-                        Ok(()) => bounds.push(payload.len() as u32),
+                    match encoder.push(item) {
+                        Ok(()) => bounds.push(encoder.len() as u32),
                         Err(reason) => unsent.push((
                             index - 1,
                             Error::Encode {
@@ -539,7 +540,7 @@ fn encode_arguments<A: Serialize>(
             None,
         );
         if let Err(error) = caught {
-            payload.truncate(start.get());
+            encoder.truncate(start);
             let reason = match error {
                 Error::Panicked { message, .. } => format!("its Serialize panicked: {message}"),
                 error => error.to_string(),

@@ -395,6 +395,46 @@ pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resu
     }
 }
 
+/// Appends values to a payload one after another through one postcard
+/// serializer (a chunk's arguments: no call per value to set one up).
+pub(crate) struct Encoder<'a> {
+    serializer: postcard::Serializer<Append<'a>>,
+}
+
+impl<'a> Encoder<'a> {
+    pub(crate) fn new(payload: &'a mut Vec<u8>) -> Self {
+        Encoder {
+            serializer: postcard::Serializer {
+                output: Append(payload),
+            },
+        }
+    }
+
+    /// The bytes in the payload.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.serializer.output.0.len()
+    }
+
+    /// Drops what was appended past `len` (a value that panicked half-way).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.serializer.output.0.truncate(len);
+    }
+
+    /// Appends `value`; on failure the payload is left as it was.
+    #[inline]
+    pub(crate) fn push<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
+        let start = self.len();
+        match value.serialize(&mut self.serializer) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.truncate(start);
+                Err(crate::serde_message::encode_reason(&e, value, why))
+            }
+        }
+    }
+}
+
 /// Why a value failed to encode or decode, in words a user can act on.
 pub(crate) fn why(error: &postcard::Error) -> String {
     use postcard::Error as E;
