@@ -481,17 +481,15 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        // Varints come through here, a few bytes each: pushed one by one
-        // rather than through a call to `memcpy`, which costs more than
-        // the copy at that size.
-        if bytes.len() <= 16 {
-            for &byte in bytes {
-                self.try_push(byte)?;
-            }
-            return Ok(());
-        }
+        // Varints come through here, a few bytes each: one check for room,
+        // then the bytes, rather than a check per byte or a call to
+        // `memcpy`, which costs more than the copy at that size.
         sys::reserve(self.0, bytes.len());
-        self.0.extend_from_slice(bytes);
+        if bytes.len() <= 16 {
+            self.0.extend(bytes.iter().copied());
+        } else {
+            self.0.extend_from_slice(bytes);
+        }
         Ok(())
     }
 
@@ -530,14 +528,16 @@ impl postcard::ser_flavors::Flavor for Bounded<'_> {
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        if bytes.len() <= 16 {
-            for &byte in bytes {
-                self.try_push(byte)?;
-            }
-            return Ok(());
-        }
         let end = self.pos + bytes.len();
         match self.area.get_mut(self.pos..end) {
+            Some(place) if bytes.len() <= 16 => {
+                // One check for room, then the few bytes of a varint.
+                for (to, &from) in place.iter_mut().zip(bytes) {
+                    *to = from;
+                }
+                self.pos = end;
+                Ok(())
+            }
             Some(place) => {
                 place.copy_from_slice(bytes);
                 self.pos = end;
