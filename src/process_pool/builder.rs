@@ -130,9 +130,13 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// A time limit for each task (each `map` chunk). A task still running
-    /// when it passes has its worker killed and replaced, and fails with
-    /// [`Error::TaskTimedOut`].
+    /// A time limit for each task: each `submit`, and each item of a `map`
+    /// (not a whole chunk). A task still running when it passes has its
+    /// worker killed and replaced, and fails with [`Error::TaskTimedOut`];
+    /// the other items of its chunk are delivered or run elsewhere (see
+    /// [`ProcessPoolExecutor::map`]). The parent watches the item's
+    /// progress in shared memory, so a task is killed between the limit and
+    /// 1.25 times it, never before.
     ///
     /// # Examples
     ///
@@ -173,9 +177,10 @@ impl ProcessPoolBuilder {
     }
 
     /// The largest message, in bytes, either side may send (1 GiB by
-    /// default): a task's encoded arguments or its encoded results. Larger
-    /// ones fail that task with [`Error::Encode`]; a worker that announces
-    /// a larger frame is stopped.
+    /// default): a task's (or a chunk's) encoded arguments, or one encoded
+    /// result. Larger ones fail that task (or item) with [`Error::Encode`];
+    /// a worker that announces a larger frame is stopped. A chunk's results
+    /// are bounded one by one, not together: they travel in shared memory.
     ///
     /// # Examples
     ///

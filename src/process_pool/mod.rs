@@ -297,9 +297,27 @@ impl ProcessPoolExecutor {
     /// window of chunks in flight, so memory stays constant over any input.
     /// The chunk size adapts to the measured time per item unless fixed
     /// with [`Map::chunksize`]. Each item's result stands on its own: a
-    /// panicking item fails alone. A worker that dies fails the items of
-    /// the chunk it was running (each with [`Error::WorkerDied`]); the map
-    /// goes on with the next chunk on a replacement worker.
+    /// panicking item fails alone.
+    ///
+    /// # A worker that dies costs one item
+    ///
+    /// For every chunk size, when the worker running a chunk dies (killed,
+    /// crashed, or killed for the time limit):
+    ///
+    /// * the items of the chunk it finished are delivered with their
+    ///   results (they are kept in shared memory that outlives it);
+    /// * the item it was running fails with [`Error::WorkerDied`] (pid, exit
+    ///   code or signal), [`Error::TaskTimedOut`] when the time limit killed
+    ///   it, or [`Error::StackOverflow`];
+    /// * the items it had not started run on its replacement, and succeed or
+    ///   fail on their own (so does a chunk it held next but had not begun);
+    /// * no item runs twice, and none is delivered without having run.
+    ///
+    /// [`task_timeout`](crate::ProcessPoolBuilder::task_timeout) limits each
+    /// item, not a whole chunk; after a chunk in which an item failed, the
+    /// next automatic chunk is half the size, never larger.
+    /// [`max_tasks_per_child`](crate::ProcessPoolBuilder::max_tasks_per_child)
+    /// counts chunks: a worker is retired after that many, between two.
     ///
     /// # Examples
     ///
