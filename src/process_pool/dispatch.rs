@@ -271,7 +271,8 @@ impl Claim for SlotClaim {
 
     fn started(&self) -> bool {
         // ORDERING: Acquire: a status read, ordered after the worker's swap.
-        self.region.gate(self.slot).load(Ordering::Acquire) == gate::STARTED
+        let now = self.region.gate(self.slot).load(Ordering::Acquire);
+        now == gate::STARTED || now == gate::FINISHED
     }
 }
 
@@ -475,6 +476,7 @@ fn serve(
             }
             _ => deadline,
         };
+        watch_for_reply(&worker, in_flight[0].slot);
         let received = worker.receive_into(deadline, max_frame, &mut buffer);
         let pid = worker.pid;
         match received {
@@ -692,16 +694,18 @@ fn bury(
             signal: exit.signal,
         }
     });
-    let mut first = true;
+    // Every task in its hands is settled by what the region says: one the
+    // worker started (normally only the first; also the second when a
+    // broken protocol left the first's `Done` unread) by its progress, one
+    // it never started goes whole to the next worker.
     for InFlight { job, slot: s } in in_flight {
         let Some(mut job) = job else {
-            first = false;
             continue;
         };
         // ORDERING: Acquire: pairs with the worker's Release stores; it is
         // dead, so these are its last words.
         let gate_now = region.gate(s).load(Ordering::Acquire);
-        if first && (gate_now == gate::STARTED || gate_now == gate::FINISHED) {
+        if gate_now == gate::STARTED || gate_now == gate::FINISHED {
             let progress = region.progress(s).load(Ordering::Acquire);
             let in_message = job.unresolved() + job.resolved_in_message();
             let finished = ((progress / 2) as usize).min(in_message);
@@ -714,7 +718,6 @@ fn bury(
                     Err(e) => {
                         let reason = format!("its region is malformed: {e}");
                         job.fail_rest(Error::Protocol { pid, reason });
-                        first = false;
                         continue;
                     }
                 }
@@ -731,7 +734,6 @@ fn bury(
             // Never started: it goes, whole, to the next worker.
             carry.push_back(job);
         }
-        first = false;
     }
     Ending::Lost
 }
@@ -753,6 +755,36 @@ fn drain(
                 Err(_) => return,
             },
             Err(_) => return,
+        }
+    }
+}
+
+/// How long a driver watches the shared region for the end of the task its
+/// worker runs before it sleeps on the pipe: a short task's `Done` then
+/// comes to a driver that is awake, rather than one the kernel must wake
+/// (which costs more than the task on a virtual machine).
+const REPLY_SPIN: Duration = Duration::from_micros(20);
+
+/// Watches slot `slot`'s gate for [`REPLY_SPIN`] (with more than one CPU,
+/// and nothing read yet): until the worker says the task is finished, its
+/// `Done` being on its way.
+fn watch_for_reply(worker: &Worker, slot: usize) {
+    if !crate::future::spinning_helps() || worker.has_buffered() {
+        return;
+    }
+    let gate_word = worker.region.gate(slot);
+    let until = Instant::now() + REPLY_SPIN;
+    loop {
+        for _ in 0..64 {
+            // ORDERING: Relaxed: a hint to stop spinning; the frame that
+            // follows is read from the pipe, which orders the rest.
+            if gate_word.load(Ordering::Relaxed) == gate::FINISHED {
+                return;
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return;
         }
     }
 }

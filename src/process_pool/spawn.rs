@@ -337,6 +337,11 @@ impl Worker {
         }
     }
 
+    /// Whether bytes from the worker are buffered, not read yet.
+    pub(crate) fn has_buffered(&self) -> bool {
+        !self.results.buffer().is_empty()
+    }
+
     /// Whether the worker has gone while idle: its result pipe is readable
     /// (end of file, or bytes nobody asked for) or the process has exited,
     /// although no task is out.
