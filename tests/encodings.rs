@@ -205,3 +205,55 @@ fn random_chunks_with_failures_anywhere_decode_to_exactly_the_per_item_outcomes(
     }
     pool.shutdown();
 }
+
+fn large_result(n: u32) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(vec![n as u8; 900 * 1024])
+}
+
+fn same(x: u8) -> u8 {
+    x
+}
+
+/// Found writing the `handshake` fuzz target: a slot whose outcomes fill
+/// its 8 MiB of data is handed over as one `Partial` frame, which is over
+/// a `max_message_size` under 8 MiB, so the worker exits (status 87, "lost
+/// its pipe") and the item it was on fails with `WorkerDied`. Here items 9
+/// and 19.
+#[test]
+#[ignore = "bug for the process pool: a full slot's Partial is over a small max_message_size"]
+fn results_that_fill_a_slot_under_a_small_frame_limit() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_message_size(1 << 20)
+        .build()
+        .unwrap();
+    let got: Vec<_> = pool
+        .map(large_result, 0..20u32)
+        .chunksize(Chunksize::Fixed(NonZeroUsize::new(20).unwrap()))
+        .collect();
+    for (index, result) in got.iter().enumerate() {
+        assert!(result.is_ok(), "item {index}: {result:?}");
+    }
+}
+
+/// The same with the ends: 65 536 outcomes fill a slot's ends, and their
+/// `Partial` (327 685 bytes) is over a limit of 100 000 bytes, under which
+/// the task's 70 000 one-byte arguments fit; item 65 536 fails with
+/// `WorkerDied`.
+#[test]
+#[ignore = "bug for the process pool: a full slot's Partial is over a small max_message_size"]
+fn items_that_fill_a_slot_under_a_small_frame_limit() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_message_size(100_000)
+        .build()
+        .unwrap();
+    let items: Vec<u8> = (0..70_000u32).map(|i| (i % 100) as u8).collect();
+    let got: Vec<_> = pool
+        .map(same, items)
+        .chunksize(Chunksize::Fixed(NonZeroUsize::new(70_000).unwrap()))
+        .collect();
+    for (index, result) in got.iter().enumerate() {
+        assert!(result.is_ok(), "item {index}: {result:?}");
+    }
+}
