@@ -6,6 +6,9 @@
 #   FUZZ_SECONDS=300 fuzz/run.sh
 #   fuzz/run.sh 60 frame   # only the named targets
 #
+# The targets (`cargo fuzz list`): encodings, frame, handshake, marker,
+# round_trip; see README.md.
+#
 # New inputs go to fuzz/corpus/<target>/ (ignored by git); the committed
 # seeds in fuzz/seeds/<target>/ are read but never written. A crash leaves
 # its input in fuzz/artifacts/<target>/ and stops this script with the

@@ -4,16 +4,26 @@
 //! docs, and free to change in any release. Each function takes the
 //! fuzzer's bytes, runs the crate's own code on them — the frame reader,
 //! the marker parser, the worker's side of the handshake, the trampoline
-//! and the parent's decoder of results — and panics when a property it
+//! writing into a real shared region, and the parent's decoding of
+//! outcome blocks through a real job — and panics when a property it
 //! checks does not hold. Errors that the code returns for bad input are
 //! expected; a panic, a hang or an oversized allocation is a finding.
+//!
+//! The parts: this file (frames, marker, handshake, round trips),
+//! `encodings` (the `encodings` target: blocks and bulk arguments),
+//! `parent` (a task's outcomes as the parent decodes them) and `worker`
+//! (a task as the worker runs it).
 
-use std::time::Duration;
+use serde::Deserialize;
 
-use crate::process_pool::dispatch::{self, Reply};
 use crate::process_pool::entry::{self, Greeting, Marker};
-use crate::process_pool::wire::{self, outcome, Items, Message, PanicInfo, WireError};
-use crate::Error;
+use crate::process_pool::wire::{self, Block, Bounded, Entry, Message, WireError, FAILED};
+
+mod encodings;
+mod parent;
+mod worker;
+
+pub use encodings::{encodings, ALLOCATION_PER_BYTE, PREALLOCATION_CAP};
 
 /// The largest frame limit the targets use (1 MiB), so that a run spends
 /// its time decoding rather than zeroing the buffers that a length prefix
@@ -188,8 +198,10 @@ pub fn read_frame(stream: &mut &[u8], max: u32) -> Option<Frame> {
 }
 
 /// Checks a frame that was read with the limit `max`: it encodes again
-/// within that limit and reads back equal, and its payload walks as a
-/// task's items and as a reply's outcomes the way the parent decodes them.
+/// within that limit and reads back equal, and its payload decodes as a
+/// task's arguments the way the worker reads them, and as a `Partial`
+/// block the way the parent reads it (with the counts the message gives,
+/// or counts the payload could hold).
 ///
 /// # Panics
 ///
@@ -204,71 +216,14 @@ pub fn check_frame(frame: &Frame, max: u32) {
         Ok(again) => assert_eq!(&again, frame, "the frame changed in a round trip"),
         Err(e) => panic!("a frame encoded again does not read back: {e}"),
     }
-    check_items(&frame.payload);
-    check_outcomes(&frame.payload);
-}
-
-/// Walks `payload` as a task's items: each one lies inside the payload, and
-/// the walk ends.
-fn check_items(payload: &[u8]) {
-    let mut items = Items::new(payload);
-    let mut walked = 0usize;
-    while let Ok(Some(item)) = items.next_item() {
-        walked += 4 + item.len();
-        assert!(walked <= payload.len(), "the items run past the payload");
-    }
-}
-
-/// Decodes `payload` as a reply, as the parent does, next to a plain walk
-/// of its outcomes: each outcome gives the result its tag says, and after
-/// the last well-formed one come protocol errors.
-fn check_outcomes(payload: &[u8]) {
-    let reply = Reply {
-        payload: payload.to_vec(),
-        elapsed: Duration::ZERO,
-        pid: 1,
+    let (arguments, outcomes) = match frame.message {
+        Message::Task { count, .. } => (count, frame.payload.len() / 8),
+        Message::Partial { count, .. } => (u32::MAX, count as usize),
+        _ => (u32::MAX, frame.payload.len() / 8),
     };
-    let mut walk = Items::new(payload);
-    let mut results = dispatch::outcomes::<TaskResult>(&reply);
-    loop {
-        let result = results.next().expect("the parent's decoder ended");
-        let (tag, bytes) = match walk.next_outcome() {
-            Ok(Some(outcome)) => outcome,
-            Ok(None) | Err(_) => {
-                assert!(
-                    matches!(result, Err(Error::Protocol { .. })),
-                    "past the outcomes, the decoder gave {result:?}"
-                );
-                let next = results.next();
-                assert!(
-                    matches!(next, Some(Err(Error::Protocol { .. }))),
-                    "after a protocol error, the decoder gave {next:?}"
-                );
-                return;
-            }
-        };
-        let fits = match tag {
-            outcome::OK => match postcard::from_bytes::<TaskResult>(bytes) {
-                Ok(value) => result == Ok(value),
-                Err(_) => matches!(result, Err(Error::Decode { what: "result", .. })),
-            },
-            outcome::PANICKED => match postcard::from_bytes::<PanicInfo>(bytes) {
-                Ok(info) => {
-                    matches!(&result, Err(Error::Panicked { message, .. }) if *message == info.message)
-                }
-                Err(_) => matches!(result, Err(Error::Protocol { .. })),
-            },
-            outcome::BAD_ARGUMENT => matches!(
-                result,
-                Err(Error::Decode {
-                    what: "argument",
-                    ..
-                })
-            ),
-            outcome::BAD_RESULT => matches!(result, Err(Error::Encode { what: "result", .. })),
-            _ => matches!(result, Err(Error::Protocol { .. })),
-        };
-        assert!(fits, "an outcome tagged {tag} was decoded as {result:?}");
+    encodings::check_arguments(&frame.payload, arguments);
+    if let Ok(block) = Block::from_payload(&frame.payload, outcomes) {
+        encodings::check_block(&block);
     }
 }
 
@@ -304,17 +259,19 @@ fn canonical_marker(marker: &Marker) -> String {
 /// result pipe). The greeting is checked against the marker's token,
 /// [`HANDSHAKE_EXE`] and [`HANDSHAKE_PROBE`]; if it checks out, every task
 /// frame that follows (read as the worker reads them, into one reused
-/// buffer) runs through the real trampoline on a test function, and its
-/// outcomes are decoded as the parent decodes them. The greeting's
-/// initializer is never called, and the tasks' function offsets are
-/// ignored: calling arbitrary offsets is what the handshake exists to
-/// prevent, not something a fuzzer can check.
+/// buffer, until a frame that is not a `Task`) runs through the real
+/// trampoline on a test function, its outcomes written into a real shared
+/// region's slot (and `Partial` frames) and decoded as the parent decodes
+/// them. The greeting's initializer and region descriptor are never used,
+/// and the tasks' function offsets are ignored: calling arbitrary offsets
+/// is what the handshake exists to prevent, not something a fuzzer can
+/// check.
 ///
 /// # Panics
 ///
 /// If a refused greeting was answered, an accepted one was not answered
-/// with exactly one matching `Ready`, or a task's outcomes do not match
-/// its items one for one.
+/// with exactly one matching `Ready`, or a task's outcomes are not, one
+/// for one, what its arguments give.
 pub fn handshake(data: &[u8]) {
     let (line, mut tasks) = match data.iter().position(|&b| b == b'\n') {
         Some(at) => (&data[..at], &data[at + 1..]),
@@ -353,72 +310,10 @@ pub fn handshake(data: &[u8]) {
     let max = max_frame.min(MAX_FRAME_LIMIT);
     let mut payload = Vec::new();
     while let Ok(message) = wire::read_frame_into(&mut tasks, max, &mut payload) {
-        if !matches!(message, Message::Task { .. }) {
+        let Message::Task { count, slot, .. } = message else {
             break;
-        }
-        run_task(&payload);
-    }
-}
-
-/// Runs the trampoline on a task payload and checks its outcomes: one per
-/// item (the result of an argument that decodes, a bad argument for one
-/// that does not), and for a payload that breaks off, one last bad
-/// argument.
-fn run_task(payload: &[u8]) {
-    let mut out = Vec::new();
-    let func = task_function as fn(TaskArgument) -> TaskResult as usize;
-    entry::trampoline::<TaskArgument, TaskResult>(func, payload, &mut out);
-    let reply = Reply {
-        payload: out,
-        elapsed: Duration::ZERO,
-        pid: 1,
-    };
-    let mut outcomes = Items::new(&reply.payload);
-    let mut results = dispatch::outcomes::<TaskResult>(&reply);
-    let mut items = Items::new(payload);
-    loop {
-        let item = items.next_item();
-        if matches!(item, Ok(None)) {
-            let extra = outcomes.next_outcome();
-            assert!(
-                matches!(extra, Ok(None)),
-                "an outcome for no item: {extra:?}"
-            );
-            return;
-        }
-        let tag = match outcomes.next_outcome() {
-            Ok(Some((tag, _))) => tag,
-            other => panic!("an item without its outcome: {other:?}"),
         };
-        let result = results.next().expect("the parent's decoder ended");
-        let argument = match &item {
-            Ok(Some(bytes)) => postcard::from_bytes::<TaskArgument>(bytes).ok(),
-            _ => None,
-        };
-        match argument {
-            Some(argument) => {
-                assert_eq!(tag, outcome::OK);
-                assert_eq!(result, Ok(task_function(argument)));
-            }
-            None => {
-                assert_eq!(tag, outcome::BAD_ARGUMENT);
-                assert!(matches!(
-                    result,
-                    Err(Error::Decode {
-                        what: "argument",
-                        ..
-                    })
-                ));
-            }
-        }
-        if item.is_err() {
-            let extra = outcomes.next_outcome();
-            assert!(
-                matches!(extra, Ok(None)),
-                "an outcome after the break: {extra:?}"
-            );
-            return;
-        }
+        let _ = worker::run_task(&payload, count, slot, max);
     }
 }
 
@@ -428,8 +323,10 @@ fn run_task(payload: &[u8]) {
 /// # Panics
 ///
 /// If a frame that was written does not read back equal, a cut frame does
-/// not read as cut short, a frame over a limit was written, or an item, an
-/// outcome or a marker changes on its way.
+/// not read as cut short, a frame over a limit was written, or an argument,
+/// an outcome (written into a slot as the worker writes it, handed over as
+/// a `Partial` payload, decoded as the parent decodes it) or a marker
+/// changes on its way.
 pub fn round_trip(data: &[u8]) {
     let mut input = Input(data);
     let message = input.message();
@@ -501,48 +398,119 @@ pub fn round_trip(data: &[u8]) {
         Err(e) => panic!("writing a frame to a buffer failed: {e}"),
     }
 
+    round_trip_outcomes(rest);
+}
+
+/// Splits `rest` at its zero bytes; each piece is a value `(its length,
+/// its text)`, encoded as an argument, and an outcome: a failure (its
+/// first byte the tag, the rest the detail) when its first byte is odd,
+/// the value otherwise. The arguments go through one decoder; the
+/// outcomes are written as the worker fills a slot, handed over as a
+/// `Partial` payload, and both blocks give them back, to the parent's
+/// decoder too.
+fn round_trip_outcomes(rest: &[u8]) {
     let pieces: Vec<&[u8]> = rest.split(|&b| b == 0).collect();
-    let mut items = Vec::new();
-    let mut outcomes = Vec::new();
-    for piece in &pieces {
-        let value = (
+    let value = |piece: &[u8]| -> TaskResult {
+        (
             piece.len() as u64,
             String::from_utf8_lossy(piece).into_owned(),
-        );
-        if let Err(reason) = wire::push_item(&mut items, &value) {
-            panic!("a small item does not encode: {reason}");
+        )
+    };
+    let failure = |piece: &[u8]| match piece.split_first() {
+        Some((&tag, detail)) if tag & 1 == 1 => Some((tag, detail.to_vec())),
+        _ => None,
+    };
+
+    let mut arguments = Vec::new();
+    for piece in &pieces {
+        if let Err(reason) = wire::push_value(&mut arguments, &value(piece)) {
+            panic!("a small argument does not encode: {reason}");
         }
-        wire::push_outcome(&mut outcomes, piece.first().copied().unwrap_or(0), piece);
     }
-    let mut walk_items = Items::new(&items);
-    let mut walk_outcomes = Items::new(&outcomes);
+    let mut de = postcard::Deserializer::from_bytes(&arguments);
     for piece in &pieces {
-        let value = (
-            piece.len() as u64,
-            String::from_utf8_lossy(piece).into_owned(),
-        );
-        let item = walk_items
-            .next_item()
-            .ok()
-            .flatten()
-            .map(postcard::from_bytes);
-        assert_eq!(item, Some(Ok(value)), "an item changed in a round trip");
-        let tag = piece.first().copied().unwrap_or(0);
-        let outcome = walk_outcomes.next_outcome().ok().flatten();
-        assert_eq!(
-            outcome,
-            Some((tag, *piece)),
-            "an outcome changed in a round trip"
-        );
+        let back = TaskResult::deserialize(&mut de).ok();
+        assert_eq!(back, Some(value(piece)), "an argument changed on its way");
     }
     assert!(
-        matches!(walk_items.next_item(), Ok(None)),
-        "an item too many"
+        de.finalize().is_ok_and(|rest| rest.is_empty()),
+        "the arguments do not end where the last one does"
     );
-    assert!(
-        matches!(walk_outcomes.next_outcome(), Ok(None)),
-        "an outcome too many"
+
+    // Room for every value: a varint, a length and text (lossy UTF-8 makes
+    // a byte up to three).
+    let mut data = vec![0u8; 3 * rest.len() + 16 * pieces.len()];
+    let mut ends = Vec::new();
+    let mut pos = 0;
+    for piece in &pieces {
+        match failure(piece) {
+            Some((tag, detail)) => {
+                data[pos] = tag;
+                data[pos + 1..pos + 1 + detail.len()].copy_from_slice(&detail);
+                pos += 1 + detail.len();
+                ends.push(pos as u32 | FAILED);
+            }
+            None => {
+                let area = Bounded {
+                    area: &mut data,
+                    pos,
+                };
+                pos = match postcard::serialize_with_flavor(&value(piece), area) {
+                    Ok(end) => end,
+                    Err(e) => panic!("a value does not fit its room in the slot: {e}"),
+                };
+                ends.push(pos as u32);
+            }
+        }
+    }
+    let slot = match Block::from_slot(&ends, &data, pieces.len()) {
+        Ok(block) => block,
+        Err(e) => panic!("a slot refuses its own outcomes: {e}"),
+    };
+    let mut payload = Vec::new();
+    slot.write_payload(&mut payload);
+    assert_eq!(
+        payload.len(),
+        4 * pieces.len() + pos,
+        "a payload of other bytes than the outcomes"
     );
+    let sent = match Block::from_payload(&payload, pieces.len()) {
+        Ok(block) => block,
+        Err(e) => panic!("a Partial payload does not read back: {e}"),
+    };
+    let clean = pieces.iter().all(|piece| failure(piece).is_none());
+    for block in [slot, sent] {
+        for (index, piece) in pieces.iter().enumerate() {
+            let entry = block.entry(index);
+            match failure(piece) {
+                Some((tag, detail)) => assert_eq!(
+                    entry.ok(),
+                    Some(Entry::Failed(tag, &detail)),
+                    "failed outcome {index} changed on its way"
+                ),
+                None => {
+                    let back = match entry {
+                        Ok(Entry::Value(bytes)) => postcard::from_bytes::<TaskResult>(bytes).ok(),
+                        _ => None,
+                    };
+                    assert_eq!(back, Some(value(piece)), "outcome {index} changed");
+                }
+            }
+        }
+        let values = block.values(pieces.len());
+        assert_eq!(
+            values.is_some(),
+            failure(pieces[pieces.len() - 1]).is_none(),
+            "values of outcomes that end in a failure, or none for values"
+        );
+        if clean {
+            assert_eq!(values, Some(&data[..pos]), "the values are other bytes");
+        }
+        let decoded = parent::decode::<TaskResult>(&[(block, clean)], pieces.len());
+        for (index, result) in decoded.iter().enumerate() {
+            parent::check_entry(block.entry(index), result);
+        }
+    }
 }
 
 /// The fuzzer's bytes, read as values; past the end every byte is zero.
@@ -582,7 +550,7 @@ impl Input<'_> {
     }
 
     fn message(&mut self) -> Message {
-        match self.bytes::<1>()[0] % 6 {
+        match self.bytes::<1>()[0] % 9 {
             0 => Message::Hello {
                 version: self.u32(),
                 token: self.u128(),
@@ -590,6 +558,7 @@ impl Input<'_> {
                 probe: self.u64(),
                 initializer: if self.flag() { Some(self.u64()) } else { None },
                 max_frame: self.u32(),
+                region_fd: self.u32() as i32,
             },
             1 => Message::Ready {
                 version: self.u32(),
@@ -604,11 +573,22 @@ impl Input<'_> {
                 call: self.u64(),
                 func: self.u64(),
                 count: self.u32(),
+                slot: self.bytes::<1>()[0],
             },
-            _ => Message::Done {
+            5 => Message::Done {
+                slot: self.bytes::<1>()[0],
                 count: self.u32(),
+                failed: self.u32(),
                 elapsed_nanos: self.u64(),
             },
+            6 => Message::Partial {
+                slot: self.bytes::<1>()[0],
+                count: self.u32(),
+            },
+            7 => Message::Skipped {
+                slot: self.bytes::<1>()[0],
+            },
+            _ => Message::Descriptors { count: self.u32() },
         }
     }
 }

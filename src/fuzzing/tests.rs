@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::process_pool::wire::{outcome, PanicInfo};
 
 const TOKEN: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
 
@@ -20,43 +21,95 @@ fn hello(version: u32, token: u128, initializer: Option<u64>) -> Message {
         probe: HANDSHAKE_PROBE,
         initializer,
         max_frame: 1 << 16,
+        region_fd: 5,
     }
 }
 
-fn task(payload: &[u8]) -> Vec<u8> {
-    let (call, func, count) = (0x1000, 0x2000, 2);
-    frame(&Message::Task { call, func, count }, payload)
+fn task(payload: &[u8], count: u32, slot: u8) -> Vec<u8> {
+    let (call, func) = (0x1000, 0x2000);
+    frame(
+        &Message::Task {
+            call,
+            func,
+            count,
+            slot,
+        },
+        payload,
+    )
+}
+
+/// An outcome as the seeds spell it: a value's bytes, or a failure's tag
+/// and detail.
+type Outcome = Result<Vec<u8>, (u8, Vec<u8>)>;
+
+/// Outcomes written as the worker writes a slot: (ends, data).
+fn slot_of(outcomes: &[Outcome]) -> (Vec<u32>, Vec<u8>) {
+    let (mut ends, mut data) = (Vec::new(), Vec::new());
+    for outcome in outcomes {
+        match outcome {
+            Ok(value) => {
+                data.extend_from_slice(value);
+                ends.push(data.len() as u32);
+            }
+            Err((tag, detail)) => {
+                data.push(*tag);
+                data.extend_from_slice(detail);
+                ends.push(data.len() as u32 | FAILED);
+            }
+        }
+    }
+    (ends, data)
+}
+
+/// The same outcomes as a `Partial` payload.
+fn payload_of(outcomes: &[Outcome]) -> Vec<u8> {
+    let (ends, data) = slot_of(outcomes);
+    let mut payload = Vec::new();
+    Block::from_slot(&ends, &data, ends.len())
+        .unwrap()
+        .write_payload(&mut payload);
+    payload
+}
+
+/// The bulk payload of `values`.
+fn bulk<T: serde::Serialize>(values: &[T]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for value in values {
+        wire::push_value(&mut payload, value).unwrap();
+    }
+    payload
 }
 
 /// The seed inputs, as (target, file name, bytes).
 fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let limit = |max: u32| max.to_le_bytes()[..3].to_vec();
     let arguments: [TaskArgument; 2] = [(7, "seven".into(), vec![1, 2, 3]), (0, "".into(), vec![])];
-    let mut items = Vec::new();
-    for argument in &arguments {
-        wire::push_item(&mut items, argument).unwrap();
-    }
+    let items = bulk(&arguments);
     let mut bad_items = items.clone();
-    wire::push_item(&mut bad_items, &"not a tuple").unwrap();
+    wire::push_value(&mut bad_items, &"not a tuple").unwrap();
     bad_items.extend_from_slice(&[9, 0, 0, 0, 1]);
-    let mut done = Vec::new();
     let panicked = PanicInfo {
         message: "boom".into(),
         location: Some("src/main.rs:1:1".into()),
     };
-    wire::push_outcome(
-        &mut done,
-        outcome::OK,
-        &postcard::to_allocvec(&(1u64, "one")).unwrap(),
-    );
-    wire::push_outcome(
-        &mut done,
-        outcome::PANICKED,
-        &postcard::to_allocvec(&panicked).unwrap(),
-    );
-    wire::push_outcome(&mut done, outcome::BAD_ARGUMENT, b"unexpected end");
-    wire::push_outcome(&mut done, outcome::BAD_RESULT, b"too long");
-    let (count, elapsed_nanos) = (4, 1234);
+    let mixed = [
+        Ok(postcard::to_allocvec(&(1u64, "one")).unwrap()),
+        Err((outcome::PANICKED, postcard::to_allocvec(&panicked).unwrap())),
+        Err((outcome::BAD_ARGUMENT, b"unexpected end".to_vec())),
+        Err((outcome::BAD_RESULT, b"too long".to_vec())),
+    ];
+    let values = [
+        Ok(postcard::to_allocvec(&(1u64, "one")).unwrap()),
+        Ok(postcard::to_allocvec(&(2u64, "two")).unwrap()),
+        Ok(postcard::to_allocvec(&(3u64, "")).unwrap()),
+    ];
+    let partial = |count: u32| Message::Partial { slot: 0, count };
+    let done = Message::Done {
+        slot: 1,
+        count: 4,
+        failed: 3,
+        elapsed_nanos: 1234,
+    };
     let ready = Message::Ready {
         version: wire::VERSION,
         token: TOKEN,
@@ -78,30 +131,52 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let long = Message::InitFailed {
         reason: "a reason longer than the head that the reader guesses ".repeat(6),
     };
-    let mut many_items = Vec::new();
-    for i in 0..40u64 {
-        let argument: TaskArgument = (i, "x".repeat(i as usize), vec![0; 3]);
-        wire::push_item(&mut many_items, &argument).unwrap();
-    }
+    let many: Vec<TaskArgument> = (0..40u64)
+        .map(|i| (i, "x".repeat(i as usize), vec![0; 3]))
+        .collect();
+    let many_items = bulk(&many);
+    let (slot_ends, slot_data) = slot_of(&mixed);
+    let slot_seed = |count: u8| {
+        let mut bytes = vec![slot_ends.len() as u8, count];
+        for end in &slot_ends {
+            bytes.extend_from_slice(&end.to_le_bytes());
+        }
+        [bytes, slot_data.clone()].concat()
+    };
     let mut all = vec![
         (
             "frame",
             "hello",
             [limit(4096), frame(&hello(version, TOKEN, None), &[])].concat(),
         ),
-        ("frame", "task", [limit(4096), task(&items)].concat()),
+        ("frame", "task", [limit(4096), task(&items, 2, 0)].concat()),
         (
             "frame",
             "done",
             [
                 limit(4096),
-                frame(
-                    &Message::Done {
-                        count,
-                        elapsed_nanos,
-                    },
-                    &done,
-                ),
+                frame(&done, &[]),
+                frame(&Message::Skipped { slot: 0 }, &[]),
+            ]
+            .concat(),
+        ),
+        (
+            "frame",
+            "partial",
+            [
+                limit(4096),
+                frame(&partial(4), &payload_of(&mixed)),
+                frame(&partial(3), &payload_of(&values)),
+            ]
+            .concat(),
+        ),
+        (
+            "frame",
+            "descriptors",
+            [
+                limit(4096),
+                frame(&Message::Descriptors { count: 2 }, &[]),
+                task(&items, 2, 1),
             ]
             .concat(),
         ),
@@ -124,7 +199,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         (
             "frame",
             "long_task",
-            [limit(4096), task(&items), task(&many_items)].concat(),
+            [limit(4096), task(&items, 2, 0), task(&many_items, 40, 1)].concat(),
         ),
         (
             "frame",
@@ -136,13 +211,20 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "tasks",
             start(
                 hello(version, TOKEN, None),
-                &[task(&items), task(&bad_items)].concat(),
+                &[
+                    task(&items, 2, 0),
+                    task(&bad_items, 4, 1),
+                    task(&many_items, 40, 0),
+                    task(&items, 1, 1),
+                    task(&items, 0, 0),
+                ]
+                .concat(),
             ),
         ),
         (
             "handshake",
             "initializer",
-            start(hello(version, TOKEN, Some(0x3000)), &task(&items)),
+            start(hello(version, TOKEN, Some(0x3000)), &task(&items, 2, 0)),
         ),
         (
             "handshake",
@@ -162,7 +244,39 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             line.replacen("v1", "v2", 1).into_bytes(),
         ),
     ];
-    for (kind, name) in [(0u8, "hello"), (3, "init_failed"), (4, "task"), (5, "done")] {
+    all.extend([
+        (
+            "encodings",
+            "partial",
+            [4u16.to_le_bytes().to_vec(), payload_of(&mixed)].concat(),
+        ),
+        (
+            "encodings",
+            "partial_values",
+            [3u16.to_le_bytes().to_vec(), payload_of(&values)].concat(),
+        ),
+        ("encodings", "slot", slot_seed(4)),
+        ("encodings", "slot_past_ends", slot_seed(5)),
+        (
+            "encodings",
+            "arguments",
+            [2u32.to_le_bytes().to_vec(), items.clone()].concat(),
+        ),
+        (
+            "encodings",
+            "bad_arguments",
+            [4u32.to_le_bytes().to_vec(), bad_items.clone()].concat(),
+        ),
+    ]);
+    for (kind, name) in [
+        (0u8, "hello"),
+        (3, "init_failed"),
+        (4, "task"),
+        (5, "done"),
+        (6, "partial"),
+        (7, "skipped"),
+        (8, "descriptors"),
+    ] {
         let bytes = (0..96u8)
             .map(|i| i.wrapping_mul(37) ^ kind)
             .collect::<Vec<_>>();
@@ -181,6 +295,7 @@ fn run_target(target: &str, data: &[u8]) {
         "handshake" => handshake(data),
         "marker" => marker(data),
         "round_trip" => round_trip(data),
+        "encodings" => encodings(data, || 0),
         _ => panic!("no fuzz target {target}"),
     }
 }
@@ -259,8 +374,77 @@ fn write_seed_corpus() {
 proptest::proptest! {
     #[test]
     fn every_target_takes_random_bytes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
-        for target in ["frame", "handshake", "marker", "round_trip"] {
+        for target in ["frame", "handshake", "marker", "round_trip", "encodings"] {
             run_target(target, &data);
         }
+    }
+}
+
+/// A task of more items than a slot has ends: the worker hands the full
+/// slot over in a `Partial` and starts it over; the parent's decoding of
+/// the `Partial` and the slot gives every item its outcome.
+#[test]
+fn a_task_past_a_full_slot_goes_out_in_a_partial() {
+    let count = crate::process_pool::sys::region::MAX_ITEMS + 1000;
+    let arguments: Vec<TaskArgument> = (0..count as u64)
+        .map(|i| (i % 100, String::new(), Vec::new()))
+        .collect();
+    let payload = bulk(&arguments);
+    assert_eq!(
+        worker::run_task(&payload, count as u32, 1, 16 << 20),
+        Some(1)
+    );
+    // Under a limit too small for that Partial, the task is not run.
+    assert_eq!(worker::run_task(&payload, count as u32, 1, 1 << 20), None);
+    assert_eq!(worker::run_task(&payload, 2, 2, 1 << 20), None);
+}
+
+#[test]
+fn a_task_runs_its_items_into_the_slot() {
+    let arguments: [TaskArgument; 3] = [
+        (1, "one".into(), vec![1]),
+        (2, "two".into(), vec![]),
+        (3, "three".into(), vec![0; 100]),
+    ];
+    let payload = bulk(&arguments);
+    for count in 0..=4 {
+        assert_eq!(worker::run_task(&payload, count, 0, 1 << 16), Some(0));
+    }
+    // A limit under which no result fits: every item is a bad result.
+    assert_eq!(worker::run_task(&payload, 3, 1, 32), Some(0));
+}
+
+/// A seed with random bytes changed, inserted or removed.
+fn mutated() -> impl proptest::strategy::Strategy<Value = (&'static str, Vec<u8>)> {
+    use proptest::prelude::*;
+    let seeds: Vec<(&'static str, Vec<u8>)> = seeds()
+        .into_iter()
+        .map(|(target, _, bytes)| (target, bytes))
+        .collect();
+    (
+        proptest::sample::select(seeds),
+        proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..4), 1..8),
+    )
+        .prop_map(|((target, mut bytes), edits)| {
+            for (at, byte, kind) in edits {
+                let at = at % (bytes.len() + 1);
+                match kind {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 => bytes.insert(at, byte),
+                    2 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ if at < bytes.len() => bytes[at] ^= 1 << (byte % 8),
+                    _ => bytes.push(byte),
+                }
+            }
+            (target, bytes)
+        })
+}
+
+proptest::proptest! {
+    #[test]
+    fn every_target_takes_mutated_seeds((target, data) in mutated()) {
+        run_target(target, &data);
     }
 }

@@ -597,6 +597,43 @@ impl Outcomes<'_> {
     }
 }
 
+/// The worker's loop, as the fuzz targets run it (`crate::fuzzing`): the
+/// same outcomes, built outside `serve`.
+#[cfg(feature = "fuzzing")]
+impl<'a> Outcomes<'a> {
+    /// Outcomes into `slot` of `region`, handed over as `Partial` frames
+    /// written to `results`, as `serve` builds them for a task.
+    pub(crate) fn for_fuzzing(
+        region: &'a mut Region,
+        slot: usize,
+        results: &'a mut File,
+        max_frame: u32,
+        scratch: &'a mut Vec<u8>,
+        spill: &'a mut Vec<u8>,
+    ) -> Self {
+        let (areas, progress) = region.slot_and_progress(slot);
+        Outcomes {
+            ends: areas.ends,
+            data: areas.data,
+            progress,
+            slot,
+            results,
+            max_frame,
+            scratch,
+            spill,
+            held: 0,
+            pos: 0,
+            failed: 0,
+        }
+    }
+
+    /// What the task's `Done` says: the outcomes in the slot now, and how
+    /// many of them are failures.
+    pub(crate) fn done_counts(&self) -> (u32, u32) {
+        (self.held as u32, self.failed)
+    }
+}
+
 /// Writes a `Partial` frame of one large value: the frame's header and the
 /// end in one write, the value lent to the pipe after it.
 fn write_partial(

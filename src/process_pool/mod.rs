@@ -13,7 +13,7 @@
 mod builder;
 pub(crate) mod dispatch;
 pub(crate) mod entry;
-mod job;
+pub(crate) mod job;
 mod spawn;
 pub(crate) mod sys;
 pub(crate) mod wire;

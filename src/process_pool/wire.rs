@@ -841,6 +841,81 @@ mod tests {
         }
     }
 
+    /// An outcome as the worker writes it: a value's bytes, or a failure's
+    /// tag and detail.
+    type Outcome = Result<Vec<u8>, (u8, Vec<u8>)>;
+
+    fn outcome_strategy() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            3 => proptest::collection::vec(any::<u8>(), 0..24).prop_map(Ok),
+            1 => (1u8..=3, proptest::collection::vec(any::<u8>(), 0..24)).prop_map(Err),
+        ]
+    }
+
+    proptest! {
+        /// The same outcomes read from a slot and from the `Partial` payload
+        /// the worker makes of it give the same entries, which are the
+        /// outcomes; `values` gives their bytes when none of them failed,
+        /// and nothing when the last one did (a failure before the last is
+        /// the caller's to know: the worker counts them in `Done`).
+        #[test]
+        fn slot_and_payload_blocks_agree(
+            outcomes in proptest::collection::vec(outcome_strategy(), 0..40),
+            spare in 0usize..64,
+        ) {
+            let (mut ends, mut data) = (Vec::new(), Vec::new());
+            for outcome in &outcomes {
+                match outcome {
+                    Ok(value) => {
+                        data.extend_from_slice(value);
+                        ends.push(data.len() as u32);
+                    }
+                    Err((tag, detail)) => {
+                        data.push(*tag);
+                        data.extend_from_slice(detail);
+                        ends.push(data.len() as u32 | FAILED);
+                    }
+                }
+            }
+            let used = data.len();
+            // A slot is larger than what its outcomes fill.
+            data.resize(used + spare, 0xee);
+            ends.resize(outcomes.len() + spare, 0xffff_ffff);
+            let n = outcomes.len();
+            let slot = Block::from_slot(&ends, &data, n).unwrap();
+            prop_assert!(Block::from_slot(&ends, &data, ends.len() + 1).is_err());
+            let mut payload = Vec::new();
+            slot.write_payload(&mut payload);
+            prop_assert_eq!(payload.len(), 4 * n + used);
+            let sent = Block::from_payload(&payload, n).unwrap();
+            prop_assert!(Block::from_payload(&payload, payload.len() / 4 + 1).is_err());
+            for (index, outcome) in outcomes.iter().enumerate() {
+                let want = match outcome {
+                    Ok(value) => Entry::Value(value),
+                    Err((tag, detail)) => Entry::Failed(*tag, detail),
+                };
+                prop_assert_eq!(slot.entry(index).unwrap(), want);
+                prop_assert_eq!(sent.entry(index).unwrap(), want);
+            }
+            for count in 0..=n + 1 {
+                for block in [slot, sent] {
+                    let values = block.values(count);
+                    if count == 0 || count > n {
+                        prop_assert_eq!(values, None);
+                    } else if outcomes[..count].iter().all(Result::is_ok) {
+                        let joined: Vec<u8> = outcomes[..count]
+                            .iter()
+                            .flat_map(|o| o.as_ref().map_or(&[][..], Vec::as_slice).iter().copied())
+                            .collect();
+                        prop_assert_eq!(values, Some(&joined[..]));
+                    } else if outcomes[count - 1].is_err() {
+                        prop_assert_eq!(values, None);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_huge_length_prefix_is_refused_before_allocating() {
         let wire = u32::MAX.to_le_bytes();
