@@ -215,12 +215,11 @@ fn same(x: u8) -> u8 {
 }
 
 /// Found writing the `handshake` fuzz target: a slot whose outcomes fill
-/// its 8 MiB of data is handed over as one `Partial` frame, which is over
-/// a `max_message_size` under 8 MiB, so the worker exits (status 87, "lost
-/// its pipe") and the item it was on fails with `WorkerDied`. Here items 9
-/// and 19.
+/// its 8 MiB of data was handed over as one `Partial` frame, over a
+/// `max_message_size` under 8 MiB, so the worker exited (status 87) and the
+/// item it was on (here 9 and 19) failed with `WorkerDied`. A full slot now
+/// goes out in as many frames as the limit asks for.
 #[test]
-#[ignore = "bug for the process pool: a full slot's Partial is over a small max_message_size"]
 fn results_that_fill_a_slot_under_a_small_frame_limit() {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
@@ -237,11 +236,10 @@ fn results_that_fill_a_slot_under_a_small_frame_limit() {
 }
 
 /// The same with the ends: 65 536 outcomes fill a slot's ends, and their
-/// `Partial` (327 685 bytes) is over a limit of 100 000 bytes, under which
-/// the task's 70 000 one-byte arguments fit; item 65 536 fails with
+/// `Partial` (327 685 bytes) was over a limit of 100 000 bytes, under which
+/// the task's 70 000 one-byte arguments fit; item 65 536 failed with
 /// `WorkerDied`.
 #[test]
-#[ignore = "bug for the process pool: a full slot's Partial is over a small max_message_size"]
 fn items_that_fill_a_slot_under_a_small_frame_limit() {
     let pool = ProcessPoolExecutor::builder()
         .max_workers(1)
@@ -255,5 +253,49 @@ fn items_that_fill_a_slot_under_a_small_frame_limit() {
         .collect();
     for (index, result) in got.iter().enumerate() {
         assert!(result.is_ok(), "item {index}: {result:?}");
+    }
+}
+
+fn large_or_abort(x: u32) -> serde_bytes::ByteBuf {
+    if x == 17 {
+        std::process::abort();
+    }
+    large_result(x)
+}
+
+/// A worker that dies after it handed part of a full slot over in
+/// `Partial` frames: the items before the one that aborts are all
+/// delivered (some from the frames, some from the slot), the one that
+/// aborts fails alone, the ones after it run on the replacement.
+#[test]
+fn a_death_after_partial_frames_costs_one_item() {
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_message_size(1 << 20)
+        .build()
+        .unwrap();
+    let got: Vec<_> = pool
+        .map(large_or_abort, 0..20u32)
+        .chunksize(Chunksize::Fixed(NonZeroUsize::new(20).unwrap()))
+        .collect();
+    for (index, result) in got.iter().enumerate() {
+        if index == 17 {
+            assert!(
+                matches!(
+                    result,
+                    Err(concurrent_futures::Error::WorkerDied {
+                        signal: Some(6),
+                        ..
+                    })
+                ),
+                "item 17: {result:?}"
+            );
+        } else {
+            assert_eq!(
+                result.as_ref().ok(),
+                Some(&large_result(index as u32)),
+                "item {index}"
+            );
+        }
     }
 }

@@ -389,6 +389,7 @@ fn serve(
             // ORDERING: Release: the reset progress is visible to the worker
             // that swaps the gate with Acquire.
             worker.region.progress(free).store(0, Ordering::Relaxed);
+            worker.region.base(free).store(0, Ordering::Relaxed);
             worker
                 .region
                 .gate(free)
@@ -711,9 +712,20 @@ fn bury(
             let finished = ((progress / 2) as usize).min(in_message);
             let running = progress % 2 == 1 && finished < in_message;
             let known = job.resolved_in_message();
+            // The slot holds the outcomes from `base` on; those before it
+            // came in `Partial` frames, which were all read (drained).
+            let base = (region.base(s).load(Ordering::Acquire) as usize).min(finished);
+            if base > known {
+                // Handed over in frames that never arrived: they ran, and
+                // are lost with the worker.
+                while job.resolved_in_message() < base && job.unresolved() > 0 {
+                    job.fail_next_only(error.clone());
+                }
+            }
+            let known = job.resolved_in_message();
             if finished > known {
                 let view = region.slot(s);
-                match Block::from_slot(view.ends, view.data, finished - known) {
+                match Block::from_slot_at(view.ends, view.data, known - base, finished - known) {
                     Ok(block) => job.accept(&block, pid, false),
                     Err(e) => {
                         let reason = format!("its region is malformed: {e}");

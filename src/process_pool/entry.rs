@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::sys::{self, region::Region};
-use super::wire::{self, gate, outcome, Block, Bounded, Message, PanicInfo, WireError, FAILED};
+use super::wire::{self, gate, outcome, Bounded, Message, PanicInfo, WireError, FAILED};
 
 /// The environment variable that makes a process a worker.
 pub(crate) const MARKER: &str = "CONCURRENT_FUTURES_WORKER";
@@ -300,11 +300,14 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
             continue;
         }
         let start = Instant::now();
-        let (areas, progress) = region.slot_and_progress(slot);
+        let (areas, progress, base) = region.slot_and_words(slot);
         let mut outcomes = Outcomes {
             ends: areas.ends,
             data: areas.data,
             progress,
+            base,
+            handed: 0,
+            lent: false,
             slot,
             results: &mut results,
             max_frame,
@@ -326,6 +329,8 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
             let fds = std::mem::take(&mut descriptors);
             crate::multiprocessing::transfer::with_received(fds, run);
         }
+        // `spill` serves the next task too: none of it may still be lent.
+        outcomes.reclaim_spill();
         let done = Message::Done {
             slot: slot as u8,
             count: outcomes.held as u32,
@@ -424,12 +429,18 @@ pub(crate) struct Outcomes<'a> {
     data: &'a mut [u8],
     /// The slot's progress word.
     progress: &'a std::sync::atomic::AtomicU64,
+    /// The slot's base word, and its value: the task's outcomes handed
+    /// over in `Partial` frames, before those the slot holds now.
+    base: &'a std::sync::atomic::AtomicU64,
+    handed: usize,
     slot: usize,
     results: &'a mut File,
     max_frame: u32,
     scratch: &'a mut Vec<u8>,
-    /// A buffer for a value too large for the slot.
+    /// A buffer for a value too large for the slot, or for a `Partial`.
     spill: &'a mut Vec<u8>,
+    /// Whether pages of `spill` may still be lent to the pipe, unread.
+    lent: bool,
     /// Outcomes in the slot now.
     held: usize,
     /// Bytes of them.
@@ -518,6 +529,7 @@ impl Outcomes<'_> {
             self.flush();
             return self.value(value);
         }
+        self.reclaim_spill();
         self.spill.clear();
         match wire::push_value(self.spill, value) {
             Ok(()) => {
@@ -549,6 +561,8 @@ impl Outcomes<'_> {
                     lost_pipe(&e);
                 }
                 *self.scratch = payload;
+                self.lent = true;
+                self.handed_over(1);
             }
             Err(reason) => self.failure(outcome::BAD_RESULT, reason.as_bytes()),
         }
@@ -568,32 +582,78 @@ impl Outcomes<'_> {
         self.failed += 1;
     }
 
-    /// Hands the slot's outcomes to the parent in a `Partial` frame and
-    /// starts the slot over. Until the frame is written whole, the slot
-    /// still holds them (a worker that dies mid-frame leaves them there).
+    /// Hands the slot's outcomes to the parent in `Partial` frames, as
+    /// many as the frame limit asks for, and starts the slot over. Until
+    /// the last frame is written whole, the slot and its base word still
+    /// say what it holds (a worker that dies in between leaves the parent
+    /// the frames it sent and the rest in the slot).
     #[cold]
     fn flush(&mut self) {
+        // Room for a frame's payload: the limit less a header, generously.
+        let room = (self.max_frame as usize).saturating_sub(64).max(8);
+        self.reclaim_spill();
         let mut payload = std::mem::take(self.spill);
-        payload.clear();
-        match Block::from_slot(self.ends, self.data, self.held) {
-            Ok(block) => block.write_payload(&mut payload),
-            Err(e) => lost_pipe(&e),
+        let end_of = |raw: u32| (raw & !FAILED) as usize;
+        let mut first = 0;
+        let mut first_byte = 0;
+        while first < self.held {
+            // As many outcomes as fit, and at least one (each fits alone:
+            // `value` refuses larger ones).
+            let mut last = first + 1;
+            while last < self.held
+                && 4 * (last + 1 - first) + end_of(self.ends[last]) - first_byte <= room
+            {
+                last += 1;
+            }
+            let data_end = end_of(self.ends[last - 1]).min(self.data.len());
+            // Pages of the last part were lent to the pipe: the buffer is
+            // written again only once the parent has read them.
+            if self.lent {
+                sys::wait_until_read(self.results);
+            }
+            payload.clear();
+            for &raw in &self.ends[first..last] {
+                let rebased = (end_of(raw).saturating_sub(first_byte) as u32) | (raw & FAILED);
+                payload.extend_from_slice(&rebased.to_le_bytes());
+            }
+            payload.extend_from_slice(&self.data[first_byte.min(data_end)..data_end]);
+            let partial = Message::Partial {
+                slot: self.slot as u8,
+                count: (last - first) as u32,
+            };
+            send_or_exit(
+                self.results,
+                &partial,
+                &payload,
+                self.max_frame,
+                self.scratch,
+            );
+            self.lent = true;
+            first = last;
+            first_byte = data_end;
         }
-        let partial = Message::Partial {
-            slot: self.slot as u8,
-            count: self.held as u32,
-        };
-        send_or_exit(
-            self.results,
-            &partial,
-            &payload,
-            self.max_frame,
-            self.scratch,
-        );
         *self.spill = payload;
+        self.handed_over(self.held);
         self.held = 0;
         self.pos = 0;
         self.failed = 0;
+    }
+
+    /// Makes `spill` safe to write again: if its pages were lent to the
+    /// pipe (`sys::write_lent`), waits until the parent has read them.
+    fn reclaim_spill(&mut self) {
+        if self.lent {
+            sys::wait_until_read(self.results);
+            self.lent = false;
+        }
+    }
+
+    /// Records that `count` more outcomes are with the parent.
+    fn handed_over(&mut self, count: usize) {
+        self.handed += count;
+        // ORDERING: Release: a parent that finds this worker dead reads it
+        // with Acquire, after the frames it names.
+        self.base.store(self.handed as u64, Ordering::Release);
     }
 }
 
@@ -611,11 +671,14 @@ impl<'a> Outcomes<'a> {
         scratch: &'a mut Vec<u8>,
         spill: &'a mut Vec<u8>,
     ) -> Self {
-        let (areas, progress) = region.slot_and_progress(slot);
+        let (areas, progress, base) = region.slot_and_words(slot);
         Outcomes {
             ends: areas.ends,
             data: areas.data,
             progress,
+            base,
+            handed: 0,
+            lent: false,
             slot,
             results,
             max_frame,

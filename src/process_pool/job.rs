@@ -46,6 +46,8 @@ pub(crate) trait ProcessJob: Abandon {
     /// worker died), and moves the payload past the items resolved, for
     /// what is left to be sent again.
     fn fail_next(&mut self, error: Option<Error>);
+    /// Fails the next item with `error`, nothing else.
+    fn fail_next_only(&mut self, error: Error);
     /// Moves the payload past the items resolved, for the rest to be sent
     /// again (the worker stopped at an argument it could not decode).
     fn rest_again(&mut self) {
@@ -277,6 +279,12 @@ where
             }
         }
         self.advance();
+    }
+
+    fn fail_next_only(&mut self, error: Error) {
+        if self.resolved < self.sent {
+            self.fail(error);
+        }
     }
 
     fn add_elapsed(&mut self, elapsed: Duration) {

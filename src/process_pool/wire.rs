@@ -577,6 +577,8 @@ pub(crate) struct Block<'a> {
     ends: Ends<'a>,
     data: &'a [u8],
     len: usize,
+    /// Where the first outcome starts in `data`.
+    start: u32,
 }
 
 impl<'a> Block<'a> {
@@ -593,6 +595,34 @@ impl<'a> Block<'a> {
             ends: Ends::Words(ends),
             data,
             len: count,
+            start: 0,
+        })
+    }
+
+    /// `count` outcomes of a slot from outcome `first` on.
+    pub(crate) fn from_slot_at(
+        ends: &'a [u32],
+        data: &'a [u8],
+        first: usize,
+        count: usize,
+    ) -> Result<Self, WireError> {
+        let all = first
+            .checked_add(count)
+            .and_then(|end| ends.get(..end))
+            .ok_or_else(|| {
+                WireError::Malformed(format!(
+                    "{first} + {count} outcomes are more than a slot holds"
+                ))
+            })?;
+        let start = match first {
+            0 => 0,
+            n => all[n - 1] & !FAILED,
+        };
+        Ok(Block {
+            ends: Ends::Words(&all[first..]),
+            data,
+            len: count,
+            start,
         })
     }
 
@@ -612,6 +642,7 @@ impl<'a> Block<'a> {
             ends: Ends::Bytes(ends),
             data,
             len: count,
+            start: 0,
         })
     }
 
@@ -635,7 +666,7 @@ impl<'a> Block<'a> {
     #[inline]
     pub(crate) fn entry(&self, index: usize) -> Result<Entry<'a>, WireError> {
         let start = if index == 0 {
-            0
+            self.start as usize
         } else {
             (self.end(index - 1) & !FAILED) as usize
         };
@@ -669,20 +700,23 @@ impl<'a> Block<'a> {
         if end & FAILED != 0 {
             return None;
         }
-        self.data.get(..end as usize)
+        self.data.get(self.start as usize..end as usize)
     }
 
     /// Appends the block as a `Partial` payload.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {
         for index in 0..self.len {
-            out.extend_from_slice(&self.end(index).to_le_bytes());
+            let raw = self.end(index);
+            let rebased = ((raw & !FAILED).saturating_sub(self.start)) | (raw & FAILED);
+            out.extend_from_slice(&rebased.to_le_bytes());
         }
         let used = if self.len == 0 {
-            0
+            self.start as usize
         } else {
             ((self.end(self.len - 1) & !FAILED) as usize).min(self.data.len())
         };
-        out.extend_from_slice(&self.data[..used]);
+        out.extend_from_slice(&self.data[(self.start as usize).min(used)..used]);
     }
 }
 

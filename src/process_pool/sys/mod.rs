@@ -181,8 +181,9 @@ pub(crate) fn enlarge_pipe(fd: &impl AsRawFd, bytes: usize) {
 /// then copies straight from them, one copy instead of two, which a large
 /// payload notices. The pages stay referenced by the pipe until they are
 /// read, so the caller must leave `bytes` unchanged until the reader has
-/// read them (the worker's reply proves it has read its whole task, and
-/// the parent reads a whole reply before it sends the next task).
+/// read them: the parent reuses a task's buffer only once the worker has
+/// answered the task (so has read it all); the worker writes a buffer it
+/// lent again only after [`wait_until_read`].
 /// Anything but a pipe, or a kernel without `vmsplice`, gets plain writes.
 pub(crate) fn write_lent(file: &mut File, mut bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
@@ -211,6 +212,21 @@ pub(crate) fn write_lent(file: &mut File, mut bytes: &[u8]) -> io::Result<()> {
         }
     }
     file.write_all(bytes)
+}
+
+/// Waits until the reader of pipe `file` has read everything written to it
+/// (`FIONREAD` says 0), so that pages lent to it by [`write_lent`] may be
+/// written again. Gives up at once if the pipe cannot say.
+pub(crate) fn wait_until_read(file: &File) {
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: `FIONREAD` writes one `c_int` into `unread`.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::FIONREAD, &mut unread) };
+        if rc == -1 || unread == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(20));
+    }
 }
 
 /// The size from which a protocol buffer asks for transparent huge pages.

@@ -5,7 +5,8 @@
 //! the same executable), with [`SLOTS`] slots, one per task in flight:
 //!
 //! ```text
-//! header  one 64-byte line per slot: gate:u32 @0, progress:u64 @8;
+//! header  one 64-byte line per slot: gate:u32 @0, progress:u64 @8,
+//!         base:u64 @16;
 //!         then a line with the worker's death word (u32)
 //! ends    per slot, MAX_ITEMS × u32: where each finished item's outcome ends
 //! data    per slot, DATA bytes: the outcomes, one after another
@@ -173,6 +174,14 @@ impl Region {
         unsafe { &*self.line(slot).add(8).cast::<AtomicU64>() }
     }
 
+    /// The slot's base word (see `wire`): how many of the task's outcomes
+    /// were handed over before the ones the slot holds now.
+    pub(crate) fn base(&self, slot: usize) -> &AtomicU64 {
+        // SAFETY: offset 16 of the slot's line: 8-aligned, inside the
+        // mapping, only ever used as an atomic.
+        unsafe { &*self.line(slot).add(16).cast::<AtomicU64>() }
+    }
+
     fn areas(&self, slot: usize) -> (*mut u32, *mut u8) {
         assert!(slot < SLOTS, "slot {slot} of {SLOTS}");
         // SAFETY: both offsets lie within the mapping (see `LEN`); the ends
@@ -208,15 +217,16 @@ impl Region {
         }
     }
 
-    /// The slot's areas for the worker to write, and its progress word, at
-    /// once (they are disjoint: the areas are plain bytes, the word an
-    /// atomic the parent reads).
-    pub(crate) fn slot_and_progress(&mut self, slot: usize) -> (SlotMut<'_>, &AtomicU64) {
+    /// The slot's areas for the worker to write, and its progress and base
+    /// words, at once (they are disjoint: the areas are plain bytes, the
+    /// words atomics the parent reads).
+    pub(crate) fn slot_and_words(&mut self, slot: usize) -> (SlotMut<'_>, &AtomicU64, &AtomicU64) {
         let progress: *const AtomicU64 = self.progress(slot);
+        let base: *const AtomicU64 = self.base(slot);
         let areas = self.slot_mut(slot);
-        // SAFETY: the word lies in the header, outside both areas, and is
-        // only ever used as an atomic, through shared references.
-        (areas, unsafe { &*progress })
+        // SAFETY: the words lie in the header, outside both areas, and are
+        // only ever used as atomics, through shared references.
+        (areas, unsafe { &*progress }, unsafe { &*base })
     }
 
     /// The slot's areas for the parent to read, once the worker has
