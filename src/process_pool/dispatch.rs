@@ -351,6 +351,12 @@ fn serve(
     let mut sent_total = 0usize;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut buffer = Vec::new();
+    // How long a frame that has begun may go without a byte: the frame
+    // stall limit, or the time limit if it is shorter.
+    let stall = shared
+        .config
+        .task_timeout
+        .map_or(spawn::FRAME_STALL, |limit| limit.min(spawn::FRAME_STALL));
     // The front item's progress word as last seen, and since when.
     let mut watch: Option<(usize, u64, Instant)> = None;
     loop {
@@ -478,7 +484,7 @@ fn serve(
             _ => deadline,
         };
         watch_for_reply(&worker, in_flight[0].slot);
-        let received = worker.receive_into(deadline, max_frame, &mut buffer);
+        let received = worker.receive_into(deadline, stall, max_frame, &mut buffer);
         let pid = worker.pid;
         match received {
             Err(Received::TimedOut) => {
@@ -486,6 +492,13 @@ fn serve(
                     take_back(shared, slot, &worker, &mut in_flight);
                 }
                 continue;
+            }
+            // A frame stalled for longer than the item's time limit: the
+            // time limit's error, as for an item that overran it.
+            Err(Received::Stalled) if stall < spawn::FRAME_STALL => {
+                let limit = shared.config.task_timeout.unwrap_or(stall);
+                let error = Error::TaskTimedOut { limit, pid };
+                return bury(shared, slot, worker, in_flight, carry, Some(error));
             }
             Err(Received::Stalled) => {
                 let reason = String::from("a frame it began writing never completed");
@@ -761,7 +774,7 @@ fn drain(
 ) {
     while !in_flight.is_empty() {
         let deadline = Some(Instant::now() + DEATH_GRACE);
-        match worker.receive_into(deadline, max_frame, buffer) {
+        match worker.receive_into(deadline, DEATH_GRACE, max_frame, buffer) {
             Ok(message) => match take_frame(shared, worker, in_flight, message, buffer) {
                 Ok(again) => carry.extend(again),
                 Err(_) => return,

@@ -15,7 +15,7 @@ use crate::Error;
 /// How long a frame that has begun may go without a byte arriving before
 /// it is given up as one that will never complete (a task that wrote a
 /// few bytes to the result pipe itself, a worker stopped in mid-write).
-const FRAME_STALL: Duration = Duration::from_secs(5);
+pub(crate) const FRAME_STALL: Duration = Duration::from_secs(5);
 
 /// The pipe buffer each direction asks for: the most an unprivileged
 /// process gets by default.
@@ -298,18 +298,21 @@ impl Worker {
         max: u32,
     ) -> Result<Frame, Received> {
         let mut payload = Vec::new();
-        let message = self.receive_into(deadline, max, &mut payload)?;
+        let message = self.receive_into(deadline, FRAME_STALL, max, &mut payload)?;
         Ok(Frame { message, payload })
     }
 
     /// Reads one frame like [`receive`](Self::receive), its payload into
     /// `payload`, whose allocation is reused when it fits: a large reply's
     /// buffer is not allocated (and its pages faulted in) again for the
-    /// next one. The deadline bounds the whole frame, and once a frame has
-    /// begun, no read of it may wait more than [`FRAME_STALL`].
+    /// next one. `deadline` bounds the wait for the frame's first byte
+    /// ([`Received::TimedOut`], nothing consumed); once a frame has begun it
+    /// is read to its end, and no read of it may wait more than `stall`
+    /// ([`Received::Stalled`]: it will never complete).
     pub(crate) fn receive_into(
         &mut self,
         deadline: Option<Instant>,
+        stall: Duration,
         max: u32,
         payload: &mut Vec<u8>,
     ) -> Result<Message, Received> {
@@ -323,16 +326,12 @@ impl Worker {
                 Err(e) => return Err(Received::Wire(WireError::Io(e))),
             }
         }
-        self.results.get_mut().stall = Some(FRAME_STALL);
+        let watched = self.results.get_mut();
+        watched.deadline = None;
+        watched.stall = Some(stall);
         match wire::read_frame_into(&mut self.results, max, payload) {
             Ok(message) => Ok(message),
-            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    Err(Received::TimedOut)
-                } else {
-                    Err(Received::Stalled)
-                }
-            }
+            Err(WireError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => Err(Received::Stalled),
             Err(e) => Err(Received::Wire(e)),
         }
     }
