@@ -283,12 +283,10 @@ fn items_killed_from_outside_mid_chunk_fail_alone() {
 /// 2 000 items under a 300 ms limit per item, every 50th sleeping 2 s
 /// (an item is killed between the limit and ~1.25× it, so the sleep is far
 /// past it): exactly those 40 fail with `TaskTimedOut`, all others are Ok,
-/// and nothing ran twice. In fixed chunks of 100, so that every chunk with
-/// a slow item also holds items before and after it; four workers, since
-/// the test's time is spent waiting for the limit, not on a CPU.
-#[test]
-fn time_limit_kills_cost_exactly_the_slow_items() {
-    let dir = TempDir::new("exactly-once", "timeout");
+/// and nothing ran twice. Four workers, since the test's time is spent
+/// waiting for the limit, not on a CPU.
+fn time_limit_kills_cost_exactly_the_slow_items(chunksize: Chunksize) {
+    let dir = TempDir::new("exactly-once", &format!("timeout-{chunksize:?}"));
     let limit = Duration::from_millis(300);
     let pool = ProcessPoolExecutor::builder()
         .max_workers(4)
@@ -303,7 +301,7 @@ fn time_limit_kills_cost_exactly_the_slow_items() {
             Fate::Pass
         }
     });
-    let outcomes: Vec<_> = pool.map(run_item, input).chunksize(fixed(100)).collect();
+    let outcomes: Vec<_> = pool.map(run_item, input).chunksize(chunksize).collect();
     assert_eq!(outcomes.len(), 2000);
     let counts = log_counts(&dir, 2000);
     let mut killed = HashSet::new();
@@ -318,6 +316,21 @@ fn time_limit_kills_cost_exactly_the_slow_items() {
         assert_eq!(counts[index], 1, "item {index} ran {} times", counts[index]);
     }
     assert_eq!(killed.len(), 40);
+}
+
+/// In fixed chunks of 100: every chunk with a slow item also holds items
+/// before and after it.
+#[test]
+fn time_limit_kills_cost_exactly_the_slow_items_in_fixed_chunks() {
+    time_limit_kills_cost_exactly_the_slow_items(fixed(100));
+}
+
+/// In automatic chunks (hole 6's scenario, held here to the exact rule):
+/// chunks grow over the fast items, and each kill must still cost only
+/// the slow item.
+#[test]
+fn time_limit_kills_cost_exactly_the_slow_items_in_automatic_chunks() {
+    time_limit_kills_cost_exactly_the_slow_items(Chunksize::Auto);
 }
 
 // -------------------------------------------------------------- property
