@@ -107,6 +107,30 @@ fn fixed(n: usize) -> Chunksize {
     Chunksize::Fixed(NonZeroUsize::new(n).expect("a chunk size above 0"))
 }
 
+/// Runs `collect` (which waits on `pool`) with a watchdog of 20 s: past
+/// it, the workers are killed, so that `collect` and the pool's drop end,
+/// and the test fails as a hang.
+fn collect_or_kill<T: Send>(pool: &ProcessPoolExecutor, collect: impl FnOnce() -> T + Send) -> T {
+    const LIMIT: Duration = Duration::from_secs(20);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let collector = s.spawn(move || {
+            let _ = tx.send(collect());
+        });
+        match rx.recv_timeout(LIMIT) {
+            Ok(value) => value,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                pool.kill_workers();
+                panic!("no outcome within {LIMIT:?}: a hang (the workers were killed)");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match collector.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the collector ended without sending"),
+            },
+        }
+    })
+}
+
 // ------------------------------------------------------------- the checks
 
 /// How often each index appears in the log; checks that none appears
@@ -240,6 +264,208 @@ fn dying_submits_fail_alone() {
     check_run(&dir, &fates, &outcomes);
 }
 
+/// Deaths at the edges of chunks of 10 (first and last items: 0, 9, 10,
+/// 19) and several in a row (30, 31, 32: each replacement dies on its
+/// first item), and the last item of the map (99).
+#[test]
+fn deaths_at_chunk_edges_and_in_a_row_fail_alone() {
+    let dir = TempDir::new("exactly-once", "edges");
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let dying = [0u64, 9, 10, 19, 30, 31, 32, 99];
+    let input = items(&dir, 100, |i| {
+        if dying.contains(&i) {
+            if i % 2 == 0 {
+                Fate::Abort
+            } else {
+                Fate::Exit(1)
+            }
+        } else {
+            Fate::Pass
+        }
+    });
+    let fates: Vec<Fate> = input.iter().map(|item| item.fate).collect();
+    let outcomes: Vec<_> = pool.map(run_item, input).chunksize(fixed(10)).collect();
+    check_run(&dir, &fates, &outcomes);
+}
+
+/// With `max_tasks_per_child` 2, workers retire between chunks as well as
+/// die inside them: the rules hold all the same.
+#[test]
+fn deaths_with_retiring_workers_fail_alone() {
+    let dir = TempDir::new("exactly-once", "retiring");
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .max_tasks_per_child(2)
+        .build()
+        .unwrap();
+    let input = items(&dir, 300, |i| match i % 47 {
+        5 => Fate::Abort,
+        30 => Fate::Exit(2),
+        _ => Fate::Pass,
+    });
+    let fates: Vec<Fate> = input.iter().map(|item| item.fate).collect();
+    let outcomes: Vec<_> = pool.map(run_item, input).chunksize(fixed(10)).collect();
+    check_run(&dir, &fates, &outcomes);
+}
+
+/// The task of [`deaths_between_partial_blocks_fail_alone`]: an item with
+/// 1.5 MiB of result, so that a chunk's outcomes overflow the worker's
+/// slot of shared memory (8 MiB) and go out in `Partial` frames, some
+/// before the death and some after.
+fn run_big_item(item: Item) -> serde_bytes::ByteBuf {
+    let index = item.index;
+    let v = run_item(item);
+    let mut bytes = vec![(index % 251) as u8; 3 << 19];
+    bytes[..8].copy_from_slice(&v.to_le_bytes());
+    serde_bytes::ByteBuf::from(bytes)
+}
+
+/// Deaths after a chunk's outcomes have overflowed the slot: items
+/// delivered in `Partial` frames, items still in the slot, and the items
+/// after the death must each come out once, with their own bytes.
+#[test]
+#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
+fn deaths_between_partial_blocks_fail_alone() {
+    big_items_in_chunks_of_20("partials", |i| match i {
+        13 => Fate::Abort,
+        27 => Fate::Exit(6),
+        _ => Fate::Pass,
+    });
+}
+
+/// The control of [`deaths_between_partial_blocks_fail_alone`]: the same
+/// chunks of large results, and no death.
+#[test]
+#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
+fn large_results_over_several_partial_blocks_come_back_intact() {
+    big_items_in_chunks_of_20("partials-control", |_| Fate::Pass);
+}
+
+/// 40 items of [`run_big_item`] in chunks of 20, each item's fate from
+/// `fate`: checks every value's bytes, then [`check_run`].
+fn big_items_in_chunks_of_20(name: &str, fate: impl Fn(u64) -> Fate) {
+    let dir = TempDir::new("exactly-once", name);
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let input = items(&dir, 40, fate);
+    let fates: Vec<Fate> = input.iter().map(|item| item.fate).collect();
+    let collected = collect_or_kill(&pool, || {
+        pool.map(run_big_item, input)
+            .chunksize(fixed(20))
+            .collect::<Vec<_>>()
+    });
+    let outcomes: Vec<Result<u64, Error>> = collected
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| {
+            outcome.map(|bytes| {
+                assert_eq!(bytes.len(), 3 << 19, "item {index}");
+                let fill = (index % 251) as u8;
+                if let Some(at) = bytes[8..].iter().position(|&b| b != fill) {
+                    let at = at + 8;
+                    let end = (at + 16).min(bytes.len());
+                    panic!(
+                        "item {index}: byte {at} of {} is {:?}, not {fill}; first 16: {:?}",
+                        bytes.len(),
+                        &bytes[at..end],
+                        &bytes[..16]
+                    );
+                }
+                u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"))
+            })
+        })
+        .collect();
+    check_run(&dir, &fates, &outcomes);
+}
+
+/// An item whose result is larger than a slot (9 MiB > 8 MiB) goes out as
+/// a `Partial` frame of its own; four of them in one chunk must each come
+/// back with its own bytes.
+fn oversized(index: u64) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from(vec![index as u8 + 1; 9 << 20])
+}
+
+#[test]
+#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
+fn results_larger_than_a_slot_come_back_intact() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let results = collect_or_kill(&pool, || {
+        pool.map(oversized, 0..4)
+            .chunksize(fixed(4))
+            .collect::<Vec<_>>()
+    });
+    for (index, result) in (0..4u64).zip(results) {
+        let bytes = result.unwrap_or_else(|e| panic!("item {index}: {e}"));
+        assert_eq!(bytes.len(), 9 << 20, "item {index}");
+        let fill = index as u8 + 1;
+        if let Some(at) = bytes.iter().position(|&b| b != fill) {
+            panic!("item {index}: byte {at} is {}, not {fill}", bytes[at]);
+        }
+    }
+}
+
+/// The same across tasks: four `submit`s of one oversized result each, on
+/// one worker, which runs the next while the parent reads the last.
+#[test]
+#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
+fn results_larger_than_a_slot_come_back_intact_across_submits() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let futures: Vec<_> = (0..4).map(|index| pool.submit(oversized, index)).collect();
+    for (index, f) in (0..4u64).zip(futures) {
+        // This run has been seen to hang (the parent waiting for a `Done`
+        // it had read as part of a corrupted frame).
+        let outcome = collect_or_kill(&pool, || f.result());
+        let bytes = outcome.unwrap_or_else(|e| panic!("task {index}: {e}"));
+        assert_eq!(bytes.len(), 9 << 20, "task {index}");
+        let fill = index as u8 + 1;
+        if let Some(at) = bytes.iter().position(|&b| b != fill) {
+            panic!("task {index}: byte {at} is {}, not {fill}", bytes[at]);
+        }
+    }
+}
+
+/// A result larger than a slot travels in a frame of its own (9 MiB), and
+/// a small task is handed to the worker behind it: the frame must be read
+/// whole, however long that takes, and both results come back. Ten times,
+/// on one worker. The small task's result fits its slot, so no buffer of
+/// the worker's is reused here while the large frame is in the pipe.
+#[test]
+#[ignore = "bug: a frame still being read when the driver's receive deadline passes (5 ms HANDED_PATIENCE while a task is handed) is abandoned mid-frame; the pipe's stream is then out of step (decode errors, hangs)"]
+fn a_large_frame_is_read_whole_while_a_task_is_handed_behind_it() {
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    for round in 0..10u64 {
+        let big = pool.submit(oversized, round);
+        let small = pool.submit(value, round);
+        let (big, small) = collect_or_kill(&pool, || (big.result(), small.result()));
+        let bytes = big.unwrap_or_else(|e| panic!("round {round}, the large result: {e}"));
+        let fill = round as u8 + 1;
+        assert!(
+            bytes.len() == 9 << 20 && bytes.iter().all(|&b| b == fill),
+            "round {round}: the large result's bytes are wrong"
+        );
+        assert_eq!(small, Ok(value(round)), "round {round}, the small result");
+    }
+}
+
+/// A chunk of 100 000 items has more outcomes than a slot has room for
+/// (65 536), so they overflow in a `Partial` frame; the worker then dies
+/// at item 70 000, and the replacement at the last item.
+#[test]
+fn deaths_after_the_slot_ran_out_of_outcome_ends_fail_alone() {
+    let dir = TempDir::new("exactly-once", "many-ends");
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let input = items(&dir, 100_000, |i| match i {
+        70_000 => Fate::Abort,
+        99_999 => Fate::Exit(8),
+        _ => Fate::Pass,
+    });
+    let fates: Vec<Fate> = input.iter().map(|item| item.fate).collect();
+    let outcomes: Vec<_> = pool
+        .map(run_item, input)
+        .chunksize(fixed(100_000))
+        .collect();
+    check_run(&dir, &fates, &outcomes);
+}
+
 /// Items 123 and 377 of 500, in chunks of 50, block until this test kills
 /// their worker with `SIGKILL`; each is killed once it says it started.
 #[test]
@@ -331,6 +557,66 @@ fn time_limit_kills_cost_exactly_the_slow_items_in_fixed_chunks() {
 #[test]
 fn time_limit_kills_cost_exactly_the_slow_items_in_automatic_chunks() {
     time_limit_kills_cost_exactly_the_slow_items(Chunksize::Auto);
+}
+
+/// The limit is per item, not per chunk: chunks of 20 items of 100 ms
+/// each (2 s a chunk) under a 300 ms limit all succeed.
+#[test]
+fn the_time_limit_applies_to_each_item_not_to_the_chunk() {
+    let dir = TempDir::new("exactly-once", "per-item-limit");
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .task_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let input = items(&dir, 40, |_| Fate::Sleep(100));
+    let fates: Vec<Fate> = input.iter().map(|item| item.fate).collect();
+    let outcomes: Vec<_> = pool.map(run_item, input).chunksize(fixed(20)).collect();
+    check_run(&dir, &fates, &outcomes);
+}
+
+/// The fifth item of a chunk of five stalls under a 300 ms limit, after
+/// four of 200 ms: it is killed between 0.8 s + the limit and 0.8 s +
+/// 1.25 × the limit after the chunk started (allowing 0.6 s for the
+/// machine), never earlier, and the four before it are delivered.
+#[test]
+fn an_item_is_killed_between_its_limit_and_a_quarter_more() {
+    let dir = TempDir::new("exactly-once", "kill-window");
+    let limit = Duration::from_millis(300);
+    let pool = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .task_timeout(limit)
+        .build()
+        .unwrap();
+    // The worker is up and idle: the chunk starts as it is sent.
+    let warm = pool.submit(run_item, items(&dir, 1, |_| Fate::Pass).remove(0));
+    assert_eq!(warm.result(), Ok(value(0)));
+    std::fs::remove_file(dir.0.join("log")).expect("reset the log");
+    let input = items(&dir, 5, |i| {
+        if i < 4 {
+            Fate::Sleep(200)
+        } else {
+            Fate::Sleep(20_000)
+        }
+    });
+    let start = std::time::Instant::now();
+    let outcomes: Vec<_> = pool.map(run_item, input).chunksize(fixed(5)).collect();
+    let took = start.elapsed();
+    for (index, outcome) in outcomes.iter().enumerate().take(4) {
+        assert_eq!(outcome, &Ok(value(index as u64)), "item {index}");
+    }
+    assert!(
+        matches!(outcomes[4], Err(Error::TaskTimedOut { limit: l, .. }) if l == limit),
+        "{:?}",
+        outcomes[4]
+    );
+    let earliest = Duration::from_millis(800) + limit;
+    let latest = Duration::from_millis(800) + limit * 5 / 4 + Duration::from_millis(600);
+    assert!(
+        took >= earliest && took < latest,
+        "the stalled item ended {took:?} after the chunk was sent, not in [{earliest:?}, {latest:?})"
+    );
+    assert_eq!(log_counts(&dir, 5), [1; 5]);
 }
 
 // -------------------------------------------------------------- property
