@@ -149,6 +149,42 @@ pub(crate) fn fd_count() -> usize {
         .count()
 }
 
+/// The write end of this worker's result pipe, for a task that breaks the
+/// protocol on purpose: from the worker marker in the environment the
+/// process started with, or else the one close-on-exec, write-only pipe
+/// the process has open.
+pub(crate) fn result_pipe() -> std::os::fd::RawFd {
+    let environ = std::fs::read("/proc/self/environ").unwrap_or_default();
+    let marker = environ
+        .split(|&b| b == 0)
+        .find_map(|entry| entry.strip_prefix(b"CONCURRENT_FUTURES_WORKER=".as_slice()));
+    if let Some(marker) = marker {
+        let marker = String::from_utf8_lossy(marker);
+        let fd = marker.split(':').nth(2).and_then(|fd| fd.parse().ok());
+        return fd.unwrap_or_else(|| panic!("a marker without a result pipe: {marker}"));
+    }
+    let fds: Vec<std::os::fd::RawFd> = std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &std::os::fd::RawFd| fd > 2)
+        .filter(|fd| {
+            let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+            let info =
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
+            let flags = info
+                .lines()
+                .find_map(|line| line.strip_prefix("flags:"))
+                .and_then(|flags| i32::from_str_radix(flags.trim(), 8).ok())
+                .unwrap_or(0);
+            link.to_string_lossy().starts_with("pipe:")
+                && flags & libc::O_ACCMODE == libc::O_WRONLY
+                && flags & libc::O_CLOEXEC != 0
+        })
+        .collect();
+    assert_eq!(fds.len(), 1, "the result pipe is not the only one: {fds:?}");
+    fds[0]
+}
+
 /// Waits (10 s at most) until every worker of `pool` has started; their
 /// pids.
 #[cfg(target_os = "linux")]
