@@ -324,7 +324,6 @@ fn run_big_item(item: Item) -> serde_bytes::ByteBuf {
 /// delivered in `Partial` frames, items still in the slot, and the items
 /// after the death must each come out once, with their own bytes.
 #[test]
-#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
 fn deaths_between_partial_blocks_fail_alone() {
     big_items_in_chunks_of_20("partials", |i| match i {
         13 => Fate::Abort,
@@ -336,7 +335,6 @@ fn deaths_between_partial_blocks_fail_alone() {
 /// The control of [`deaths_between_partial_blocks_fail_alone`]: the same
 /// chunks of large results, and no death.
 #[test]
-#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
 fn large_results_over_several_partial_blocks_come_back_intact() {
     big_items_in_chunks_of_20("partials-control", |_| Fate::Pass);
 }
@@ -385,7 +383,6 @@ fn oversized(index: u64) -> serde_bytes::ByteBuf {
 }
 
 #[test]
-#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
 fn results_larger_than_a_slot_come_back_intact() {
     let pool = ProcessPoolExecutor::new(1).unwrap();
     let results = collect_or_kill(&pool, || {
@@ -406,7 +403,6 @@ fn results_larger_than_a_slot_come_back_intact() {
 /// The same across tasks: four `submit`s of one oversized result each, on
 /// one worker, which runs the next while the parent reads the last.
 #[test]
-#[ignore = "bug: the worker reuses the buffer whose pages it lent to the result pipe (vmsplice) for the next Partial before the parent has read it; results over a slot (8 MiB) come back corrupted"]
 fn results_larger_than_a_slot_come_back_intact_across_submits() {
     let pool = ProcessPoolExecutor::new(1).unwrap();
     let futures: Vec<_> = (0..4).map(|index| pool.submit(oversized, index)).collect();
@@ -429,7 +425,6 @@ fn results_larger_than_a_slot_come_back_intact_across_submits() {
 /// on one worker. The small task's result fits its slot, so no buffer of
 /// the worker's is reused here while the large frame is in the pipe.
 #[test]
-#[ignore = "bug: a frame still being read when the driver's receive deadline passes (5 ms HANDED_PATIENCE while a task is handed) is abandoned mid-frame; the pipe's stream is then out of step (decode errors, hangs)"]
 fn a_large_frame_is_read_whole_while_a_task_is_handed_behind_it() {
     let pool = ProcessPoolExecutor::new(1).unwrap();
     for round in 0..10u64 {
