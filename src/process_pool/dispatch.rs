@@ -350,6 +350,16 @@ fn serve(
         .map_or(usize::MAX, |n| n.get());
     let mut sent_total = 0usize;
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    // One claim per slot of this worker's region, shared by every task
+    // handed through it.
+    let claims: Vec<Arc<dyn Claim>> = (0..sys::region::SLOTS)
+        .map(|slot| {
+            Arc::new(SlotClaim {
+                region: Arc::clone(&worker.region),
+                slot,
+            }) as Arc<dyn Claim>
+        })
+        .collect();
     let mut buffer = Vec::new();
     // How long a frame that has begun may go without a byte: the frame
     // stall limit, or the time limit if it is shorter.
@@ -401,13 +411,10 @@ fn serve(
                 .gate(free)
                 .store(gate::QUEUED, Ordering::Release);
             let mut job = job;
-            let claim: Option<Arc<dyn Claim>> = if in_flight.is_empty() {
+            let claim = if in_flight.is_empty() {
                 None
             } else {
-                Some(Arc::new(SlotClaim {
-                    region: Arc::clone(&worker.region),
-                    slot: free,
-                }))
+                Some(Arc::clone(&claims[free]))
             };
             let handed = claim.is_some();
             if !job.begin(claim) {
@@ -483,7 +490,12 @@ fn serve(
             }
             _ => deadline,
         };
-        watch_for_reply(&worker, in_flight[0].slot);
+        // Only a lone task is worth watching for: with a second one handed,
+        // the worker goes on without the driver, whose spin would only take
+        // a CPU from it.
+        if in_flight.len() == 1 && watch_for_reply(&worker, in_flight[0].slot) {
+            worker.expect_frame();
+        }
         let received = worker.receive_into(deadline, stall, max_frame, &mut buffer);
         let pid = worker.pid;
         match received {
@@ -792,10 +804,10 @@ const REPLY_SPIN: Duration = Duration::from_micros(20);
 
 /// Watches slot `slot`'s gate for [`REPLY_SPIN`] (with more than one CPU,
 /// and nothing read yet): until the worker says the task is finished, its
-/// `Done` being on its way.
-fn watch_for_reply(worker: &Worker, slot: usize) {
+/// `Done` being on its way (`true`).
+fn watch_for_reply(worker: &Worker, slot: usize) -> bool {
     if !crate::future::spinning_helps() || worker.has_buffered() {
-        return;
+        return false;
     }
     let gate_word = worker.region.gate(slot);
     let until = Instant::now() + REPLY_SPIN;
@@ -804,12 +816,12 @@ fn watch_for_reply(worker: &Worker, slot: usize) {
             // ORDERING: Relaxed: a hint to stop spinning; the frame that
             // follows is read from the pipe, which orders the rest.
             if gate_word.load(Ordering::Relaxed) == gate::FINISHED {
-                return;
+                return true;
             }
             std::hint::spin_loop();
         }
         if Instant::now() >= until {
-            return;
+            return false;
         }
     }
 }

@@ -55,6 +55,9 @@ pub(crate) fn run_if_worker() {
     std::env::remove_var(SOCKET_MARKER);
     let pid = std::process::id();
     let value = value.to_string_lossy().into_owned();
+    // Before the task thread exists, so that it allocates from the arena
+    // this tunes (see `keep_freed_memory`).
+    sys::keep_freed_memory();
     // Tasks run on a thread of their own, named after the worker, so that a
     // panic says where it happened ("thread 'ProcessPoolExecutor-worker-…'
     // panicked") and a stack overflow can be told apart. Its stack is as
@@ -234,7 +237,6 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
     let _stop = StopReporting;
 
     crate::unwind::install_hook();
-    sys::keep_freed_memory();
     let pid = std::process::id();
     WORKER_PID.store(pid, Ordering::Relaxed);
     let send = |results: &mut File, message: &Message, payload: &[u8], scratch: &mut Vec<u8>| {
@@ -337,8 +339,10 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
             failed: outcomes.failed,
             elapsed_nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
         };
-        // ORDERING: Release: a status for a parent that finds this worker
-        // dead before the Done below arrives.
+        // Before the Done: once the parent has the Done it may hand the slot
+        // to a new task, whose gate this must not overwrite. ORDERING:
+        // Release, a status for a parent that finds this worker dead before
+        // the Done arrives.
         region.gate(slot).store(gate::FINISHED, Ordering::Release);
         send_or_exit(&mut results, &done, &[], max_frame, &mut scratch);
     }
@@ -478,6 +482,13 @@ impl Outcomes<'_> {
     /// Records a value's outcome.
     #[inline]
     fn value<R: Serialize>(&mut self, value: &R) {
+        // The last value to start a slot was too large for one: this one
+        // likely is too, and trying the slot first would write a slot's
+        // worth of bytes for nothing (a `Vec<u8>` goes a byte at a time).
+        // ORDERING: Relaxed: this worker's own hint, one thread.
+        if self.held == 0 && LARGE_VALUES.load(Ordering::Relaxed) {
+            return self.value_slow(value);
+        }
         if self.held < sys::region::MAX_ITEMS {
             match postcard::serialize_with_flavor(
                 value,
@@ -541,6 +552,13 @@ impl Outcomes<'_> {
                     );
                     return self.failure(outcome::BAD_RESULT, reason.as_bytes());
                 }
+                if len <= sys::region::DATA / 2 {
+                    // It fits in the (empty) slot after all.
+                    LARGE_VALUES.store(false, Ordering::Relaxed);
+                    self.data[..len].copy_from_slice(self.spill);
+                    return self.push_end(len as u32);
+                }
+                LARGE_VALUES.store(true, Ordering::Relaxed);
                 let mut payload = std::mem::take(self.scratch);
                 payload.clear();
                 payload.extend_from_slice(&(len as u32).to_le_bytes());
@@ -717,6 +735,10 @@ fn write_partial(
     wire::FrameSink::write_payload(results, value)?;
     Ok(())
 }
+
+/// Whether the last value that started a slot was too large for one (see
+/// `Outcomes::value`).
+static LARGE_VALUES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// This worker's pid, set once before it runs any task (`getpid` is a
 /// system call each time, which a no-op task would notice).

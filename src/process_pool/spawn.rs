@@ -67,10 +67,68 @@ pub(crate) struct Watched {
     deadline: Option<Instant>,
     /// Within a frame: how long one read may wait for its first byte.
     stall: Option<Duration>,
+    /// Whether bytes are known to be on their way (the worker said so in
+    /// the shared region): a read that finds none yet tries again for a
+    /// moment before it sleeps.
+    coming: bool,
 }
+
+/// How long a read whose bytes are on their way tries again before it
+/// sleeps: the worker writes them right after it says so.
+const COMING_SPIN: Duration = Duration::from_micros(20);
 
 impl Read for Watched {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The pipe is non-blocking: bytes already there (a reply the driver
+        // saw coming in the shared region) cost one `read`, no `poll`.
+        loop {
+            match self.file.read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.coming {
+                        self.coming = false;
+                        if let Some(n) = self.read_soon(buf)? {
+                            return Ok(n);
+                        }
+                    }
+                    if !self.wait()? {
+                        return Ok(0);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Watched {
+    /// Reads again, without sleeping, for [`COMING_SPIN`]: `None` if
+    /// nothing came.
+    fn read_soon(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let until = Instant::now() + COMING_SPIN;
+        while Instant::now() < until {
+            for _ in 0..16 {
+                std::hint::spin_loop();
+            }
+            match self.file.read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until the pipe is readable: `true`; `false` if the worker has
+    /// exited with nothing left in the pipe (end of file, even while a child
+    /// the task forked holds it open); `TimedOut` past the deadline or the
+    /// stall limit.
+    fn wait(&mut self) -> io::Result<bool> {
         let now = Instant::now();
         let mut wait = self.deadline.map(|d| d.saturating_duration_since(now));
         if let Some(stall) = self.stall {
@@ -82,16 +140,13 @@ impl Read for Watched {
             None => sys::region::poll_readable(&[pipe], wait)?,
         };
         if ready & 1 != 0 {
-            return self.file.read(buf);
+            return Ok(true);
         }
         if ready & 2 != 0 {
             // Exited, and the pipe held nothing: whatever it wrote has
             // been read. Look once more, in case bytes landed between
             // the two checks.
-            return match sys::region::poll_readable(&[pipe], Some(Duration::ZERO))? {
-                0 => Ok(0),
-                _ => self.file.read(buf),
-            };
+            return Ok(sys::region::poll_readable(&[pipe], Some(Duration::ZERO))? != 0);
         }
         Err(io::Error::new(io::ErrorKind::TimedOut, "no bytes in time"))
     }
@@ -142,11 +197,14 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
     drop(result_write);
     drop(socket_child);
 
+    sys::set_nonblocking(&result_read)
+        .map_err(|e| spawn_error(format!("cannot set up the result pipe: {e}")))?;
     let results = Watched {
         file: File::from(result_read),
         exited: sys::region::pidfd(process.id()),
         deadline: None,
         stall: None,
+        coming: false,
     };
     let mut worker = Worker {
         pid: process.id(),
@@ -334,6 +392,11 @@ impl Worker {
             Err(WireError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => Err(Received::Stalled),
             Err(e) => Err(Received::Wire(e)),
         }
+    }
+
+    /// Says that a frame is on its way (see [`Watched::coming`]).
+    pub(crate) fn expect_frame(&mut self) {
+        self.results.get_mut().coming = true;
     }
 
     /// Whether bytes from the worker are buffered, not read yet.

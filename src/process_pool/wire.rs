@@ -302,8 +302,11 @@ pub(crate) fn read_frame_into(
     payload.clear();
     // A buffer too small for this frame is replaced, not grown: growing
     // would double it, past what the frame declares (up to twice the
-    // limit), and copy bytes nobody needs.
-    if payload.capacity() < len || payload.capacity() > 2 * len.max(64 * 1024) {
+    // limit), and copy bytes nobody needs. One much larger than a frame of
+    // some size is given back; a tiny frame (a control message, whose few
+    // bytes come with its header) leaves it for the next large one.
+    let oversized = payload.capacity() > 2 * len.max(64 * 1024) && len > HEAD_GUESS;
+    if payload.capacity() < len || oversized {
         *payload = Vec::new();
     }
     // The header is a few bytes: read it first, then the payload straight

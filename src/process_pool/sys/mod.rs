@@ -214,6 +214,20 @@ pub(crate) fn write_lent(file: &mut File, mut bytes: &[u8]) -> io::Result<()> {
     file.write_all(bytes)
 }
 
+/// Makes reads of `fd` return `WouldBlock` instead of waiting.
+pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+    // SAFETY: `fcntl(F_GETFL/F_SETFL)` take and return plain integers and
+    // change only the flags of `fd`'s open file description.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags == -1 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Waits until the reader of pipe `file` has read everything written to it
 /// (`FIONREAD` says 0), so that pages lent to it by [`write_lent`] may be
 /// written again. Gives up at once if the pipe cannot say.
@@ -516,6 +530,11 @@ pub(crate) fn keep_freed_memory() {
         unsafe {
             libc::mallopt(libc::M_MMAP_MAX, 0);
             libc::mallopt(libc::M_TRIM_THRESHOLD, KEPT);
+            // One arena for the whole worker: the thread that runs tasks
+            // would otherwise get an arena of its own, whose heaps are at
+            // most 64 MiB, so a large allocation there is mapped and
+            // unmapped every time whatever the settings above say.
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }
