@@ -625,9 +625,9 @@ where
     }
 
     fn default_window(&self) -> usize {
-        // Per worker: the chunk it runs, the one it has next (so that it
-        // never waits for the parent between chunks) and one more, finished
-        // or being decoded, while the consumer hands out the one before.
-        3 * self.shared.config.max_workers
+        // Per worker: the chunk it runs and the one it has next (so that it
+        // never waits for the parent between chunks), and one more: the
+        // chunk the consumer hands out.
+        2 * self.shared.config.max_workers + 1
     }
 }
