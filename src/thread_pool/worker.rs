@@ -100,7 +100,11 @@ impl Shared {
     /// with the reason if the pool takes no more work.
     pub(crate) fn submit(self: &Arc<Self>, job: Box<dyn Job>) -> Result<(), (Box<dyn Job>, Error)> {
         let started = self.queue.push(job, |gate| {
-            if !self.claim_idle() && gate.pool.started < self.max_workers {
+            // Once every thread runs, idle ones need not be counted: the
+            // counter is touched by the workers after every job, and a
+            // read-modify-write of it per submission made the two sides
+            // fight over its cache line.
+            if gate.pool.started < self.max_workers && !self.claim_idle() {
                 self.spawn_worker(gate)
             } else {
                 Ok(())
@@ -171,8 +175,11 @@ fn worker_main(shared: Arc<Shared>) {
     }
     while let Ok(job) = shared.queue.receiver().recv() {
         job.run(&|| {
-            // ORDERING: see `claim_idle`; a hint only.
-            shared.idle.fetch_add(1, Ordering::Relaxed);
+            // Counted only while threads may still be started (see
+            // `submit`). ORDERING: see `claim_idle`; a hint only.
+            if shared.idle.load(Ordering::Relaxed) < shared.max_workers {
+                shared.idle.fetch_add(1, Ordering::Relaxed);
+            }
         });
     }
 }
