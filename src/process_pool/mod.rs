@@ -8,12 +8,14 @@
 //! * `wire` — frames and messages on the pipes;
 //! * `dispatch` — the queue, the driver thread per worker, faults;
 //! * `job` — a submitted call or a map's chunk, and its outcomes;
+//! * `outcomes` — how a worker records a task's outcomes in the shared region;
 //! * `sys` — every `unsafe` operation, each explained.
 
 mod builder;
 pub(crate) mod dispatch;
 pub(crate) mod entry;
 pub(crate) mod job;
+pub(crate) mod outcomes;
 mod spawn;
 pub(crate) mod sys;
 pub(crate) mod wire;

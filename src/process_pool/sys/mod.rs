@@ -53,7 +53,7 @@ pub(crate) fn address_at(offset: u64) -> usize {
 /// user's function (at address `func`) on each of the `count` arguments in
 /// `payload`, recording the outcomes.
 pub(crate) type Trampoline =
-    fn(func: usize, payload: &[u8], count: u32, outcomes: &mut super::entry::Outcomes<'_>);
+    fn(func: usize, payload: &[u8], count: u32, outcomes: &mut super::outcomes::Outcomes<'_>);
 
 /// Turns the address of a trampoline back into a callable pointer.
 ///

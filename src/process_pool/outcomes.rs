@@ -1,0 +1,354 @@
+//! Where a worker puts a task's outcomes: its slot of the shared region,
+//! handed to the parent in `Partial` frames whenever it is full (the
+//! protocol is in `wire`'s module docs).
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use super::sys::{self, region::Region};
+use super::wire::{self, outcome, Bounded, Message, WireError, FAILED};
+
+/// The exit status of a worker that lost its pipe to the parent after it
+/// had started serving (a task closed or broke it): it cannot report
+/// anything any more, so it exits.
+pub(crate) const LOST_PIPE: i32 = 87;
+
+/// Writes a frame to the parent, or exits: a worker that cannot reach its
+/// parent can do nothing more (a task closed or broke the pipe).
+pub(crate) fn send_or_exit(
+    results: &mut File,
+    message: &Message,
+    payload: &[u8],
+    max: u32,
+    scratch: &mut Vec<u8>,
+) {
+    if let Err(e) = wire::write_frame(results, message, payload, max, scratch) {
+        lost_pipe(&e);
+    }
+}
+
+#[cold]
+pub(crate) fn lost_pipe(error: &WireError) -> ! {
+    let pid = std::process::id();
+    eprintln!(
+        "concurrent-futures: worker {pid} lost its pipe to the parent ({error}), most likely \
+         closed by a task; it exits"
+    );
+    std::process::exit(LOST_PIPE);
+}
+
+/// Where a task's outcomes go: the task's slot of the shared region, handed
+/// to the parent in a `Partial` frame whenever it is full (see `wire`).
+pub(crate) struct Outcomes<'a> {
+    /// The slot's outcome ends and bytes.
+    ends: &'a mut [u32],
+    data: &'a mut [u8],
+    /// The slot's progress word.
+    progress: &'a std::sync::atomic::AtomicU64,
+    /// The slot's base word, and its value: the task's outcomes handed
+    /// over in `Partial` frames, before those the slot holds now.
+    base: &'a std::sync::atomic::AtomicU64,
+    handed: usize,
+    slot: usize,
+    results: &'a mut File,
+    max_frame: u32,
+    scratch: &'a mut Vec<u8>,
+    /// A buffer for a value too large for the slot, or for a `Partial`.
+    spill: &'a mut Vec<u8>,
+    /// Whether pages of `spill` may still be lent to the pipe, unread.
+    lent: bool,
+    /// Outcomes in the slot now.
+    held: usize,
+    /// Bytes of them.
+    pos: usize,
+    /// Failures among them.
+    failed: u32,
+}
+
+impl std::fmt::Debug for Outcomes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcomes")
+            .field("slot", &self.slot)
+            .field("held", &self.held)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outcomes<'_> {
+    /// Item `index` of the task starts.
+    #[inline]
+    pub(crate) fn begin(&self, index: usize) {
+        // ORDERING: Release: published progress; see `wire`.
+        self.progress.store(2 * index as u64 + 1, Ordering::Release);
+    }
+
+    /// Item `index`'s outcome is in place.
+    #[inline]
+    pub(crate) fn end(&self, index: usize) {
+        // ORDERING: Release: the outcome and its end, written before, are
+        // visible to whoever reads this progress with Acquire.
+        self.progress.store(2 * index as u64 + 2, Ordering::Release);
+    }
+
+    /// Records a value's outcome.
+    #[inline]
+    pub(crate) fn value<R: Serialize>(&mut self, value: &R) {
+        // The last value to start a slot was too large for one: this one
+        // likely is too, and trying the slot first would write a slot's
+        // worth of bytes for nothing (a `Vec<u8>` goes a byte at a time).
+        // ORDERING: Relaxed: this worker's own hint, one thread.
+        if self.held == 0 && LARGE_VALUES.load(Ordering::Relaxed) {
+            return self.value_slow(value);
+        }
+        if self.held < sys::region::MAX_ITEMS {
+            match postcard::serialize_with_flavor(
+                value,
+                Bounded {
+                    area: self.data,
+                    pos: self.pos,
+                },
+            ) {
+                Ok(end) if end - self.pos <= self.item_limit() => {
+                    self.push_end(end as u32);
+                    return;
+                }
+                Ok(end) => {
+                    let reason = format!(
+                        "the result takes {} bytes, over the pool's limit of {} (max_message_size)",
+                        end - self.pos,
+                        self.max_frame
+                    );
+                    return self.failure(outcome::BAD_RESULT, reason.as_bytes());
+                }
+                Err(postcard::Error::SerializeBufferFull) => {}
+                Err(e) => {
+                    let reason = crate::serde_message::encode_reason(&e, value, wire::why);
+                    return self.failure(outcome::BAD_RESULT, reason.as_bytes());
+                }
+            }
+        }
+        self.value_slow(value);
+    }
+
+    /// The most bytes one result may take: what fits in a frame.
+    #[inline]
+    fn item_limit(&self) -> usize {
+        (self.max_frame as usize).saturating_sub(64)
+    }
+
+    #[inline]
+    fn push_end(&mut self, end: u32) {
+        self.ends[self.held] = end;
+        self.held += 1;
+        self.pos = (end & !FAILED) as usize;
+    }
+
+    /// A value that did not fit: hand the slot over and try again; one too
+    /// large for an empty slot goes out in a frame of its own.
+    #[cold]
+    fn value_slow<R: Serialize>(&mut self, value: &R) {
+        if self.held > 0 {
+            self.flush();
+            return self.value(value);
+        }
+        self.reclaim_spill();
+        self.spill.clear();
+        match wire::push_value(self.spill, value) {
+            Ok(()) => {
+                let len = self.spill.len();
+                if len > self.item_limit() {
+                    let reason = format!(
+                        "the result takes {len} bytes, over the pool's limit of {} (max_message_size)",
+                        self.max_frame
+                    );
+                    return self.failure(outcome::BAD_RESULT, reason.as_bytes());
+                }
+                if len <= sys::region::DATA / 2 {
+                    // It fits in the (empty) slot after all.
+                    LARGE_VALUES.store(false, Ordering::Relaxed);
+                    self.data[..len].copy_from_slice(self.spill);
+                    return self.push_end(len as u32);
+                }
+                LARGE_VALUES.store(true, Ordering::Relaxed);
+                let mut payload = std::mem::take(self.scratch);
+                payload.clear();
+                payload.extend_from_slice(&(len as u32).to_le_bytes());
+                let partial = Message::Partial {
+                    slot: self.slot as u8,
+                    count: 1,
+                };
+                let mut header = Vec::new();
+                // The value is lent to the pipe after the one end.
+                if let Err(e) = write_partial(
+                    self.results,
+                    &partial,
+                    &payload,
+                    self.spill,
+                    self.max_frame,
+                    &mut header,
+                ) {
+                    lost_pipe(&e);
+                }
+                *self.scratch = payload;
+                self.lent = true;
+                self.handed_over(1);
+            }
+            Err(reason) => self.failure(outcome::BAD_RESULT, reason.as_bytes()),
+        }
+    }
+
+    /// Records a failure's outcome: its tag and detail (cut to fit a slot).
+    pub(crate) fn failure(&mut self, tag: u8, detail: &[u8]) {
+        let detail = &detail[..detail.len().min(4096)];
+        if self.held >= sys::region::MAX_ITEMS || self.pos + 1 + detail.len() > sys::region::DATA {
+            self.flush();
+        }
+        let data = &mut *self.data;
+        data[self.pos] = tag;
+        data[self.pos + 1..self.pos + 1 + detail.len()].copy_from_slice(detail);
+        let end = (self.pos + 1 + detail.len()) as u32 | FAILED;
+        self.push_end(end);
+        self.failed += 1;
+    }
+
+    /// Hands the slot's outcomes to the parent in `Partial` frames, as
+    /// many as the frame limit asks for, and starts the slot over. Until
+    /// the last frame is written whole, the slot and its base word still
+    /// say what it holds (a worker that dies in between leaves the parent
+    /// the frames it sent and the rest in the slot).
+    #[cold]
+    fn flush(&mut self) {
+        // Room for a frame's payload: the limit less a header, generously.
+        let room = (self.max_frame as usize).saturating_sub(64).max(8);
+        self.reclaim_spill();
+        let mut payload = std::mem::take(self.spill);
+        let end_of = |raw: u32| (raw & !FAILED) as usize;
+        let mut first = 0;
+        let mut first_byte = 0;
+        while first < self.held {
+            // As many outcomes as fit, and at least one (each fits alone:
+            // `value` refuses larger ones).
+            let mut last = first + 1;
+            while last < self.held
+                && 4 * (last + 1 - first) + end_of(self.ends[last]) - first_byte <= room
+            {
+                last += 1;
+            }
+            let data_end = end_of(self.ends[last - 1]).min(self.data.len());
+            // Pages of the last part were lent to the pipe: the buffer is
+            // written again only once the parent has read them.
+            if self.lent {
+                sys::wait_until_read(self.results);
+            }
+            payload.clear();
+            for &raw in &self.ends[first..last] {
+                let rebased = (end_of(raw).saturating_sub(first_byte) as u32) | (raw & FAILED);
+                payload.extend_from_slice(&rebased.to_le_bytes());
+            }
+            payload.extend_from_slice(&self.data[first_byte.min(data_end)..data_end]);
+            let partial = Message::Partial {
+                slot: self.slot as u8,
+                count: (last - first) as u32,
+            };
+            send_or_exit(
+                self.results,
+                &partial,
+                &payload,
+                self.max_frame,
+                self.scratch,
+            );
+            self.lent = true;
+            first = last;
+            first_byte = data_end;
+        }
+        *self.spill = payload;
+        self.handed_over(self.held);
+        self.held = 0;
+        self.pos = 0;
+        self.failed = 0;
+    }
+
+    /// Makes `spill` safe to write again: if its pages were lent to the
+    /// pipe (`sys::write_lent`), waits until the parent has read them.
+    pub(crate) fn reclaim_spill(&mut self) {
+        if self.lent {
+            sys::wait_until_read(self.results);
+            self.lent = false;
+        }
+    }
+
+    /// Records that `count` more outcomes are with the parent.
+    fn handed_over(&mut self, count: usize) {
+        self.handed += count;
+        // ORDERING: Release: a parent that finds this worker dead reads it
+        // with Acquire, after the frames it names.
+        self.base.store(self.handed as u64, Ordering::Release);
+    }
+}
+
+impl<'a> Outcomes<'a> {
+    /// Outcomes into `slot` of `region`, handed over as `Partial` frames
+    /// written to `results` (the worker's loop builds one per task; so do
+    /// the fuzz targets, `crate::fuzzing`).
+    pub(crate) fn new(
+        region: &'a mut Region,
+        slot: usize,
+        results: &'a mut File,
+        max_frame: u32,
+        scratch: &'a mut Vec<u8>,
+        spill: &'a mut Vec<u8>,
+    ) -> Self {
+        let (areas, progress, base) = region.slot_and_words(slot);
+        Outcomes {
+            ends: areas.ends,
+            data: areas.data,
+            progress,
+            base,
+            handed: 0,
+            lent: false,
+            slot,
+            results,
+            max_frame,
+            scratch,
+            spill,
+            held: 0,
+            pos: 0,
+            failed: 0,
+        }
+    }
+
+    /// What the task's `Done` says: the outcomes in the slot now, and how
+    /// many of them are failures.
+    pub(crate) fn done_counts(&self) -> (u32, u32) {
+        (self.held as u32, self.failed)
+    }
+}
+
+/// Writes a `Partial` frame of one large value: the frame's header and the
+/// end in one write, the value lent to the pipe after it.
+fn write_partial(
+    results: &mut File,
+    partial: &Message,
+    end: &[u8],
+    value: &[u8],
+    max: u32,
+    header: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    wire::encode_frame(partial, end, max, header)?;
+    let len = (header.len() - 4) as u64 + value.len() as u64;
+    if len > u64::from(max) {
+        return Err(WireError::TooLarge { len, max });
+    }
+    header[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    results.write_all(header)?;
+    wire::FrameSink::write_payload(results, value)?;
+    Ok(())
+}
+
+/// Whether the last value that started a slot was too large for one (see
+/// `Outcomes::value`).
+static LARGE_VALUES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -1,0 +1,172 @@
+//! Runs of outcomes as the parent reads them: a slot of the shared region,
+//! or the payload of a `Partial` frame (see the module docs of `wire`).
+
+use super::{WireError, FAILED};
+
+/// The ends of a block's outcomes: words in the shared region, or
+/// little-endian bytes in a `Partial` payload.
+#[derive(Debug, Clone, Copy)]
+enum Ends<'a> {
+    Words(&'a [u32]),
+    Bytes(&'a [u8]),
+}
+
+/// One outcome of a [`Block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry<'a> {
+    /// A value's postcard bytes.
+    Value(&'a [u8]),
+    /// A failure: its tag (from [`outcome`]) and detail.
+    Failed(u8, &'a [u8]),
+}
+
+/// A run of outcomes: from a slot of the shared region, or from a `Partial`
+/// payload. Every read is bounds-checked: the bytes came from another
+/// process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Block<'a> {
+    ends: Ends<'a>,
+    data: &'a [u8],
+    len: usize,
+    /// Where the first outcome starts in `data`.
+    start: u32,
+}
+
+impl<'a> Block<'a> {
+    /// The first `count` outcomes of a slot.
+    pub(crate) fn from_slot(
+        ends: &'a [u32],
+        data: &'a [u8],
+        count: usize,
+    ) -> Result<Self, WireError> {
+        let ends = ends.get(..count).ok_or_else(|| {
+            WireError::Malformed(format!("{count} outcomes are more than a slot holds"))
+        })?;
+        Ok(Block {
+            ends: Ends::Words(ends),
+            data,
+            len: count,
+            start: 0,
+        })
+    }
+
+    /// `count` outcomes of a slot from outcome `first` on.
+    pub(crate) fn from_slot_at(
+        ends: &'a [u32],
+        data: &'a [u8],
+        first: usize,
+        count: usize,
+    ) -> Result<Self, WireError> {
+        let all = first
+            .checked_add(count)
+            .and_then(|end| ends.get(..end))
+            .ok_or_else(|| {
+                WireError::Malformed(format!(
+                    "{first} + {count} outcomes are more than a slot holds"
+                ))
+            })?;
+        let start = match first {
+            0 => 0,
+            n => all[n - 1] & !FAILED,
+        };
+        Ok(Block {
+            ends: Ends::Words(&all[first..]),
+            data,
+            len: count,
+            start,
+        })
+    }
+
+    /// The `count` outcomes of a `Partial` payload.
+    pub(crate) fn from_payload(payload: &'a [u8], count: usize) -> Result<Self, WireError> {
+        let split = count
+            .checked_mul(4)
+            .filter(|&split| split <= payload.len())
+            .ok_or_else(|| {
+                WireError::Malformed(format!(
+                    "a payload of {} bytes cannot hold {count} outcomes",
+                    payload.len()
+                ))
+            })?;
+        let (ends, data) = payload.split_at(split);
+        Ok(Block {
+            ends: Ends::Bytes(ends),
+            data,
+            len: count,
+            start: 0,
+        })
+    }
+
+    /// The number of outcomes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn end(&self, index: usize) -> u32 {
+        match self.ends {
+            Ends::Words(words) => words[index],
+            Ends::Bytes(bytes) => {
+                let at = index * 4;
+                u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+            }
+        }
+    }
+
+    /// Outcome `index` (below [`len`](Self::len)), or why it cannot be read.
+    #[inline]
+    pub(crate) fn entry(&self, index: usize) -> Result<Entry<'a>, WireError> {
+        let start = if index == 0 {
+            self.start as usize
+        } else {
+            (self.end(index - 1) & !FAILED) as usize
+        };
+        let raw = self.end(index);
+        let end = (raw & !FAILED) as usize;
+        let bytes = self.data.get(start..end).ok_or_else(|| {
+            WireError::Malformed(format!(
+                "outcome {index} claims bytes {start}..{end} of {}",
+                self.data.len()
+            ))
+        })?;
+        if raw & FAILED == 0 {
+            return Ok(Entry::Value(bytes));
+        }
+        match bytes.split_first() {
+            Some((&tag, detail)) => Ok(Entry::Failed(tag, detail)),
+            None => Err(WireError::Malformed(format!(
+                "failed outcome {index} has no tag"
+            ))),
+        }
+    }
+
+    /// The bytes of the first `count` outcomes, if none of them is a
+    /// failure (checked by the caller, who knows: the worker counts them)
+    /// and they lie within the block.
+    pub(crate) fn values(&self, count: usize) -> Option<&'a [u8]> {
+        if count == 0 || count > self.len {
+            return None;
+        }
+        let end = self.end(count - 1);
+        if end & FAILED != 0 {
+            return None;
+        }
+        self.data.get(self.start as usize..end as usize)
+    }
+
+    /// Appends the block as a `Partial` payload.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn write_payload(&self, out: &mut Vec<u8>) {
+        for index in 0..self.len {
+            let raw = self.end(index);
+            let rebased = ((raw & !FAILED).saturating_sub(self.start)) | (raw & FAILED);
+            out.extend_from_slice(&rebased.to_le_bytes());
+        }
+        let used = if self.len == 0 {
+            self.start as usize
+        } else {
+            ((self.end(self.len - 1) & !FAILED) as usize).min(self.data.len())
+        };
+        out.extend_from_slice(&self.data[(self.start as usize).min(used)..used]);
+    }
+}

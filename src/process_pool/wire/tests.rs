@@ -1,0 +1,253 @@
+//! The wire's own tests: frames, messages, arguments and blocks.
+use super::*;
+use proptest::prelude::*;
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            any::<u32>(),
+            any::<u128>(),
+            any::<(u64, u64)>(),
+            any::<u64>(),
+            any::<Option<u64>>(),
+            any::<u32>(),
+            any::<i32>()
+        )
+            .prop_map(
+                |(version, token, exe, probe, initializer, max_frame, region_fd)| {
+                    Message::Hello {
+                        version,
+                        token,
+                        exe,
+                        probe,
+                        initializer,
+                        max_frame,
+                        region_fd,
+                    }
+                }
+            ),
+        (any::<u32>(), any::<u128>(), any::<u32>()).prop_map(|(version, token, pid)| {
+            Message::Ready {
+                version,
+                token,
+                pid,
+            }
+        }),
+        ".*".prop_map(|reason| Message::InitFailed { reason }),
+        Just(Message::Initialized),
+        (any::<u64>(), any::<u64>(), any::<u32>(), any::<u8>()).prop_map(
+            |(call, func, count, slot)| Message::Task {
+                call,
+                func,
+                count,
+                slot
+            }
+        ),
+        (any::<u8>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+            |(slot, count, failed, elapsed_nanos)| Message::Done {
+                slot,
+                count,
+                failed,
+                elapsed_nanos
+            }
+        ),
+        (any::<u8>(), any::<u32>()).prop_map(|(slot, count)| Message::Partial { slot, count }),
+        any::<u8>().prop_map(|slot| Message::Skipped { slot }),
+        any::<u32>().prop_map(|count| Message::Descriptors { count }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn every_message_round_trips(message in message(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &message, &payload, DEFAULT_MAX_FRAME, &mut Vec::new()).unwrap();
+        let frame = read_frame(&mut wire.as_slice(), DEFAULT_MAX_FRAME).unwrap();
+        prop_assert_eq!(frame, Frame { message, payload });
+    }
+
+    #[test]
+    fn random_bytes_give_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = read_frame(&mut bytes.as_slice(), 1024);
+        if let Ok(block) = Block::from_payload(&bytes, bytes.len() / 8) {
+            for index in 0..block.len() {
+                let _ = block.entry(index);
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_an_error(message in message(), cut in 1usize..64) {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &message, b"payload", DEFAULT_MAX_FRAME, &mut Vec::new()).unwrap();
+        let cut = cut.min(wire.len() - 1);
+        let short = &wire[..wire.len() - cut];
+        let is_truncated = matches!(read_frame(&mut &short[..], DEFAULT_MAX_FRAME), Err(WireError::Truncated { .. }));
+        prop_assert!(is_truncated);
+    }
+
+    #[test]
+    fn arguments_and_blocks_round_trip(
+        values in proptest::collection::vec(any::<(u64, String)>(), 0..20),
+        failed in proptest::collection::vec(any::<bool>(), 20),
+    ) {
+        let mut payload = Vec::new();
+        for value in &values {
+            push_value(&mut payload, value).unwrap();
+        }
+        let mut de = postcard::Deserializer::from_bytes(&payload);
+        for value in &values {
+            let back: (u64, String) = serde::Deserialize::deserialize(&mut de).unwrap();
+            prop_assert_eq!(&back, value);
+        }
+        // The same values as outcomes, some of them failures.
+        let mut data = vec![0u8; 4096];
+        let mut ends = Vec::new();
+        let mut pos = 0;
+        for (value, &fail) in values.iter().zip(&failed) {
+            if fail {
+                data[pos] = outcome::PANICKED;
+                pos += 1;
+                ends.push(pos as u32 | FAILED);
+            } else {
+                pos = postcard::serialize_with_flavor(value, Bounded { area: &mut data, pos }).unwrap();
+                ends.push(pos as u32);
+            }
+        }
+        let block = Block::from_slot(&ends, &data, values.len()).unwrap();
+        let mut sent = Vec::new();
+        block.write_payload(&mut sent);
+        let again = Block::from_payload(&sent, values.len()).unwrap();
+        for (index, (value, &fail)) in values.iter().zip(&failed).enumerate() {
+            for block in [block, again] {
+                match block.entry(index).unwrap() {
+                    Entry::Value(bytes) => {
+                        prop_assert!(!fail);
+                        prop_assert_eq!(&postcard::from_bytes::<(u64, String)>(bytes).unwrap(), value);
+                    }
+                    Entry::Failed(tag, _) => {
+                        prop_assert!(fail);
+                        prop_assert_eq!(tag, outcome::PANICKED);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An outcome as the worker writes it: a value's bytes, or a failure's
+/// tag and detail.
+type Outcome = Result<Vec<u8>, (u8, Vec<u8>)>;
+
+fn outcome_strategy() -> impl Strategy<Value = Outcome> {
+    prop_oneof![
+        3 => proptest::collection::vec(any::<u8>(), 0..24).prop_map(Ok),
+        1 => (1u8..=3, proptest::collection::vec(any::<u8>(), 0..24)).prop_map(Err),
+    ]
+}
+
+proptest! {
+    /// The same outcomes read from a slot and from the `Partial` payload
+    /// the worker makes of it give the same entries, which are the
+    /// outcomes; `values` gives their bytes when none of them failed,
+    /// and nothing when the last one did (a failure before the last is
+    /// the caller's to know: the worker counts them in `Done`).
+    #[test]
+    fn slot_and_payload_blocks_agree(
+        outcomes in proptest::collection::vec(outcome_strategy(), 0..40),
+        spare in 0usize..64,
+    ) {
+        let (mut ends, mut data) = (Vec::new(), Vec::new());
+        for outcome in &outcomes {
+            match outcome {
+                Ok(value) => {
+                    data.extend_from_slice(value);
+                    ends.push(data.len() as u32);
+                }
+                Err((tag, detail)) => {
+                    data.push(*tag);
+                    data.extend_from_slice(detail);
+                    ends.push(data.len() as u32 | FAILED);
+                }
+            }
+        }
+        let used = data.len();
+        // A slot is larger than what its outcomes fill.
+        data.resize(used + spare, 0xee);
+        ends.resize(outcomes.len() + spare, 0xffff_ffff);
+        let n = outcomes.len();
+        let slot = Block::from_slot(&ends, &data, n).unwrap();
+        prop_assert!(Block::from_slot(&ends, &data, ends.len() + 1).is_err());
+        let mut payload = Vec::new();
+        slot.write_payload(&mut payload);
+        prop_assert_eq!(payload.len(), 4 * n + used);
+        let sent = Block::from_payload(&payload, n).unwrap();
+        prop_assert!(Block::from_payload(&payload, payload.len() / 4 + 1).is_err());
+        for (index, outcome) in outcomes.iter().enumerate() {
+            let want = match outcome {
+                Ok(value) => Entry::Value(value),
+                Err((tag, detail)) => Entry::Failed(*tag, detail),
+            };
+            prop_assert_eq!(slot.entry(index).unwrap(), want);
+            prop_assert_eq!(sent.entry(index).unwrap(), want);
+        }
+        for count in 0..=n + 1 {
+            for block in [slot, sent] {
+                let values = block.values(count);
+                if count == 0 || count > n {
+                    prop_assert_eq!(values, None);
+                } else if outcomes[..count].iter().all(Result::is_ok) {
+                    let joined: Vec<u8> = outcomes[..count]
+                        .iter()
+                        .flat_map(|o| o.as_ref().map_or(&[][..], Vec::as_slice).iter().copied())
+                        .collect();
+                    prop_assert_eq!(values, Some(&joined[..]));
+                } else if outcomes[count - 1].is_err() {
+                    prop_assert_eq!(values, None);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_huge_length_prefix_is_refused_before_allocating() {
+    let wire = u32::MAX.to_le_bytes();
+    assert!(matches!(
+        read_frame(&mut &wire[..], 1024),
+        Err(WireError::TooLarge { .. })
+    ));
+}
+
+/// Found by the `frame` fuzz target (`fuzz/seeds/frame/
+/// crash-reused-buffer-grew-past-frame`): a buffer left by a smaller
+/// frame was grown by doubling, past what the next frame declares and
+/// past the limit.
+#[test]
+fn a_reused_buffer_never_grows_past_the_frame() {
+    let task = Message::Task {
+        call: 1,
+        func: 2,
+        count: 1,
+        slot: 0,
+    };
+    let mut wire = Vec::new();
+    for len in [600, 900] {
+        write_frame(&mut wire, &task, &vec![7; len], 1000, &mut Vec::new()).unwrap();
+    }
+    let mut reader = wire.as_slice();
+    let mut payload = Vec::new();
+    for len in [600, 900] {
+        read_frame_into(&mut reader, 1000, &mut payload).unwrap();
+        assert_eq!(payload.len(), len);
+        assert!(payload.capacity() <= 1000, "{} bytes", payload.capacity());
+    }
+}
+
+#[test]
+fn end_of_file_between_frames_is_closed() {
+    assert!(matches!(
+        read_frame(&mut &[][..], 1024),
+        Err(WireError::Closed)
+    ));
+}
