@@ -801,45 +801,8 @@ fn an_undecodable_item_says_so_in_the_region() {
 
 // ---------------------------------------------------- worker → parent
 
-/// The write end of this worker's result pipe, from the marker the worker
-/// was started with. The worker removes the marker from its environment,
-/// but `/proc/self/environ` still shows the environment the process was
-/// started with. If that ever stops being so, the fallback is the one pipe
-/// above the standard three that is open for writing and close-on-exec
-/// (inherited descriptors such as a make jobserver's are not).
-fn result_pipe() -> RawFd {
-    let environ = std::fs::read("/proc/self/environ").unwrap_or_default();
-    let marker = environ
-        .split(|&b| b == 0)
-        .find_map(|entry| entry.strip_prefix(b"CONCURRENT_FUTURES_WORKER=".as_slice()));
-    if let Some(marker) = marker {
-        let marker = String::from_utf8_lossy(marker);
-        let fd = marker.split(':').nth(2).and_then(|fd| fd.parse().ok());
-        return fd.unwrap_or_else(|| panic!("a marker without a result pipe: {marker}"));
-    }
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
-        .expect("list /proc/self/fd")
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd: &RawFd| fd > 2)
-        .filter(|fd| {
-            let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
-            let info =
-                std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default();
-            let flags = info
-                .lines()
-                .find_map(|line| line.strip_prefix("flags:"))
-                .and_then(|flags| i32::from_str_radix(flags.trim(), 8).ok())
-                .unwrap_or(0);
-            link.to_string_lossy().starts_with("pipe:")
-                && flags & libc::O_ACCMODE == libc::O_WRONLY
-                && flags & libc::O_CLOEXEC != 0
-        })
-        .collect();
-    assert_eq!(fds.len(), 1, "the result pipe is not the only one: {fds:?}");
-    fds[0]
-}
-
-/// Writes `mode`'s bytes into this worker's result pipe, as a task that
+/// Writes `mode`'s bytes into this worker's result pipe (found by
+/// `common::result_pipe`), as a task that
 /// corrupts the protocol would; an empty `mode` does nothing. Either way
 /// the task then returns `true`.
 fn corrupt(mode: String) -> bool {
@@ -855,7 +818,7 @@ fn corrupt(mode: String) -> bool {
     };
     // SAFETY: `result_pipe` found an open descriptor; the file is forgotten
     // below, so it is not closed here.
-    let mut pipe = unsafe { std::fs::File::from_raw_fd(result_pipe()) };
+    let mut pipe = unsafe { std::fs::File::from_raw_fd(common::result_pipe()) };
     pipe.write_all(&bytes).expect("write into the result pipe");
     std::mem::forget(pipe);
     if mode == "cut-short" {
