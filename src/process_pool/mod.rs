@@ -1,15 +1,19 @@
 //! [`ProcessPoolExecutor`]: run functions in worker processes that are
 //! copies of this very program.
 //!
-//! The parts, one file each:
+//! The parts, one file (or folder) each:
 //!
 //! * `entry` — how a re-executed binary becomes a worker, and its loop;
 //! * `spawn` — starting, greeting, killing and reaping worker processes;
-//! * `wire` — frames and messages on the pipes;
-//! * `dispatch` — the queue, the driver thread per worker, faults;
+//! * `wire` — frames and messages on the pipes, the shared region's
+//!   protocol (module docs), and `wire/block` for runs of outcomes;
+//! * `dispatch` — the queue, the driver thread per worker with its two
+//!   tasks in hand, and `dispatch/settle` for frames and dead workers;
 //! * `job` — a submitted call or a map's chunk, and its outcomes;
 //! * `outcomes` — how a worker records a task's outcomes in the shared region;
-//! * `sys` — every `unsafe` operation, each explained.
+//! * `sys` — every `unsafe` operation, each explained: `sys/region` (the
+//!   shared memory, pidfds, `poll`), `sys/process` (`posix_spawn`, reaping),
+//!   `sys/overflow` (the stack-overflow report).
 
 mod builder;
 pub(crate) mod dispatch;
