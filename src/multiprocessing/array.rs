@@ -10,7 +10,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::lock::{self, LockError};
-use super::shm::{align_up, Kind, Region, BODY, MAX_ALIGN};
+use super::shm::{self, align_up, Kind, Region, BODY, MAX_ALIGN};
 use super::sys::{Locked, Wait};
 use crate::Error;
 
@@ -56,23 +56,6 @@ pub struct ArrayGuard<'a, T> {
     _type: PhantomData<&'a mut [T]>,
 }
 
-fn array_offset<T>() -> Result<usize, Error> {
-    if std::mem::size_of::<T>() == 0 {
-        return Err(Error::InvalidArgument {
-            reason: String::from("a zero-sized type holds nothing to share"),
-        });
-    }
-    let align = std::mem::align_of::<T>();
-    if align > MAX_ALIGN {
-        return Err(Error::InvalidArgument {
-            reason: format!("an alignment of {align} is over the {MAX_ALIGN} shared memory offers"),
-        });
-    }
-    align_up(BODY, align).ok_or_else(|| Error::InvalidArgument {
-        reason: String::from("alignment overflow"),
-    })
-}
-
 /// The body an Array region needs: its parameters are `[size, align, len]`.
 fn array_body(params: [u64; 3]) -> Option<usize> {
     let [size, align, len] = params;
@@ -104,7 +87,7 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), concurrent_futures::Error>(())
     /// ```
     pub fn zeroed(len: usize) -> Result<Array<T>, Error> {
-        let offset = array_offset::<T>()?;
+        let offset = shm::data_offset::<T>()?;
         let size = std::mem::size_of::<T>();
         let params = [size as u64, std::mem::align_of::<T>() as u64, len as u64];
         let body = array_body(params).ok_or_else(|| Error::InvalidArgument {
@@ -347,7 +330,7 @@ impl<'de, T: Pod> Deserialize<'de> for Array<T> {
                 std::any::type_name::<T>()
             ))));
         }
-        let offset = array_offset::<T>().map_err(D::Error::custom)?;
+        let offset = shm::data_offset::<T>().map_err(D::Error::custom)?;
         // `array_body` checked that `len` elements fit in the mapping.
         let len = usize::try_from(len).map_err(D::Error::custom)?;
         Ok(Array {

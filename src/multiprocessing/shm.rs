@@ -188,3 +188,23 @@ pub(crate) fn align_up(offset: usize, align: usize) -> Option<usize> {
 /// The largest alignment a `Value` or `Array` element may ask for: the
 /// page, which the mapping's start is aligned to.
 pub(crate) const MAX_ALIGN: usize = 4096;
+
+/// Where the data of a region for values of type `T` starts (after the
+/// header, aligned for `T`), for a `Value` or an `Array`.
+pub(crate) fn data_offset<T>() -> Result<usize, crate::Error> {
+    use crate::Error;
+    if std::mem::size_of::<T>() == 0 {
+        return Err(Error::InvalidArgument {
+            reason: String::from("a zero-sized type holds nothing to share"),
+        });
+    }
+    let align = std::mem::align_of::<T>();
+    if align > MAX_ALIGN {
+        return Err(Error::InvalidArgument {
+            reason: format!("an alignment of {align} is over the {MAX_ALIGN} shared memory offers"),
+        });
+    }
+    align_up(BODY, align).ok_or_else(|| Error::InvalidArgument {
+        reason: String::from("alignment overflow"),
+    })
+}

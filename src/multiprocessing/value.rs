@@ -9,7 +9,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::lock::{self, LockError};
-use super::shm::{align_up, Kind, Region, BODY, MAX_ALIGN};
+use super::shm::{self, align_up, Kind, Region, BODY, MAX_ALIGN};
 use super::sys::{Locked, Wait};
 use crate::Error;
 
@@ -60,24 +60,6 @@ pub struct ValueGuard<'a, T> {
     _type: PhantomData<&'a mut T>,
 }
 
-/// Where the value lies in the region, for `T`.
-fn value_offset<T>() -> Result<usize, Error> {
-    if std::mem::size_of::<T>() == 0 {
-        return Err(Error::InvalidArgument {
-            reason: String::from("a zero-sized type holds nothing to share"),
-        });
-    }
-    let align = std::mem::align_of::<T>();
-    if align > MAX_ALIGN {
-        return Err(Error::InvalidArgument {
-            reason: format!("an alignment of {align} is over the {MAX_ALIGN} shared memory offers"),
-        });
-    }
-    align_up(BODY, align).ok_or_else(|| Error::InvalidArgument {
-        reason: String::from("alignment overflow"),
-    })
-}
-
 /// The body a Value region needs: its parameters are `[size, align, 0]`.
 fn value_body(params: [u64; 3]) -> Option<usize> {
     let [size, align, _] = params;
@@ -105,7 +87,7 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), concurrent_futures::Error>(())
     /// ```
     pub fn new(value: T) -> Result<Value<T>, Error> {
-        let offset = value_offset::<T>()?;
+        let offset = shm::data_offset::<T>()?;
         let size = std::mem::size_of::<T>();
         let params = [size as u64, std::mem::align_of::<T>() as u64, 0];
         let region = Region::create(Kind::Value, params, offset - BODY + size)?;
@@ -260,7 +242,7 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
                 std::any::type_name::<T>()
             ))));
         }
-        let offset = value_offset::<T>().map_err(D::Error::custom)?;
+        let offset = shm::data_offset::<T>().map_err(D::Error::custom)?;
         Ok(Value {
             region: Arc::new(region),
             offset,

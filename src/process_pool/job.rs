@@ -412,14 +412,9 @@ fn merge(failures: Vec<(usize, Error)>, unsent: Vec<(usize, Error)>) -> Vec<(usi
     let mut unsent = unsent.into_iter().peekable();
     let mut shift = 0;
     for (sent_index, error) in failures {
-        while let Some((at, _)) = unsent.peek() {
-            if *at <= sent_index + shift {
-                let (at, own) = unsent.next().expect("peeked");
-                out.push((at, own));
-                shift += 1;
-            } else {
-                break;
-            }
+        while let Some(before) = unsent.next_if(|(at, _)| *at <= sent_index + shift) {
+            out.push(before);
+            shift += 1;
         }
         out.push((sent_index + shift, error));
     }
