@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::parent;
 use super::{task_function, TaskArgument, TaskResult};
 use crate::process_pool::entry;
-use crate::process_pool::outcomes::Outcomes;
+use crate::process_pool::outcomes::{Outcomes, Sink};
 use crate::process_pool::sys::region::{self, Region};
 use crate::process_pool::wire::{self, Block, Entry, Message};
 use crate::Error;
@@ -123,7 +123,14 @@ pub(super) fn run_task(payload: &[u8], count: u32, slot: u8, max: u32) -> Option
     }
     let (mut scratch, mut spill) = (Vec::new(), Vec::new());
     let (held, failed) = {
-        let mut outcomes = Outcomes::new(region, slot, results, max, &mut scratch, &mut spill);
+        let mut outcomes = Outcomes::new(
+            region,
+            slot,
+            Sink::Pipe(results),
+            max,
+            &mut scratch,
+            &mut spill,
+        );
         let func = task_function as fn(TaskArgument) -> TaskResult as usize;
         entry::trampoline::<TaskArgument, TaskResult>(func, payload, count, &mut outcomes);
         outcomes.done_counts()

@@ -42,6 +42,9 @@ pub struct ProcessPoolBuilder {
     /// Whether a worker that is gone is replaced (false only for the
     /// one-process pools of `multiprocessing::Process`).
     replace_workers: bool,
+    /// Where the drivers' links come from, if not from local processes
+    /// (the MPI pool's ranks).
+    links: Option<std::sync::Arc<dyn super::dispatch::Connect>>,
 }
 
 impl ProcessPoolBuilder {
@@ -64,6 +67,7 @@ impl ProcessPoolBuilder {
             startup_timeout: Duration::from_secs(30),
             replace_workers: true,
             max_message_size: wire::DEFAULT_MAX_FRAME,
+            links: None,
         }
     }
 
@@ -204,6 +208,14 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// A pool whose drivers take their links from `links` rather than
+    /// starting local worker processes.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn links(mut self, links: std::sync::Arc<dyn super::dispatch::Connect>) -> Self {
+        self.links = Some(links);
+        self
+    }
+
     /// Builds the pool and starts its workers in the background.
     ///
     /// # Errors
@@ -266,6 +278,7 @@ impl ProcessPoolBuilder {
                     max_frame: self.max_message_size,
                     startup_timeout: self.startup_timeout,
                 },
+                links: self.links,
             },
             queue: WorkQueue::new(Workers {
                 stopping: false,

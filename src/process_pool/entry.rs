@@ -21,7 +21,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::outcomes::{send_or_exit, Outcomes};
+use super::outcomes::{send_or_exit, Outcomes, Sink};
 use super::sys::{self, region::Region};
 use super::wire::{self, gate, outcome, Message, PanicInfo, WireError};
 
@@ -301,7 +301,7 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
         let mut outcomes = Outcomes::new(
             &mut region,
             slot,
-            &mut results,
+            Sink::Pipe(&mut results),
             max_frame,
             &mut scratch,
             &mut spill,

@@ -66,6 +66,10 @@ pub(crate) trait ProcessJob: Abandon {
     /// sent beside every message of the job (a part sent again after its
     /// worker died needs them again: its handles index the same table).
     fn descriptors(&self) -> &[OwnedFd];
+    /// Where each argument of the next message ends, counted from the
+    /// start of its payload (a link that must be able to send the rest of
+    /// a message again on its far side sends these along).
+    fn item_ends(&self) -> Vec<u32>;
 }
 
 /// What a job completes: one call's future, or one chunk's.
@@ -354,6 +358,14 @@ where
     fn descriptors(&self) -> &[OwnedFd] {
         &self.fds
     }
+
+    fn item_ends(&self) -> Vec<u32> {
+        let start = self.offset as u32;
+        self.bounds[self.resolved.min(self.sent)..self.sent]
+            .iter()
+            .map(|end| end - start)
+            .collect()
+    }
 }
 
 impl<R: DeserializeOwned> Job<R> {
@@ -464,6 +476,10 @@ fn failed_outcome(pid: u32, tag: u8, bytes: &[u8]) -> Error {
             what: "result",
             reason: text(),
         },
+        outcome::ERROR => wire::remote::decode(bytes).unwrap_or_else(|| Error::Protocol {
+            pid,
+            reason: String::from("an undecodable error report"),
+        }),
         tag => Error::Protocol {
             pid,
             reason: format!("an unknown outcome tag {tag}"),

@@ -19,7 +19,7 @@ pub(crate) const LOST_PIPE: i32 = 87;
 /// Writes a frame to the parent, or exits: a worker that cannot reach its
 /// parent can do nothing more (a task closed or broke the pipe).
 pub(crate) fn send_or_exit(
-    results: &mut File,
+    results: &mut impl wire::FrameSink,
     message: &Message,
     payload: &[u8],
     max: u32,
@@ -40,6 +40,55 @@ pub(crate) fn lost_pipe(error: &WireError) -> ! {
     std::process::exit(LOST_PIPE);
 }
 
+/// Where a worker's frames go: its result pipe, or (an MPI rank that runs
+/// tasks itself) a buffer sent as one message once the task is done.
+#[derive(Debug)]
+pub(crate) enum Sink<'a> {
+    /// The result pipe, to which large payloads are lent.
+    Pipe(&'a mut File),
+    /// A buffer of frames.
+    Buffer(&'a mut Vec<u8>),
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Pipe(file) => file.write(bytes),
+            Sink::Buffer(buffer) => buffer.write(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Pipe(file) => file.flush(),
+            Sink::Buffer(_) => Ok(()),
+        }
+    }
+}
+
+impl wire::FrameSink for Sink<'_> {
+    fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Pipe(file) => file.write_payload(bytes),
+            Sink::Buffer(buffer) => buffer.write_payload(bytes),
+        }
+    }
+}
+
+impl Sink<'_> {
+    /// Whether a payload written here may still be lent, unread.
+    fn lends(&self) -> bool {
+        matches!(self, Sink::Pipe(_))
+    }
+
+    /// Waits until the reader has read every lent page.
+    fn wait_until_read(&self) {
+        if let Sink::Pipe(file) = self {
+            sys::wait_until_read(file);
+        }
+    }
+}
+
 /// Where a task's outcomes go: the task's slot of the shared region, handed
 /// to the parent in a `Partial` frame whenever it is full (see `wire`).
 pub(crate) struct Outcomes<'a> {
@@ -53,7 +102,7 @@ pub(crate) struct Outcomes<'a> {
     base: &'a std::sync::atomic::AtomicU64,
     handed: usize,
     slot: usize,
-    results: &'a mut File,
+    results: Sink<'a>,
     max_frame: u32,
     scratch: &'a mut Vec<u8>,
     /// A buffer for a value too large for the slot, or for a `Partial`.
@@ -184,7 +233,7 @@ impl Outcomes<'_> {
                 let mut header = Vec::new();
                 // The value is lent to the pipe after the one end.
                 if let Err(e) = write_partial(
-                    self.results,
+                    &mut self.results,
                     &partial,
                     &payload,
                     self.spill,
@@ -194,7 +243,7 @@ impl Outcomes<'_> {
                     lost_pipe(&e);
                 }
                 *self.scratch = payload;
-                self.lent = true;
+                self.lent = self.results.lends();
                 self.handed_over(1);
             }
             Err(reason) => self.failure(outcome::BAD_RESULT, reason.as_bytes()),
@@ -242,7 +291,7 @@ impl Outcomes<'_> {
             // Pages of the last part were lent to the pipe: the buffer is
             // written again only once the parent has read them.
             if self.lent {
-                sys::wait_until_read(self.results);
+                self.results.wait_until_read();
             }
             payload.clear();
             for &raw in &self.ends[first..last] {
@@ -255,13 +304,13 @@ impl Outcomes<'_> {
                 count: (last - first) as u32,
             };
             send_or_exit(
-                self.results,
+                &mut self.results,
                 &partial,
                 &payload,
                 self.max_frame,
                 self.scratch,
             );
-            self.lent = true;
+            self.lent = self.results.lends();
             first = last;
             first_byte = data_end;
         }
@@ -276,7 +325,7 @@ impl Outcomes<'_> {
     /// pipe (`sys::write_lent`), waits until the parent has read them.
     pub(crate) fn reclaim_spill(&mut self) {
         if self.lent {
-            sys::wait_until_read(self.results);
+            self.results.wait_until_read();
             self.lent = false;
         }
     }
@@ -297,7 +346,7 @@ impl<'a> Outcomes<'a> {
     pub(crate) fn new(
         region: &'a mut Region,
         slot: usize,
-        results: &'a mut File,
+        results: Sink<'a>,
         max_frame: u32,
         scratch: &'a mut Vec<u8>,
         spill: &'a mut Vec<u8>,
@@ -331,7 +380,7 @@ impl<'a> Outcomes<'a> {
 /// Writes a `Partial` frame of one large value: the frame's header and the
 /// end in one write, the value lent to the pipe after it.
 fn write_partial(
-    results: &mut File,
+    results: &mut Sink<'_>,
     partial: &Message,
     end: &[u8],
     value: &[u8],

@@ -43,14 +43,16 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::job::ProcessJob;
-use super::spawn::{self, Received, SpawnConfig, Worker};
+use super::spawn::{self, Received, SpawnConfig};
 use super::sys::{self, region::Region};
 use super::wire::{self, gate};
 use crate::future::{Canceller, Claim};
 use crate::queue::WorkQueue;
 use crate::Error;
+pub(crate) use link::{Connect, Link};
 use settle::{bury, take_back, take_frame};
 
+mod link;
 mod settle;
 
 /// How long a worker whose task pipe was closed may take to exit before it
@@ -75,6 +77,8 @@ pub(crate) struct Config {
     /// `ProcessPoolBuilder::one_shot`).
     pub(crate) replace_workers: bool,
     pub(crate) spawn: SpawnConfig,
+    /// Where links come from when they are not local worker processes.
+    pub(crate) links: Option<Arc<dyn Connect>>,
 }
 
 /// What the pool's handle and its drivers share.
@@ -343,7 +347,7 @@ fn drive(shared: &Shared, slot: usize) {
 fn serve(
     shared: &Shared,
     slot: usize,
-    mut worker: Worker,
+    mut worker: Box<dyn Link>,
     carry: &mut VecDeque<Box<dyn ProcessJob>>,
 ) -> Ending {
     let max_frame = shared.config.spawn.max_frame;
@@ -355,14 +359,19 @@ fn serve(
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     // One claim per slot of this worker's region, shared by every task
     // handed through it.
-    let claims: Vec<Arc<dyn Claim>> = (0..sys::region::SLOTS)
-        .map(|slot| {
-            Arc::new(SlotClaim {
-                region: Arc::clone(&worker.region),
-                slot,
-            }) as Arc<dyn Claim>
-        })
-        .collect();
+    let region = worker.region().cloned();
+    let depth = worker.depth().min(sys::region::SLOTS);
+    let claims: Vec<Arc<dyn Claim>> = match &region {
+        Some(region) => (0..sys::region::SLOTS)
+            .map(|slot| {
+                Arc::new(SlotClaim {
+                    region: Arc::clone(region),
+                    slot,
+                }) as Arc<dyn Claim>
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut buffer = Vec::new();
     // How long a frame that has begun may go without a byte: the frame
     // stall limit, or the time limit if it is shorter.
@@ -374,7 +383,7 @@ fn serve(
     let mut watch: Option<(usize, u64, Instant)> = None;
     loop {
         // Keep two tasks in the worker's hands.
-        while in_flight.len() < sys::region::SLOTS && sent_total < limit {
+        while in_flight.len() < depth && sent_total < limit {
             let job = match carry.pop_front() {
                 Some(job) => job,
                 None if in_flight.is_empty() => match shared.idle_while(|| next_job(shared)) {
@@ -405,19 +414,18 @@ fn serve(
             let free = (0..sys::region::SLOTS)
                 .find(|s| in_flight.iter().all(|f| f.slot != *s))
                 .unwrap_or(0);
-            // ORDERING: Release: the reset progress is visible to the worker
-            // that swaps the gate with Acquire.
-            worker.region.progress(free).store(0, Ordering::Relaxed);
-            worker.region.base(free).store(0, Ordering::Relaxed);
-            worker
-                .region
-                .gate(free)
-                .store(gate::QUEUED, Ordering::Release);
+            if let Some(region) = &region {
+                // ORDERING: Release: the reset progress is visible to the
+                // worker that swaps the gate with Acquire.
+                region.progress(free).store(0, Ordering::Relaxed);
+                region.base(free).store(0, Ordering::Relaxed);
+                region.gate(free).store(gate::QUEUED, Ordering::Release);
+            }
             let mut job = job;
             let claim = if in_flight.is_empty() {
                 None
             } else {
-                Some(Arc::clone(&claims[free]))
+                claims.get(free).cloned()
             };
             let handed = claim.is_some();
             if !job.begin(claim) {
@@ -426,8 +434,7 @@ fn serve(
             if handed {
                 shared.set_handed(slot, Some(job.canceller()));
             }
-            let (message, payload) = job.message(free as u8);
-            let sent = worker.send_with_fds(&message, payload, job.descriptors(), max_frame);
+            let sent = worker.send(&*job, free as u8, max_frame);
             match sent {
                 Ok(()) => {
                     sent_total += 1;
@@ -445,6 +452,9 @@ fn serve(
                         what: "argument",
                         reason,
                     });
+                }
+                Err(wire::WireError::Unsendable(reason)) => {
+                    job.fail_rest(Error::InvalidArgument { reason });
                 }
                 Err(_) => {
                     // The worker is gone; the task never reached it.
@@ -464,11 +474,10 @@ fn serve(
         }
         // Wait for the next frame; with a time limit, watch the item the
         // worker runs.
-        let deadline = match shared.config.task_timeout {
-            None => None,
-            Some(limit) => {
+        let deadline = match (shared.config.task_timeout, &region) {
+            (Some(limit), Some(region)) => {
                 let front = in_flight[0].slot;
-                let progress = worker.region.progress(front).load(Ordering::Acquire);
+                let progress = region.progress(front).load(Ordering::Acquire);
                 let now = Instant::now();
                 let since = match watch {
                     Some((s, p, since)) if s == front && p == progress => since,
@@ -478,12 +487,13 @@ fn serve(
                     }
                 };
                 if now.duration_since(since) >= limit {
-                    let pid = worker.pid;
+                    let pid = worker.pid();
                     let error = Error::TaskTimedOut { limit, pid };
                     return bury(shared, slot, worker, in_flight, carry, Some(error));
                 }
                 Some((since + limit).min(now + limit / 4))
             }
+            _ => None,
         };
         // A handed task is offered back while another worker idles.
         let deadline = match in_flight.get(1) {
@@ -496,15 +506,15 @@ fn serve(
         // Only a lone task is worth watching for: with a second one handed,
         // the worker goes on without the driver, whose spin would only take
         // a CPU from it.
-        if in_flight.len() == 1 && watch_for_reply(&worker, in_flight[0].slot) {
+        if in_flight.len() == 1 && watch_for_reply(&*worker, in_flight[0].slot) {
             worker.expect_frame();
         }
         let received = worker.receive_into(deadline, stall, max_frame, &mut buffer);
-        let pid = worker.pid;
+        let pid = worker.pid();
         match received {
             Err(Received::TimedOut) => {
                 if shared.idle.load(Ordering::Relaxed) > 0 {
-                    take_back(shared, slot, &worker, &mut in_flight);
+                    take_back(shared, slot, &*worker, &mut in_flight);
                 }
                 continue;
             }
@@ -540,7 +550,7 @@ fn serve(
                     Some(Error::Protocol { pid, reason }),
                 );
             }
-            Ok(message) => match take_frame(shared, &worker, &mut in_flight, message, &buffer) {
+            Ok(message) => match take_frame(shared, &*worker, &mut in_flight, message, &buffer) {
                 Ok(again) => {
                     carry.extend(again);
                     watch = None;
@@ -569,11 +579,14 @@ const REPLY_SPIN: Duration = Duration::from_micros(20);
 /// Watches slot `slot`'s gate for [`REPLY_SPIN`] (with more than one CPU,
 /// and nothing read yet): until the worker says the task is finished, its
 /// `Done` being on its way (`true`).
-fn watch_for_reply(worker: &Worker, slot: usize) -> bool {
+fn watch_for_reply(worker: &dyn Link, slot: usize) -> bool {
+    let Some(region) = worker.region() else {
+        return false;
+    };
     if !crate::future::spinning_helps() || worker.has_buffered() {
         return false;
     }
-    let gate_word = worker.region.gate(slot);
+    let gate_word = region.gate(slot);
     let until = Instant::now() + REPLY_SPIN;
     loop {
         for _ in 0..64 {
@@ -630,7 +643,7 @@ fn start_worker(
     shared: &Shared,
     slot: usize,
     carry: &mut VecDeque<Box<dyn ProcessJob>>,
-) -> Option<Worker> {
+) -> Option<Box<dyn Link>> {
     const ALONE_ATTEMPTS: usize = 8;
     let mut pause = Duration::from_millis(5);
     let mut attempt = 0;
@@ -638,9 +651,13 @@ fn start_worker(
         if shared.stopping() {
             return None;
         }
-        match spawn::spawn(&shared.config.spawn) {
+        let connected = match &shared.config.links {
+            Some(links) => links.connect(slot),
+            None => spawn::spawn(&shared.config.spawn).map(|w| Box::new(w) as Box<dyn Link>),
+        };
+        match connected {
             Ok(worker) => {
-                shared.set_pid(slot, Some(worker.pid));
+                shared.set_pid(slot, worker.local_pid());
                 return Some(worker);
             }
             Err(Error::Spawn { reason }) => {

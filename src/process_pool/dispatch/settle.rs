@@ -4,12 +4,10 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Ending, InFlight, Shared, DEATH_GRACE};
+use super::{Ending, InFlight, Link, Shared, DEATH_GRACE};
 use crate::process_pool::job::ProcessJob;
-use crate::process_pool::spawn::Worker;
 use crate::process_pool::sys;
 use crate::process_pool::wire::{gate, Block, Message};
 use crate::Error;
@@ -19,15 +17,14 @@ use crate::Error;
 pub(super) fn take_back(
     shared: &Shared,
     slot: usize,
-    worker: &Worker,
+    worker: &dyn Link,
     in_flight: &mut VecDeque<InFlight>,
 ) {
-    let Some(second) = in_flight.get_mut(1) else {
+    let (Some(second), Some(region)) = (in_flight.get_mut(1), worker.region()) else {
         return;
     };
     // ORDERING: AcqRel, against the worker's claim of the same gate.
-    let withdrawn = worker
-        .region
+    let withdrawn = region
         .gate(second.slot)
         .compare_exchange(
             gate::QUEUED,
@@ -54,12 +51,12 @@ pub(super) fn take_back(
 /// frame that breaks the protocol.
 pub(super) fn take_frame(
     shared: &Shared,
-    worker: &Worker,
+    worker: &dyn Link,
     in_flight: &mut VecDeque<InFlight>,
     message: Message,
     payload: &[u8],
 ) -> Result<Option<Box<dyn ProcessJob>>, String> {
-    let pid = worker.pid;
+    let pid = worker.pid();
     let front_slot = in_flight.front().map(|f| f.slot);
     let check = |slot: u8| {
         if Some(usize::from(slot)) == front_slot {
@@ -89,9 +86,15 @@ pub(super) fn take_frame(
             let mut job = front
                 .job
                 .ok_or("it ran a task it had been told was withdrawn")?;
-            let view = worker.region.slot(front.slot);
-            let block = Block::from_slot(view.ends, view.data, count as usize)
-                .map_err(|e| e.to_string())?;
+            // Without a region, the outcomes are the frame's payload.
+            let block = match worker.region() {
+                Some(region) => {
+                    let view = region.slot(front.slot);
+                    Block::from_slot(view.ends, view.data, count as usize)
+                }
+                None => Block::from_payload(payload, count as usize),
+            }
+            .map_err(|e| e.to_string())?;
             job.accept(&block, pid, failed == 0);
             job.add_elapsed(Duration::from_nanos(elapsed_nanos));
             // The worker has moved on to the next task, if it has one.
@@ -135,24 +138,28 @@ pub(super) fn start_next(in_flight: &mut VecDeque<InFlight>) {
 pub(super) fn bury(
     shared: &Shared,
     slot: usize,
-    mut worker: Worker,
+    mut worker: Box<dyn Link>,
     mut in_flight: VecDeque<InFlight>,
     carry: &mut VecDeque<Box<dyn ProcessJob>>,
     cause: Option<Error>,
 ) -> Ending {
-    let pid = worker.pid;
+    let pid = worker.pid();
     shared.set_pid(slot, None);
     let max_frame = shared.config.spawn.max_frame;
     let mut buffer = Vec::new();
-    let region = Arc::clone(&worker.region);
+    let Some(region) = worker.region().cloned() else {
+        return bury_remote(worker, in_flight, cause);
+    };
     let exit = if cause.is_some() {
         // Unusable: killed first, then what it sent before is read (the
         // process is gone, so the reads end at once).
-        sys::kill(pid, libc::SIGKILL);
+        if let Some(local) = worker.local_pid() {
+            sys::kill(local, libc::SIGKILL);
+        }
         if !matches!(cause, Some(Error::Protocol { .. })) {
             drain(
                 shared,
-                &mut worker,
+                &mut *worker,
                 &mut in_flight,
                 carry,
                 max_frame,
@@ -163,7 +170,7 @@ pub(super) fn bury(
     } else {
         drain(
             shared,
-            &mut worker,
+            &mut *worker,
             &mut in_flight,
             carry,
             max_frame,
@@ -237,10 +244,31 @@ pub(super) fn bury(
     Ending::Lost
 }
 
+/// Settles the tasks of a link without a region: what ran of them is not
+/// known here, so none is sent again (nothing may run twice); each fails
+/// with `cause`.
+fn bury_remote(
+    worker: Box<dyn Link>,
+    in_flight: VecDeque<InFlight>,
+    cause: Option<Error>,
+) -> Ending {
+    let pid = worker.pid();
+    let exit = worker.kill_and_reap();
+    let error = cause.unwrap_or(Error::WorkerDied {
+        pid,
+        exit_code: exit.code,
+        signal: exit.signal,
+    });
+    for job in in_flight.into_iter().filter_map(|f| f.job) {
+        job.fail_rest(error.clone());
+    }
+    Ending::Lost
+}
+
 /// Reads the frames a dead worker left in its pipe.
 pub(super) fn drain(
     shared: &Shared,
-    worker: &mut Worker,
+    worker: &mut dyn Link,
     in_flight: &mut VecDeque<InFlight>,
     carry: &mut VecDeque<Box<dyn ProcessJob>>,
     max_frame: u32,
@@ -249,7 +277,7 @@ pub(super) fn drain(
     while !in_flight.is_empty() {
         let deadline = Some(Instant::now() + DEATH_GRACE);
         match worker.receive_into(deadline, DEATH_GRACE, max_frame, buffer) {
-            Ok(message) => match take_frame(shared, worker, in_flight, message, buffer) {
+            Ok(message) => match take_frame(shared, &*worker, in_flight, message, buffer) {
                 Ok(again) => carry.extend(again),
                 Err(_) => return,
             },

@@ -65,6 +65,7 @@ use serde::{Deserialize, Serialize};
 use super::sys;
 
 mod block;
+pub(crate) mod remote;
 pub(crate) use block::{Block, Entry};
 
 /// The protocol version; both sides must agree exactly.
@@ -190,6 +191,9 @@ pub(crate) enum WireError {
     /// The header does not decode as a message.
     #[error("the frame's header is not a valid message: {0}")]
     Malformed(String),
+    /// The message cannot go through this link (nothing was sent).
+    #[error("{0}")]
+    Unsendable(String),
     /// Reading or writing failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -566,6 +570,8 @@ pub(crate) mod outcome {
     pub(crate) const BAD_ARGUMENT: u8 = 2;
     /// The bytes are the UTF-8 reason the result did not encode.
     pub(crate) const BAD_RESULT: u8 = 3;
+    /// Any error, as `remote` encodes it (an MPI rank's own worker failed).
+    pub(crate) const ERROR: u8 = 4;
 }
 
 /// A panic in a worker, as it travels back.

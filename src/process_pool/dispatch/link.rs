@@ -1,0 +1,134 @@
+//! The seam under dispatch: a *worker link* is whatever a driver feeds
+//! tasks through. A local worker process (two pipes, a socket and a shared
+//! region, `spawn::Worker`) is one; an MPI rank (`crate::mpi`, feature
+//! `mpi`) is another. Dispatch keeps every rule of its own (two tasks in
+//! hand, claims, time limits, what a dead worker leaves) and asks the link
+//! only what it can answer.
+//!
+//! A link without a shared region ([`Link::region`] is `None`) holds one
+//! task at a time ([`Link::depth`] 1): nothing can claim a handed task on
+//! the far side, so none is handed, and `running()` is true from the send
+//! (the task starts as soon as it arrives, its link being free). Its
+//! outcomes come in the payload of the `Done` frame, not in a slot. Time
+//! limits are the far side's to enforce.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::process_pool::job::ProcessJob;
+use crate::process_pool::spawn::{Exit, Received, Worker};
+use crate::process_pool::sys::region::{Region, SLOTS};
+use crate::process_pool::wire::{Message, WireError};
+use crate::Error;
+
+/// One worker, as a driver sees it.
+pub(crate) trait Link: Send {
+    /// The worker's process id, for errors (on another host for MPI).
+    fn pid(&self) -> u32;
+    /// The pid of a local child that may be signalled, if it is one.
+    fn local_pid(&self) -> Option<u32>;
+    /// The shared region, if the worker has one.
+    fn region(&self) -> Option<&Arc<Region>>;
+    /// How many tasks the link may hold at once.
+    fn depth(&self) -> usize {
+        if self.region().is_some() {
+            SLOTS
+        } else {
+            1
+        }
+    }
+    /// Sends `job`'s task for `slot`. [`WireError::TooLarge`] and
+    /// [`WireError::Unsendable`] mean nothing was sent: the task fails, the
+    /// worker is fine.
+    fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError>;
+    /// Reads the next frame, its payload into `payload` (see
+    /// `Worker::receive_into`).
+    fn receive_into(
+        &mut self,
+        deadline: Option<Instant>,
+        stall: Duration,
+        max: u32,
+        payload: &mut Vec<u8>,
+    ) -> Result<Message, Received>;
+    /// A frame is on its way: wait for it without a deadline's sleep.
+    fn expect_frame(&mut self) {}
+    /// Whether bytes from the worker are read but not taken yet.
+    fn has_buffered(&self) -> bool {
+        false
+    }
+    /// Whether the worker has gone while it held no task.
+    fn is_gone(&self) -> bool;
+    /// Kills the worker if it still runs, and reaps it.
+    fn kill_and_reap(self: Box<Self>) -> Exit;
+    /// Tells the worker to stop, and reaps it (killed after `grace`).
+    fn reap(self: Box<Self>, grace: Duration) -> Exit;
+}
+
+/// Where a driver gets its links from, other than by starting a local
+/// worker process.
+pub(crate) trait Connect: Send + Sync + std::fmt::Debug {
+    /// The link for driver `slot`. [`Error::Spawn`] is retried with a
+    /// pause while other links serve the pool; any other error breaks it.
+    fn connect(&self, slot: usize) -> Result<Box<dyn Link>, Error>;
+}
+
+impl Link for Worker {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn local_pid(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+
+    fn region(&self) -> Option<&Arc<Region>> {
+        Some(&self.region)
+    }
+
+    fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {
+        let (message, payload) = job.message(slot);
+        self.send_with_fds(&message, payload, job.descriptors(), max)
+    }
+
+    fn receive_into(
+        &mut self,
+        deadline: Option<Instant>,
+        stall: Duration,
+        max: u32,
+        payload: &mut Vec<u8>,
+    ) -> Result<Message, Received> {
+        Worker::receive_into(self, deadline, stall, max, payload)
+    }
+
+    fn expect_frame(&mut self) {
+        Worker::expect_frame(self);
+    }
+
+    fn has_buffered(&self) -> bool {
+        Worker::has_buffered(self)
+    }
+
+    fn is_gone(&self) -> bool {
+        Worker::is_gone(self)
+    }
+
+    fn kill_and_reap(self: Box<Self>) -> Exit {
+        Worker::kill_and_reap(*self)
+    }
+
+    fn reap(self: Box<Self>, grace: Duration) -> Exit {
+        Worker::reap(*self, grace)
+    }
+}
+
+/// Descriptors cannot travel through a link that has no socket.
+pub(crate) fn refuse_descriptors(fds: &[OwnedFd]) -> Result<(), WireError> {
+    if fds.is_empty() {
+        Ok(())
+    } else {
+        Err(WireError::Unsendable(String::from(
+            "its arguments hold multiprocessing handles, which cannot leave this machine",
+        )))
+    }
+}
