@@ -194,7 +194,9 @@ pub fn read_frame(stream: &mut &[u8], max: u32) -> Option<Frame> {
             None
         }
         Err(WireError::Io(e)) => panic!("reading from a slice failed: {e}"),
-        Err(WireError::Unsendable(reason)) => panic!("reading refused a frame as unsendable: {reason}"),
+        Err(WireError::Unsendable(reason)) => {
+            panic!("reading refused a frame as unsendable: {reason}")
+        }
     }
 }
 
