@@ -260,3 +260,43 @@ mod process {
         }
     }
 }
+
+#[cfg(all(feature = "mpi", target_os = "linux"))]
+mod mpi {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use super::{sealed, Executor};
+    use crate::mpi::MpiPoolExecutor;
+    use crate::{Future, Map};
+
+    impl sealed::Sealed for MpiPoolExecutor {}
+
+    /// Runs the function on a worker rank, its values encoded.
+    impl Executor for MpiPoolExecutor {
+        fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Future<R>
+        where
+            A: Serialize + DeserializeOwned + Send + 'static,
+            R: Serialize + DeserializeOwned + Send + 'static,
+        {
+            MpiPoolExecutor::submit(self, f, arg)
+        }
+
+        fn map<A, R, I>(&self, f: fn(A) -> R, items: I) -> Map<I::IntoIter, R>
+        where
+            A: Serialize + DeserializeOwned + Send + 'static,
+            R: Serialize + DeserializeOwned + Send + 'static,
+            I: IntoIterator<Item = A>,
+        {
+            MpiPoolExecutor::map(self, f, items)
+        }
+
+        fn shutdown(&self) {
+            MpiPoolExecutor::shutdown(self);
+        }
+
+        fn max_workers(&self) -> usize {
+            MpiPoolExecutor::max_workers(self)
+        }
+    }
+}

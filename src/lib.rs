@@ -97,6 +97,8 @@ mod future;
 #[doc(hidden)]
 pub mod fuzzing;
 mod map;
+#[cfg(all(feature = "mpi", target_os = "linux"))]
+pub mod mpi;
 #[cfg(target_os = "linux")]
 pub mod multiprocessing;
 #[cfg(target_os = "linux")]
@@ -191,6 +193,8 @@ pub use wait::{
 pub fn init() {
     #[cfg(target_os = "linux")]
     process_pool::entry::run_if_worker();
+    #[cfg(all(feature = "mpi", target_os = "linux"))]
+    mpi::run_if_rank();
 }
 
 /// The README's code blocks, compiled and run as doctests so that the quick

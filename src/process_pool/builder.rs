@@ -210,7 +210,7 @@ impl ProcessPoolBuilder {
 
     /// A pool whose drivers take their links from `links` rather than
     /// starting local worker processes.
-    #[allow(dead_code)] // for the MPI pool, not built yet
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn links(mut self, links: std::sync::Arc<dyn super::dispatch::Connect>) -> Self {
         self.links = Some(links);
         self

@@ -69,7 +69,7 @@ pub(crate) trait ProcessJob: Abandon {
     /// Where each argument of the next message ends, counted from the
     /// start of its payload (a link that must be able to send the rest of
     /// a message again on its far side sends these along).
-    #[allow(dead_code)] // for the MPI link, not built yet
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     fn item_ends(&self) -> Vec<u32>;
 }
 
@@ -455,7 +455,7 @@ fn undecodable_result<R: DeserializeOwned>(error: &postcard::Error, bytes: &[u8]
 /// The error for a failed outcome.
 #[cold]
 #[inline(never)]
-fn failed_outcome(pid: u32, tag: u8, bytes: &[u8]) -> Error {
+pub(crate) fn failed_outcome(pid: u32, tag: u8, bytes: &[u8]) -> Error {
     let text = || String::from_utf8_lossy(bytes).into_owned();
     match tag {
         outcome::PANICKED => match postcard::from_bytes::<PanicInfo>(bytes) {

@@ -20,7 +20,7 @@ pub(crate) mod dispatch;
 pub(crate) mod entry;
 pub(crate) mod job;
 pub(crate) mod outcomes;
-mod spawn;
+pub(crate) mod spawn;
 pub(crate) mod sys;
 pub(crate) mod wire;
 
@@ -211,6 +211,15 @@ impl ProcessPoolExecutor {
     /// ```
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder::new()
+    }
+
+    /// Queues a job made elsewhere: a task an MPI rank received for its
+    /// local pool (`crate::mpi`). A job the queue refuses fails at once.
+    #[cfg(feature = "mpi")]
+    pub(crate) fn submit_job(&self, job: Box<dyn job::ProcessJob>) {
+        if let Err((job, error)) = self.shared.submit(job) {
+            job.fail_rest(error);
+        }
     }
 
     /// The number of worker processes.

@@ -123,7 +123,7 @@ impl Link for Worker {
 }
 
 /// Descriptors cannot travel through a link that has no socket.
-#[allow(dead_code)] // for the MPI link, which is not built yet
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn refuse_descriptors(fds: &[OwnedFd]) -> Result<(), WireError> {
     if fds.is_empty() {
         Ok(())

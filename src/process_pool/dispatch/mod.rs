@@ -49,6 +49,8 @@ use super::wire::{self, gate};
 use crate::future::{Canceller, Claim};
 use crate::queue::WorkQueue;
 use crate::Error;
+#[cfg(feature = "mpi")]
+pub(crate) use link::refuse_descriptors;
 pub(crate) use link::{Connect, Link};
 use settle::{bury, take_back, take_frame};
 

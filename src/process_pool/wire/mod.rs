@@ -192,7 +192,7 @@ pub(crate) enum WireError {
     #[error("the frame's header is not a valid message: {0}")]
     Malformed(String),
     /// The message cannot go through this link (nothing was sent).
-    #[allow(dead_code)] // for the MPI link, not built yet
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     #[error("{0}")]
     Unsendable(String),
     /// Reading or writing failed.

@@ -61,7 +61,7 @@ enum Failure {
 }
 
 /// `error`, encoded.
-#[allow(dead_code)] // for MPI ranks, not built yet (and the tests)
+#[cfg_attr(not(any(feature = "mpi", test)), allow(dead_code))]
 pub(crate) fn encode(error: &Error) -> Vec<u8> {
     let what = |what: &str| what == "argument";
     let failure = match error.clone() {

@@ -1,0 +1,374 @@
+//! A worker rank: every rank but 0, from `init()` on. Its MPI thread waits
+//! for rank 0's `HELLO` (or a `STOP` before any), answers `READY` with this
+//! build's prefix and its lanes, then serves tasks until `STOP`, answers
+//! `STOPPED`, finalises MPI and exits 0.
+//!
+//! * **Direct** ([`Mode::Direct`]): one lane; each task runs on the MPI
+//!   thread itself, its outcomes written by the same code a local worker
+//!   uses (`Outcomes`, into a private region), sent back as one message of
+//!   frames. A crash in a task ends this rank, and with it the MPI job.
+//! * **Local** ([`Mode::Local`]): a local `ProcessPoolExecutor` of this
+//!   rank's own, one lane per local worker; each task becomes a [`RawJob`]
+//!   on it, so a crash costs its item alone, exactly as on a local pool.
+
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::poll::Backoff;
+use super::protocol::{self, Hello, Mode, RankInfo, Ready, HELLO, LANE, PREFIX, STOP, STOPPED};
+use super::raw_job::{encode_reply, RawJob, Reply};
+use super::sys::Mpi;
+use crate::process_pool::outcomes::{Outcomes, Sink};
+use crate::process_pool::sys::{self, region::Region};
+use crate::process_pool::wire::{self, Message};
+use crate::ProcessPoolExecutor;
+
+/// Serves rank 0 until it says stop; the process's exit status.
+pub(crate) fn serve(mut mpi: Mpi, ours: Result<[u8; PREFIX], String>) -> i32 {
+    let mut buffer = Vec::new();
+    let hello = match wait_for(&mut mpi, &mut buffer, &[HELLO, STOP]) {
+        Ok(HELLO) => std::mem::take(&mut buffer),
+        Ok(_) => return stopped(mpi),
+        Err(why) => return failed(&why),
+    };
+    let (prefix, runner) = match &ours {
+        Ok(prefix) => (*prefix, prepare(&mpi, prefix, &hello)),
+        // The rank cannot tell who it is: all-zero prefix, refused by rank 0.
+        Err(why) => ([0; PREFIX], Err(why.clone())),
+    };
+    let mut answer = prefix.to_vec();
+    let outcome = match &runner {
+        Ok(runner) => Ok(RankInfo {
+            lanes: runner.lanes() as u32,
+            pid: std::process::id(),
+            node: mpi.node.clone(),
+        }),
+        Err(why) => Err(why.clone()),
+    };
+    // A prefix that differs from rank 0's says all: rank 0 reads no more.
+    if let Ok(bytes) = postcard::to_allocvec(&Ready { outcome }) {
+        answer.extend_from_slice(&bytes);
+    }
+    if let Err(why) = mpi.post(answer, 0, protocol::READY) {
+        return failed(&why);
+    }
+    let outcome = match runner {
+        Ok(Runner::Direct(mut direct)) => direct.serve(&mut mpi, &mut buffer),
+        Ok(Runner::Local(local)) => local.serve(&mut mpi, &mut buffer),
+        // Refused: rank 0 stops every rank.
+        Err(_) => wait_for(&mut mpi, &mut buffer, &[STOP]).map(|_| ()),
+    };
+    match outcome {
+        Ok(()) => stopped(mpi),
+        Err(why) => failed(&why),
+    }
+}
+
+#[cold]
+fn failed(why: &str) -> i32 {
+    eprintln!(
+        "concurrent-futures: MPI worker rank (process {}) failed: {why}",
+        std::process::id()
+    );
+    1
+}
+
+/// Answers `STOPPED` and finalises MPI: exit status 0.
+fn stopped(mut mpi: Mpi) -> i32 {
+    let finalized = mpi
+        .post(Vec::new(), 0, STOPPED)
+        .and_then(|()| mpi.finalize());
+    match finalized {
+        Ok(()) => 0,
+        Err(why) => failed(&why),
+    }
+}
+
+/// Waits for a message from rank 0 with one of `tags` (others are dropped),
+/// its bytes into `buffer`.
+fn wait_for(mpi: &mut Mpi, buffer: &mut Vec<u8>, tags: &[i32]) -> Result<i32, String> {
+    let mut backoff = Backoff::new();
+    loop {
+        mpi.progress()?;
+        match mpi.probe(Some(0))? {
+            Some(found) => {
+                mpi.take(found, buffer)?;
+                if tags.contains(&found.tag) {
+                    return Ok(found.tag);
+                }
+            }
+            None => std::thread::sleep(backoff.idle()),
+        }
+    }
+}
+
+/// How this rank will run tasks, set up from rank 0's greeting.
+enum Runner {
+    Direct(Direct),
+    Local(Local),
+}
+
+impl Runner {
+    fn lanes(&self) -> usize {
+        match self {
+            Runner::Direct(_) => 1,
+            Runner::Local(local) => local.pool.max_workers(),
+        }
+    }
+}
+
+fn prepare(mpi: &Mpi, ours: &[u8; PREFIX], hello: &[u8]) -> Result<Runner, String> {
+    if let Some(why) = protocol::mismatch(ours, hello) {
+        return Err(format!("rank 0 {why}"));
+    }
+    let hello: Hello = postcard::from_bytes(&hello[PREFIX..])
+        .map_err(|e| format!("rank 0's greeting does not decode: {e}"))?;
+    let initializer = hello.initializer.map(|offset| {
+        // SAFETY: rank 0 sent the offset of an `fn() -> Result<(), String>`
+        // (its builder only takes that type) in this same build (the
+        // prefix, checked above, holds the executable's hash).
+        unsafe { sys::initializer_at(sys::address_at(offset)) }
+    });
+    match hello.mode {
+        Mode::Direct => {
+            if let Some(init) = initializer {
+                let pid = Some(std::process::id());
+                crate::unwind::catch(init, pid)
+                    .unwrap_or_else(|e| Err(e.to_string()))
+                    .map_err(|why| format!("its initializer failed: {why}"))?;
+            }
+            let region =
+                Region::create().map_err(|e| format!("cannot make its outcome region: {e}"))?;
+            Ok(Runner::Direct(Direct {
+                region,
+                max_frame: hello.max_frame,
+            }))
+        }
+        Mode::Local { workers } => {
+            let workers = match workers {
+                0 => share_of_cpus(mpi, &hello.root_node),
+                n => n as usize,
+            };
+            let mut builder = ProcessPoolExecutor::builder()
+                .max_workers(workers)
+                .max_message_size(hello.max_frame);
+            if let Some(init) = initializer {
+                builder = builder.initializer(init);
+            }
+            if let Some(tasks) = hello.max_tasks_per_child {
+                builder = builder.max_tasks_per_child(tasks as usize);
+            }
+            if let Some(limit) = hello.task_timeout {
+                builder = builder.task_timeout(limit);
+            }
+            let pool = builder
+                .build()
+                .map_err(|e| format!("cannot start its local pool: {e}"))?;
+            let (replies, done) = crossbeam_channel::unbounded();
+            Ok(Runner::Local(Local {
+                pool,
+                replies,
+                done,
+                max_frame: hello.max_frame,
+            }))
+        }
+    }
+}
+
+/// This rank's share of its node's CPUs: divided among the worker ranks on
+/// the node (rank 0, which mostly waits, is not counted), at least one.
+fn share_of_cpus(mpi: &Mpi, root_node: &str) -> usize {
+    let mut workers_here = mpi.node_ranks;
+    if mpi.node == root_node {
+        workers_here = workers_here.saturating_sub(1);
+    }
+    (num_cpus::get() / workers_here.max(1)).max(1)
+}
+
+/// A task as rank 0 sent it: its frame, then its items' ends.
+struct Task {
+    lane: usize,
+    call: u64,
+    func: u64,
+    count: u32,
+    slot: u8,
+    ends: Vec<u32>,
+}
+
+fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result<Task, String> {
+    let lane = usize::try_from(tag - LANE).map_err(|_| format!("rank 0 sent tag {tag}"))?;
+    let mut rest = bytes;
+    let message = wire::read_frame_into(&mut rest, max, payload)
+        .map_err(|e| format!("rank 0 sent a bad task: {e}"))?;
+    let Message::Task {
+        call,
+        func,
+        count,
+        slot,
+    } = message
+    else {
+        return Err(format!("rank 0 sent {message:?} for a task"));
+    };
+    if rest.len() != 4 * count as usize {
+        return Err(format!(
+            "rank 0 sent {} bytes of item ends for {count} items",
+            rest.len()
+        ));
+    }
+    let ends = rest
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        .collect();
+    Ok(Task {
+        lane,
+        call,
+        func,
+        count,
+        slot,
+        ends,
+    })
+}
+
+/// Tasks run on this thread.
+struct Direct {
+    region: Region,
+    max_frame: u32,
+}
+
+impl Direct {
+    fn serve(&mut self, mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<(), String> {
+        crate::unwind::install_hook();
+        let mut payload = Vec::new();
+        let (mut scratch, mut spill, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+        let mut backoff = Backoff::new();
+        loop {
+            mpi.progress()?;
+            let Some(found) = mpi.probe(Some(0))? else {
+                std::thread::sleep(backoff.idle());
+                continue;
+            };
+            backoff.busy();
+            mpi.take(found, buffer)?;
+            match found.tag {
+                STOP => return Ok(()),
+                tag if tag >= LANE => {}
+                _ => continue,
+            }
+            let task = parse_task(found.tag, buffer, self.max_frame, &mut payload)?;
+            frames.clear();
+            self.run(&task, &payload, &mut frames, &mut scratch, &mut spill);
+            mpi.post(std::mem::take(&mut frames), 0, LANE + task.lane as i32)?;
+        }
+    }
+
+    /// Runs one task, its reply's frames into `frames`.
+    fn run(
+        &mut self,
+        task: &Task,
+        payload: &[u8],
+        frames: &mut Vec<u8>,
+        scratch: &mut Vec<u8>,
+        spill: &mut Vec<u8>,
+    ) {
+        let start = Instant::now();
+        let max = self.max_frame;
+        let mut outcomes = Outcomes::new(
+            &mut self.region,
+            0,
+            Sink::Buffer(frames),
+            max,
+            scratch,
+            spill,
+        );
+        // SAFETY: `call` is the offset of a `trampoline::<A, R>` rank 0 took
+        // the address of, in this same build (the handshake compared the
+        // executables' hashes and the probe's offset).
+        let trampoline = unsafe { sys::trampoline_at(sys::address_at(task.call)) };
+        trampoline(
+            sys::address_at(task.func),
+            payload,
+            task.count,
+            &mut outcomes,
+        );
+        // The rest go in the reply's last frames (`encode_reply` splits
+        // them under the frame limit).
+        outcomes.reclaim_spill();
+        let (count, _) = outcomes.done_counts();
+        let view = self.region.slot(0);
+        let ends = &view.ends[..count as usize];
+        let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        frames.extend_from_slice(&encode_reply(ends, view.data, task.slot, max, elapsed));
+    }
+}
+
+/// Tasks run on a local pool.
+struct Local {
+    pool: ProcessPoolExecutor,
+    replies: crossbeam_channel::Sender<Reply>,
+    done: Receiver<Reply>,
+    max_frame: u32,
+}
+
+impl Local {
+    fn serve(self, mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<(), String> {
+        let mut backoff = Backoff::new();
+        let lanes = self.pool.max_workers();
+        loop {
+            let mut busy = false;
+            if let Some(found) = mpi.probe(Some(0))? {
+                busy = true;
+                mpi.take(found, buffer)?;
+                match found.tag {
+                    STOP => {
+                        // Nothing runs any more: rank 0 waits for no reply.
+                        self.pool.kill_workers();
+                        return Ok(());
+                    }
+                    tag if tag >= LANE => {
+                        let mut payload = Vec::new();
+                        let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
+                        if task.lane >= lanes {
+                            return Err(format!("rank 0 sent a task for lane {}", task.lane));
+                        }
+                        let job = RawJob::new(
+                            task.lane,
+                            task.slot,
+                            task.call,
+                            task.func,
+                            payload,
+                            task.ends,
+                            self.max_frame,
+                            self.replies.clone(),
+                        );
+                        self.pool.submit_job(Box::new(job));
+                    }
+                    _ => {}
+                }
+            }
+            while let Ok((lane, frames)) = self.done.try_recv() {
+                busy = true;
+                mpi.post(frames, 0, LANE + lane as i32)?;
+            }
+            mpi.progress()?;
+            if busy {
+                backoff.busy();
+                continue;
+            }
+            let nap = backoff.idle();
+            if nap.is_zero() {
+                continue;
+            }
+            match self.done.recv_timeout(nap) {
+                Ok((lane, frames)) => {
+                    backoff.busy();
+                    mpi.post(frames, 0, LANE + lane as i32)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(String::from("its local pool's replies stopped"))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! A task from rank 0, as a worker rank's local pool runs it: a
+//! [`ProcessJob`] whose types are erased. It never decodes a value; it
+//! copies each outcome's bytes as they come from the local worker, turns
+//! every failure (a panic, a local worker that died or timed out) into an
+//! [`Error`] carried whole to rank 0 (`wire::remote`), and when every item
+//! has an outcome sends them all back as one reply.
+//!
+//! A local worker that dies in the middle of the task resolves the items it
+//! finished and fails the one it ran, as on any local pool; the rest goes
+//! to another local worker from where it starts in the payload, which is
+//! why rank 0 sends each item's end with the task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+
+use crate::future::{Canceller, Claim};
+use crate::process_pool::job::{failed_outcome, ProcessJob};
+use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FAILED};
+use crate::queue::Abandon;
+use crate::Error;
+
+/// A reply for rank 0: the lane it answers, and its frames.
+pub(crate) type Reply = (usize, Vec<u8>);
+
+/// One task of rank 0, on a worker rank.
+#[derive(Debug)]
+pub(crate) struct RawJob {
+    pub(crate) lane: usize,
+    /// The slot rank 0 named, for the reply's frames.
+    pub(crate) slot: u8,
+    pub(crate) call: u64,
+    pub(crate) func: u64,
+    pub(crate) payload: Vec<u8>,
+    /// Where each item's argument ends in `payload`.
+    pub(crate) bounds: Vec<u32>,
+    pub(crate) max_frame: u32,
+    pub(crate) replies: Sender<Reply>,
+    offset: usize,
+    resolved: usize,
+    message_start: usize,
+    /// The outcomes so far: ends (with [`FAILED`]) into `data`.
+    ends: Vec<u32>,
+    data: Vec<u8>,
+    elapsed: Duration,
+}
+
+impl RawJob {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        lane: usize,
+        slot: u8,
+        call: u64,
+        func: u64,
+        payload: Vec<u8>,
+        bounds: Vec<u32>,
+        max_frame: u32,
+        replies: Sender<Reply>,
+    ) -> Self {
+        RawJob {
+            lane,
+            slot,
+            call,
+            func,
+            payload,
+            bounds,
+            max_frame,
+            replies,
+            offset: 0,
+            resolved: 0,
+            message_start: 0,
+            ends: Vec::new(),
+            data: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn sent(&self) -> usize {
+        self.bounds.len()
+    }
+
+    fn push_value(&mut self, bytes: &[u8]) {
+        self.data.extend_from_slice(bytes);
+        self.ends.push(self.data.len() as u32);
+        self.resolved += 1;
+    }
+
+    fn push_error(&mut self, error: &Error) {
+        self.data.push(outcome::ERROR);
+        self.data.extend_from_slice(&remote::encode(error));
+        self.ends.push(self.data.len() as u32 | FAILED);
+        self.resolved += 1;
+    }
+
+    /// Sends every outcome back to rank 0.
+    fn reply(mut self) {
+        while self.resolved < self.sent() {
+            let reason = String::from("the local worker sent fewer outcomes than items");
+            self.push_error(&Error::Protocol { pid: 0, reason });
+        }
+        let elapsed = u64::try_from(self.elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let frames = encode_reply(&self.ends, &self.data, self.slot, self.max_frame, elapsed);
+        let _ = self.replies.send((self.lane, frames));
+    }
+}
+
+/// The frames of a reply: as many outcomes to a `Partial` as fit in a
+/// frame of at most `max` bytes, the last of them in a `Done`.
+pub(crate) fn encode_reply(ends: &[u32], data: &[u8], slot: u8, max: u32, elapsed: u64) -> Vec<u8> {
+    let room = (max as usize).saturating_sub(64).max(8);
+    let end_of = |raw: u32| (raw & !FAILED) as usize;
+    let mut out = Vec::new();
+    let mut frame = Vec::new();
+    let mut payload = Vec::new();
+    let (mut first, mut first_byte) = (0, 0);
+    loop {
+        let mut last = first;
+        while last < ends.len() && 4 * (last + 1 - first) + end_of(ends[last]) - first_byte <= room
+        {
+            last += 1;
+        }
+        // At least one (each outcome fits a frame alone: the local worker
+        // refused larger ones), unless none is left.
+        if last == first && last < ends.len() {
+            last += 1;
+        }
+        payload.clear();
+        for &raw in &ends[first..last] {
+            let rebased = (end_of(raw) - first_byte) as u32 | (raw & FAILED);
+            payload.extend_from_slice(&rebased.to_le_bytes());
+        }
+        let data_end = ends[..last].last().map_or(first_byte, |&raw| end_of(raw));
+        payload.extend_from_slice(&data[first_byte..data_end]);
+        let count = (last - first) as u32;
+        let message = if last == ends.len() {
+            let failed = ends[first..last]
+                .iter()
+                .filter(|&&e| e & FAILED != 0)
+                .count();
+            Message::Done {
+                slot,
+                count,
+                failed: failed as u32,
+                elapsed_nanos: elapsed,
+            }
+        } else {
+            Message::Partial { slot, count }
+        };
+        // A frame over the limit is still sent: rank 0 refuses it with
+        // the limit's error, which is what the caller should see.
+        if wire::encode_frame(&message, &payload, u32::MAX, &mut frame).is_ok() {
+            out.extend_from_slice(&frame);
+        }
+        if last == ends.len() {
+            return out;
+        }
+        first = last;
+        first_byte = data_end;
+    }
+}
+
+impl ProcessJob for RawJob {
+    fn begin(&mut self, _claim: Option<Arc<dyn Claim>>) -> bool {
+        self.message_start = self.resolved;
+        true
+    }
+
+    fn canceller(&self) -> Canceller {
+        // Nobody on a worker rank cancels: rank 0 owns the future.
+        Arc::new(|| {})
+    }
+
+    fn start(&mut self) -> bool {
+        true
+    }
+
+    fn unhand(&mut self) -> bool {
+        true
+    }
+
+    fn message(&self, slot: u8) -> (Message, &[u8]) {
+        let count = u32::try_from(self.sent() - self.resolved).unwrap_or(u32::MAX);
+        let message = Message::Task {
+            call: self.call,
+            func: self.func,
+            count,
+            slot,
+        };
+        (
+            message,
+            &self.payload[self.offset.min(self.payload.len())..],
+        )
+    }
+
+    fn accept(&mut self, block: &Block<'_>, pid: u32, _clean: bool) {
+        let take = block.len().min(self.sent() - self.resolved);
+        for index in 0..take {
+            match block.entry(index) {
+                Ok(Entry::Value(bytes)) => self.push_value(bytes),
+                Ok(Entry::Failed(tag, detail)) => {
+                    self.push_error(&failed_outcome(pid, tag, detail));
+                }
+                Err(e) => {
+                    let reason = format!("a result block is malformed: {e}");
+                    self.push_error(&Error::Protocol { pid, reason });
+                }
+            }
+        }
+    }
+
+    fn unresolved(&self) -> usize {
+        self.sent() - self.resolved
+    }
+
+    fn resolved_in_message(&self) -> usize {
+        self.resolved - self.message_start
+    }
+
+    fn fail_next(&mut self, error: Option<Error>) {
+        if let Some(error) = error {
+            self.fail_next_only(error);
+        }
+        self.offset = match self.resolved {
+            0 => 0,
+            n => self
+                .bounds
+                .get(n - 1)
+                .map_or(self.payload.len(), |&end| end as usize),
+        };
+        self.message_start = self.resolved;
+    }
+
+    fn fail_next_only(&mut self, error: Error) {
+        if self.resolved < self.sent() {
+            self.push_error(&error);
+        }
+    }
+
+    fn add_elapsed(&mut self, elapsed: Duration) {
+        self.elapsed += elapsed;
+    }
+
+    fn finish(self: Box<Self>) {
+        self.reply();
+    }
+
+    fn fail_rest(mut self: Box<Self>, error: Error) {
+        while self.resolved < self.sent() {
+            self.push_error(&error);
+        }
+        self.reply();
+    }
+
+    fn take_payload(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.payload)
+    }
+
+    fn descriptors(&self) -> &[std::os::fd::OwnedFd] {
+        &[]
+    }
+
+    fn item_ends(&self) -> Vec<u32> {
+        let start = self.offset as u32;
+        self.bounds[self.resolved.min(self.sent())..]
+            .iter()
+            .map(|end| end - start)
+            .collect()
+    }
+}
+
+impl Abandon for RawJob {
+    fn abandon(self: Box<Self>, error: Error) {
+        self.fail_rest(error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outcome as bytes: a value's, or a failure's tag and detail.
+    type Raw = Result<Vec<u8>, (u8, Vec<u8>)>;
+
+    /// Decodes the frames of a reply back into outcomes.
+    fn outcomes_of(mut frames: &[u8], max: u32) -> Vec<Raw> {
+        let mut out = Vec::new();
+        let mut payload = Vec::new();
+        loop {
+            let message = wire::read_frame_into(&mut frames, max, &mut payload).expect("a frame");
+            let (count, done) = match message {
+                Message::Partial { count, .. } => (count, false),
+                Message::Done { count, .. } => (count, true),
+                other => panic!("unexpected {other:?}"),
+            };
+            let block = Block::from_payload(&payload, count as usize).expect("a block");
+            for i in 0..block.len() {
+                out.push(match block.entry(i).expect("an entry") {
+                    Entry::Value(b) => Ok(b.to_vec()),
+                    Entry::Failed(tag, d) => Err((tag, d.to_vec())),
+                });
+            }
+            if done {
+                assert!(frames.is_empty(), "the Done is the last frame");
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_splits_into_frames_under_the_limit_and_keeps_every_outcome_in_order() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let bounds: Vec<u32> = (1..=300).collect();
+        let mut job = RawJob::new(0, 1, 0, 0, vec![0; 300], bounds, 1024, tx);
+        for i in 0..300u32 {
+            if i % 7 == 3 {
+                job.push_error(&Error::Cancelled);
+            } else {
+                job.push_value(&i.to_le_bytes()[..(i % 4) as usize]);
+            }
+        }
+        let frames = encode_reply(&job.ends, &job.data, 1, 1024, 5);
+        let got = outcomes_of(&frames, 1024);
+        assert_eq!(got.len(), 300);
+        for (i, outcome) in got.iter().enumerate() {
+            let i = i as u32;
+            match outcome {
+                Ok(bytes) => assert_eq!(bytes[..], i.to_le_bytes()[..(i % 4) as usize]),
+                Err((tag, detail)) => {
+                    assert_eq!(i % 7, 3);
+                    assert_eq!(*tag, outcome::ERROR);
+                    assert_eq!(remote::decode(detail), Some(Error::Cancelled));
+                }
+            }
+        }
+        assert!(
+            !encode_reply(&[], &[], 0, 1024, 0).is_empty(),
+            "a Done even for nothing"
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! The MPI calls, through the C shim (`shim.c`): every `unsafe` of the
+//! MPI pool is here. [`Mpi`] is the proof that MPI was initialised on the
+//! calling thread; it is neither `Send` nor `Sync`, so every call is made
+//! by the one thread that owns MPI in its process (`MPI_THREAD_SERIALIZED`
+//! asks for no more).
+
+use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
+use std::marker::PhantomData;
+
+extern "C" {
+    fn cf_mpi_init(rank: *mut c_int, size: *mut c_int, provided: *mut c_int) -> c_int;
+    fn cf_mpi_node_ranks(count: *mut c_int, index: *mut c_int) -> c_int;
+    fn cf_mpi_isend(
+        bytes: *const c_void,
+        len: c_longlong,
+        dest: c_int,
+        tag: c_int,
+        request: *mut *mut c_void,
+    ) -> c_int;
+    fn cf_mpi_test(request: *mut c_void, done: *mut c_int) -> c_int;
+    fn cf_mpi_probe(
+        source: c_int,
+        found: *mut c_int,
+        from: *mut c_int,
+        tag: *mut c_int,
+        len: *mut c_longlong,
+    ) -> c_int;
+    fn cf_mpi_take(bytes: *mut c_void, len: c_longlong) -> c_int;
+    fn cf_mpi_finalize() -> c_int;
+    fn cf_mpi_error_text(code: c_int, text: *mut c_char);
+    fn cf_mpi_max_error_text() -> c_int;
+    fn cf_mpi_node_name(name: *mut c_char) -> c_int;
+    fn cf_mpi_max_node_name() -> c_int;
+}
+
+/// MPI, initialised on this thread.
+#[derive(Debug)]
+pub(crate) struct Mpi {
+    pub(crate) rank: usize,
+    pub(crate) size: usize,
+    /// Ranks on this node, this one included.
+    pub(crate) node_ranks: usize,
+    /// This node's name.
+    pub(crate) node: String,
+    /// Sends under way: each request, and the bytes MPI reads until it
+    /// says the send is complete.
+    outbox: Vec<(*mut c_void, Vec<u8>)>,
+    /// Not `Send`, not `Sync`: MPI is called from this thread only.
+    _here: PhantomData<*const ()>,
+}
+
+impl Drop for Mpi {
+    fn drop(&mut self) {
+        // Sends still under way read their bytes until they complete, which
+        // nobody will see now: the bytes are leaked, never freed under MPI.
+        for (_, bytes) in self.outbox.drain(..) {
+            std::mem::forget(bytes);
+        }
+    }
+}
+
+/// A message a probe found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) from: usize,
+    pub(crate) tag: i32,
+    pub(crate) len: usize,
+}
+
+fn check(rc: c_int, what: &str) -> Result<(), String> {
+    if rc == 0 {
+        return Ok(());
+    }
+    // SAFETY: a query of a constant.
+    let room = unsafe { cf_mpi_max_error_text() }.max(0) as usize + 1;
+    let mut text = vec![0 as c_char; room];
+    // SAFETY: `text` has the room the shim asks for, and it writes a NUL.
+    unsafe { cf_mpi_error_text(rc, text.as_mut_ptr()) };
+    // SAFETY: NUL-terminated above, within `text`.
+    let text = unsafe { CStr::from_ptr(text.as_ptr()) }.to_string_lossy();
+    Err(format!("{what} failed: {text} (MPI error {rc})"))
+}
+
+impl Mpi {
+    /// Initialises MPI (`MPI_Init_thread`, serialized) on this thread, and
+    /// learns where this rank is. Collective: every rank calls it.
+    pub(crate) fn init() -> Result<Mpi, String> {
+        let (mut rank, mut size, mut provided) = (0, 0, 0);
+        check(
+            // SAFETY: three valid out-pointers; called once per process (by
+            // `crate::mpi::run_if_rank`, guarded by a `Once`).
+            unsafe { cf_mpi_init(&mut rank, &mut size, &mut provided) },
+            "MPI_Init_thread",
+        )?;
+        let (mut count, mut index) = (0, 0);
+        check(
+            // SAFETY: two valid out-pointers, after MPI_Init.
+            unsafe { cf_mpi_node_ranks(&mut count, &mut index) },
+            "MPI_Comm_split_type",
+        )?;
+        // SAFETY: a query of a constant.
+        let room = unsafe { cf_mpi_max_node_name() }.max(0) as usize + 1;
+        let mut name = vec![0 as c_char; room];
+        check(
+            // SAFETY: `name` has the room the shim asks for; it writes a NUL.
+            unsafe { cf_mpi_node_name(name.as_mut_ptr()) },
+            "MPI_Get_processor_name",
+        )?;
+        // SAFETY: NUL-terminated by the shim, within `name`.
+        let node = unsafe { CStr::from_ptr(name.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
+        Ok(Mpi {
+            rank: rank.max(0) as usize,
+            size: size.max(0) as usize,
+            node_ranks: count.max(1) as usize,
+            node,
+            outbox: Vec::new(),
+            _here: PhantomData,
+        })
+    }
+
+    /// Starts sending `bytes` to `dest` with `tag`; the outbox keeps them
+    /// until the send is complete ([`progress`](Self::progress)).
+    pub(crate) fn post(&mut self, bytes: Vec<u8>, dest: usize, tag: i32) -> Result<(), String> {
+        let mut request = std::ptr::null_mut();
+        // SAFETY: `bytes` is valid for its length; its heap buffer does not
+        // move when the `Vec` moves into the outbox, which keeps it unchanged
+        // until `cf_mpi_test` says MPI is done with it (or leaks it, on drop).
+        let rc = unsafe {
+            cf_mpi_isend(
+                bytes.as_ptr().cast(),
+                bytes.len() as c_longlong,
+                dest as c_int,
+                tag,
+                &mut request,
+            )
+        };
+        check(rc, "MPI_Isend")?;
+        self.outbox.push((request, bytes));
+        Ok(())
+    }
+
+    /// Lets sends under way complete, and frees the bytes of those that
+    /// have.
+    pub(crate) fn progress(&mut self) -> Result<(), String> {
+        let mut failed = None;
+        self.outbox.retain(|&(request, _)| {
+            if failed.is_some() {
+                return true;
+            }
+            let mut done = 0;
+            // SAFETY: `request` came from `cf_mpi_isend` and has not
+            // completed (complete ones leave the outbox right here).
+            let rc = unsafe { cf_mpi_test(request, &mut done) };
+            if let Err(e) = check(rc, "MPI_Test") {
+                failed = Some(e);
+                return true;
+            }
+            done == 0
+        });
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Sends under way.
+    pub(crate) fn sending(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Looks for a message (from `source`, or any rank) without waiting;
+    /// one found must be [`take`](Self::take)n before the next probe.
+    pub(crate) fn probe(&mut self, source: Option<usize>) -> Result<Option<Found>, String> {
+        let (mut found, mut from, mut tag, mut len) = (0, 0, 0, 0);
+        let source = source.map_or(-1, |s| s as c_int);
+        // SAFETY: valid out-pointers.
+        let rc = unsafe { cf_mpi_probe(source, &mut found, &mut from, &mut tag, &mut len) };
+        check(rc, "MPI_Improbe")?;
+        Ok((found != 0).then(|| Found {
+            from: from.max(0) as usize,
+            tag,
+            len: len.max(0) as usize,
+        }))
+    }
+
+    /// Receives the message the last probe found into `buffer` (resized to
+    /// its length).
+    pub(crate) fn take(&mut self, found: Found, buffer: &mut Vec<u8>) -> Result<(), String> {
+        buffer.clear();
+        buffer.resize(found.len, 0);
+        // SAFETY: `buffer` has `found.len` bytes, the message's length.
+        let rc = unsafe { cf_mpi_take(buffer.as_mut_ptr().cast(), buffer.len() as c_longlong) };
+        check(rc, "MPI_Mrecv")
+    }
+
+    /// Finalises MPI once every send under way is complete; the caller
+    /// exits soon after.
+    pub(crate) fn finalize(mut self) -> Result<(), String> {
+        while self.sending() > 0 {
+            self.progress()?;
+            std::thread::yield_now();
+        }
+        // SAFETY: no send is under way (above); every message this rank
+        // waits for has been received, and the stop exchange ensures that
+        // no rank still sends to it.
+        check(unsafe { cf_mpi_finalize() }, "MPI_Finalize")
+    }
+}

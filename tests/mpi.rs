@@ -1,0 +1,319 @@
+//! The MPI pool end to end (feature `mpi`; `cargo test --features mpi`).
+//!
+//! This test has its own `main` (`harness = false`): started by cargo, it
+//! launches itself under `mpirun` once per case and checks what `mpirun`
+//! says and that no process of the case is left; started by `mpirun`, it is
+//! rank 0 of a case (every other rank serves from `init()` and never gets
+//! to the case).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use concurrent_futures::mpi::MpiPoolExecutor;
+use std::num::NonZeroUsize;
+
+use concurrent_futures::{as_completed, wait, Chunksize, Error, Executor, ReturnWhen};
+
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// Item 13 panics, 29 aborts, 47 segfaults; the others come back doubled.
+fn faulty(x: u64) -> u64 {
+    match x {
+        13 => panic!("item 13 panics"),
+        29 => std::process::abort(),
+        // SAFETY: raising a signal is always allowed; killing this process
+        // with SIGSEGV is the point.
+        47 => unsafe {
+            libc::raise(libc::SIGSEGV);
+            x
+        },
+        _ => x * 2,
+    }
+}
+
+fn pid_of_task(_: u8) -> u32 {
+    std::process::id()
+}
+
+fn main() {
+    concurrent_futures::init();
+    let args: Vec<String> = std::env::args().collect();
+    let case = args.iter().skip(1).find(|a| !a.starts_with('-'));
+    let under_launcher = std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some()
+        || std::env::var_os("PMI_RANK").is_some()
+        || std::env::var_os("PMIX_RANK").is_some();
+    if under_launcher {
+        let case = case.map(String::as_str).unwrap_or("");
+        run_case(case);
+        println!("case {case} passed");
+        return;
+    }
+    drive(case.map(String::as_str));
+}
+
+/// Rank 0 of one case; panics (a non-zero exit) on a failed check.
+fn run_case(case: &str) {
+    match case {
+        "map" => {
+            let pool = MpiPoolExecutor::new().expect("the pool");
+            assert_eq!(pool.worker_ranks(), 2);
+            let got: Vec<bool> = pool
+                .map(is_prime, 0..200_000u64)
+                .collect::<Result<_, _>>()
+                .expect("every item");
+            let want: Vec<bool> = (0..200_000u64).map(is_prime).collect();
+            assert_eq!(got, want, "results in input order");
+            let doubled: Vec<u64> = pool
+                .map(double, 0..100_000u64)
+                .chunksize(Chunksize::Fixed(NonZeroUsize::new(1000).unwrap()))
+                .collect::<Result<_, _>>()
+                .expect("every item");
+            assert!(doubled.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+        }
+        "submit" => {
+            let pool = MpiPoolExecutor::new().expect("the pool");
+            let futures: Vec<_> = (0..200u64).map(|n| pool.submit(double, n)).collect();
+            let mut total = 0;
+            for f in as_completed(futures) {
+                total += f.result().expect("a result");
+            }
+            assert_eq!(total, 2 * (0..200u64).sum::<u64>());
+            let futures: Vec<_> = (0..50u64)
+                .map(|n| Executor::submit(&pool, is_prime, n))
+                .collect();
+            let done = wait(futures, ReturnWhen::AllCompleted, None);
+            assert_eq!(done.done.len(), 50);
+            assert!(done.not_done.is_empty());
+            // The tasks ran in other processes than rank 0.
+            let pid = pool.submit(pid_of_task, 0).result().expect("a pid");
+            assert_ne!(pid, std::process::id());
+        }
+        "faults" => {
+            let pool = MpiPoolExecutor::new().expect("the pool");
+            let outcomes: Vec<Result<u64, Error>> = pool
+                .map(faulty, 0..100u64)
+                .chunksize(Chunksize::Fixed(NonZeroUsize::new(10).unwrap()))
+                .collect();
+            for (i, outcome) in outcomes.iter().enumerate() {
+                match (i, outcome) {
+                    (13, Err(Error::Panicked { message, .. })) => {
+                        assert!(message.contains("item 13"))
+                    }
+                    (29, Err(Error::WorkerDied { signal, .. })) => {
+                        assert_eq!(*signal, Some(libc::SIGABRT))
+                    }
+                    (47, Err(Error::WorkerDied { signal, .. })) => {
+                        assert_eq!(*signal, Some(libc::SIGSEGV))
+                    }
+                    (i, Ok(v)) if ![13, 29, 47].contains(&i) => assert_eq!(*v, 2 * i as u64),
+                    (i, other) => panic!("item {i}: {other:?}"),
+                }
+            }
+            // The pool goes on.
+            assert_eq!(pool.submit(double, 21).result(), Ok(42));
+        }
+        "direct" => {
+            let pool = MpiPoolExecutor::builder()
+                .direct()
+                .build()
+                .expect("the pool");
+            assert_eq!(pool.max_workers(), 2, "one lane per rank");
+            let got: Vec<u64> = pool
+                .map(double, 0..50_000u64)
+                .collect::<Result<_, _>>()
+                .expect("all");
+            assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+            match pool.submit(faulty, 13).result() {
+                Err(Error::Panicked { message, .. }) => assert!(message.contains("item 13")),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                pool.submit(double, 4).result(),
+                Ok(8),
+                "a panic costs its item only"
+            );
+            let refused = MpiPoolExecutor::new();
+            assert!(
+                matches!(refused, Err(Error::InvalidArgument { .. })),
+                "one pool per run"
+            );
+        }
+        "mismatch" => match MpiPoolExecutor::new() {
+            Err(Error::Spawn { reason }) => {
+                assert!(reason.contains("rank 2"), "{reason}");
+                assert!(reason.contains("different build"), "{reason}");
+                println!("refused: {reason}");
+            }
+            other => panic!("a rank of another build was accepted: {other:?}"),
+        },
+        "exit_without_shutdown" => {
+            let pool = MpiPoolExecutor::new().expect("the pool");
+            assert_eq!(pool.submit(double, 1).result(), Ok(2));
+            std::mem::forget(pool);
+            println!("case {case} passed");
+            // No shutdown, no drop: the exit handler stops the ranks.
+            std::process::exit(0);
+        }
+        "panic_in_main" => {
+            let pool = MpiPoolExecutor::new().expect("the pool");
+            assert_eq!(pool.submit(double, 1).result(), Ok(2));
+            std::mem::forget(pool);
+            panic!("rank 0 panics on purpose");
+        }
+        other => panic!("unknown case {other:?}"),
+    }
+}
+
+/// Started by cargo: every case under `mpirun`.
+fn drive(only: Option<&str>) {
+    match MpiPoolExecutor::new() {
+        Err(Error::Spawn { reason }) => assert!(reason.contains("mpirun"), "{reason}"),
+        other => panic!("without a launcher: {other:?}"),
+    }
+    let exe = std::env::current_exe().expect("the test's executable");
+    let cases = ["map", "submit", "faults", "direct", "exit_without_shutdown"];
+    let mut ran = 0;
+    for case in cases {
+        if only.is_some_and(|o| o != case) {
+            continue;
+        }
+        let out = launch(&[(3, &exe)], case);
+        assert!(out.ok, "case {case}: mpirun failed\n{}", out.text);
+        assert!(
+            out.stdout.contains(&format!("case {case} passed")),
+            "case {case}\n{}",
+            out.text
+        );
+        no_process_left(&exe, case);
+        println!("test mpi::{case} ... ok");
+        ran += 1;
+    }
+    if only.map_or(true, |o| o == "panic_in_main") {
+        let out = launch(&[(3, &exe)], "panic_in_main");
+        assert!(!out.ok, "rank 0 panicked, so mpirun fails\n{}", out.text);
+        assert!(
+            out.text.contains("rank 0 panics on purpose"),
+            "{}",
+            out.text
+        );
+        no_process_left(&exe, "panic_in_main");
+        println!("test mpi::panic_in_main ... ok");
+        ran += 1;
+    }
+    if only.map_or(true, |o| o == "mismatch") {
+        // Another build: the same bytes and one more, so that its hash
+        // differs while it still runs.
+        let other = std::env::temp_dir().join(format!("cf-mpi-other-{}", std::process::id()));
+        let mut bytes = std::fs::read(&exe).expect("the executable");
+        bytes.push(0);
+        std::fs::write(&other, bytes).expect("a copy");
+        make_executable(&other);
+        let out = launch(&[(2, &exe), (1, &other)], "mismatch");
+        let _ = std::fs::remove_file(&other);
+        assert!(out.ok, "mismatch: mpirun failed\n{}", out.text);
+        assert!(out.stdout.contains("case mismatch passed"), "{}", out.text);
+        no_process_left(&exe, "mismatch");
+        println!("test mpi::mismatch ... ok");
+        ran += 1;
+    }
+    assert!(ran > 0, "no case named {only:?}");
+    println!("test result: ok. {ran} passed");
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+struct Outcome {
+    ok: bool,
+    stdout: String,
+    text: String,
+}
+
+/// Runs `mpirun` with `parts` (ranks, executable) as MPMD, each given
+/// `case`; kills it after a generous limit, so that a hang fails the test.
+fn launch(parts: &[(usize, &PathBuf)], case: &str) -> Outcome {
+    let mut command = Command::new("mpirun");
+    for (i, (ranks, exe)) in parts.iter().enumerate() {
+        if i > 0 {
+            command.arg(":");
+        }
+        command.arg("-n").arg(ranks.to_string()).arg(exe).arg(case);
+    }
+    command
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command
+        .spawn()
+        .expect("mpirun (apt-get install openmpi-bin)");
+    let pid = child.id();
+    // A watchdog: `wait_with_output` below returns once mpirun ends.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(240)).is_err() {
+            // SAFETY: signalling a child we have not reaped yet.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let output = child.wait_with_output().expect("mpirun's output");
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    Outcome {
+        ok: output.status.success(),
+        text: format!(
+            "status {:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+            output.status
+        ),
+        stdout,
+    }
+}
+
+/// Checks that no process runs the test's executable but this one. Local
+/// workers die with their rank (`PR_SET_PDEATHSIG`), which the kernel does
+/// shortly after, so this looks until a deadline.
+fn no_process_left(exe: &Path, case: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = processes_of(exe);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "case {case}: processes left: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn processes_of(exe: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let running = std::fs::read_link(entry.path().join("exe")).ok();
+        // A zombie has no executable, and runs nothing.
+        if running.as_deref() == Some(exe) {
+            found.push(pid);
+        }
+    }
+    found
+}
