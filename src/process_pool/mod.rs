@@ -634,6 +634,9 @@ where
     }
 
     fn target_chunk_time(&self) -> Duration {
+        if let Some(links) = &self.shared.config.links {
+            return links.target_chunk_time();
+        }
         // A chunk costs a pipe round trip and two wake-ups (tens of
         // microseconds on a busy machine); 2 ms keeps that around 1%.
         Duration::from_millis(2)

@@ -71,6 +71,10 @@ pub(crate) trait Connect: Send + Sync + std::fmt::Debug {
     /// The link for driver `slot`. [`Error::Spawn`] is retried with a
     /// pause while other links serve the pool; any other error breaks it.
     fn connect(&self, slot: usize) -> Result<Box<dyn Link>, Error>;
+    /// How long `map`'s automatic chunks should take on these links: long
+    /// enough that a link's round trip, during which it idles (it holds
+    /// one task), is a small part of it.
+    fn target_chunk_time(&self) -> Duration;
 }
 
 impl Link for Worker {
