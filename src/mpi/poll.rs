@@ -43,7 +43,10 @@ impl Backoff {
     /// spinning).
     pub(crate) fn idle(&mut self) -> Duration {
         if self.busy_at.elapsed() < SPIN {
-            std::hint::spin_loop();
+            // A yield, not a pause: a thread woken on this core (the driver
+            // a reply was handed to) runs at once, rather than after the
+            // scheduler's wake-up granularity (~1 ms) when every core spins.
+            std::thread::yield_now();
             return Duration::ZERO;
         }
         let nap = self.nap;
