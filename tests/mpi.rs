@@ -38,6 +38,26 @@ fn faulty(x: u64) -> u64 {
     }
 }
 
+/// A buffer of `len` bytes, each its index's low byte, XOR `seed`.
+fn pattern(len: usize, seed: u8) -> serde_bytes::ByteBuf {
+    serde_bytes::ByteBuf::from((0..len).map(|i| i as u8 ^ seed).collect::<Vec<u8>>())
+}
+
+/// Checks the pattern (seed 1) and answers the same length with seed 2.
+fn echo_large(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    assert!(
+        bytes.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 1),
+        "the argument arrived whole"
+    );
+    pattern(bytes.len(), 2)
+}
+
+/// Sleeps for `ms` milliseconds: the slow item of the time-limit case.
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
 fn pid_of_task(_: u8) -> u32 {
     std::process::id()
 }
@@ -145,6 +165,75 @@ fn run_case(case: &str) {
                 "one pool per run"
             );
         }
+        "large" => {
+            let pool = MpiPoolExecutor::new().expect("the pool");
+            for len in [0, 1, 100_000, 9 << 20, 24 << 20] {
+                let back = pool
+                    .submit(echo_large, pattern(len, 1))
+                    .result()
+                    .expect("a result");
+                assert_eq!(back.len(), len);
+                let whole = back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2);
+                assert!(whole, "{len} bytes back whole");
+            }
+        }
+        "large_direct" => {
+            let pool = MpiPoolExecutor::builder()
+                .direct()
+                .build()
+                .expect("the pool");
+            for len in [0, 1, 100_000, 9 << 20, 24 << 20] {
+                let back = pool
+                    .submit(echo_large, pattern(len, 1))
+                    .result()
+                    .expect("a result");
+                assert_eq!(back.len(), len);
+                assert!(
+                    back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2),
+                    "{len} bytes back whole"
+                );
+            }
+            let many: Vec<serde_bytes::ByteBuf> = pool
+                .map(echo_large, (0..40).map(|_| pattern(300_000, 1)))
+                .collect::<Result<_, _>>()
+                .expect("all");
+            assert_eq!(
+                many.len(),
+                40,
+                "a chunk whose results fill more than a slot"
+            );
+        }
+        "timeout" => {
+            let pool = MpiPoolExecutor::builder()
+                .task_timeout(Duration::from_millis(300))
+                .build()
+                .expect("the pool");
+            let outcomes: Vec<Result<u64, Error>> = pool
+                .map(sleepy, [1, 2, 5000, 3, 4])
+                .chunksize(Chunksize::Fixed(NonZeroUsize::new(5).unwrap()))
+                .collect();
+            for (i, outcome) in outcomes.iter().enumerate() {
+                match (i, outcome) {
+                    (2, Err(Error::TaskTimedOut { limit, .. })) => {
+                        assert_eq!(*limit, Duration::from_millis(300))
+                    }
+                    (i, Ok(ms)) if i != 2 => assert_eq!(*ms, [1, 2, 5000, 3, 4][i]),
+                    (i, other) => panic!("item {i}: {other:?}"),
+                }
+            }
+            let refused = MpiPoolExecutor::builder()
+                .direct()
+                .task_timeout(Duration::from_secs(1))
+                .build();
+            assert!(matches!(refused, Err(Error::InvalidArgument { .. })));
+        }
+        "no_pool" => {
+            // Rank 0 never makes a pool: the ranks still stop at exit.
+        }
+        "alone" => match MpiPoolExecutor::new() {
+            Err(Error::Spawn { reason }) => assert!(reason.contains("rank 0 alone"), "{reason}"),
+            other => panic!("a pool without worker ranks: {other:?}"),
+        },
         "mismatch" => match MpiPoolExecutor::new() {
             Err(Error::Spawn { reason }) => {
                 assert!(reason.contains("rank 2"), "{reason}");
@@ -178,13 +267,24 @@ fn drive(only: Option<&str>) {
         other => panic!("without a launcher: {other:?}"),
     }
     let exe = std::env::current_exe().expect("the test's executable");
-    let cases = ["map", "submit", "faults", "direct", "exit_without_shutdown"];
+    let cases = [
+        (3, "map"),
+        (3, "submit"),
+        (3, "faults"),
+        (3, "direct"),
+        (2, "large"),
+        (2, "large_direct"),
+        (2, "timeout"),
+        (3, "no_pool"),
+        (1, "alone"),
+        (3, "exit_without_shutdown"),
+    ];
     let mut ran = 0;
-    for case in cases {
+    for (ranks, case) in cases {
         if only.is_some_and(|o| o != case) {
             continue;
         }
-        let out = launch(&[(3, &exe)], case);
+        let out = launch(&[(ranks, &exe)], case);
         assert!(out.ok, "case {case}: mpirun failed\n{}", out.text);
         assert!(
             out.stdout.contains(&format!("case {case} passed")),
