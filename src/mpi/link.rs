@@ -186,9 +186,10 @@ impl Lanes {
 
 impl Connect for Lanes {
     /// Each lane serves one driver once: a lane that was given up (its
-    /// rank broke the protocol) is never trusted again, and its driver
-    /// leaves the work to the others (a [`Error::Spawn`] is retried while
-    /// other lanes serve; the pool breaks when none is left).
+    /// rank broke the protocol, or MPI failed) is never trusted again. Its
+    /// driver hands what it carried to the others and asks again a few
+    /// times ([`Error::Spawn`]), then breaks the pool: a rank that sends
+    /// garbage means a job that cannot be trusted.
     fn connect(&self, slot: usize) -> Result<Box<dyn Link>, Error> {
         let link = self.links.get(slot).and_then(|l| l.lock().take());
         match link {
