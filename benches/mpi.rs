@@ -408,6 +408,10 @@ fn parse_spec(words: &[String]) -> Option<(Workload, Runner, bool)> {
 struct JobOutput {
     /// The whole job's CPU: the launcher's `RUSAGE_CHILDREN` around it.
     job_cpu: f64,
+    /// The CPU every other process of the machine used meanwhile, in
+    /// cores (the machine is shared): its busy time by `/proc/stat`, less
+    /// the job's, over the job's wall time.
+    neighbours: f64,
     /// `(max_workers, worker_ranks)`.
     info: Option<(usize, usize)>,
     /// `(key, items, wall, rank 0's CPU)`.
@@ -479,6 +483,8 @@ fn run_job(config: &Config, timed_run: bool) -> JobOutput {
     let mut command = job_command(config, timed_run);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let before = cpu_seconds(libc::RUSAGE_CHILDREN);
+    let busy_before = machine_busy();
+    let started = Instant::now();
     let child = command
         .spawn()
         .unwrap_or_else(|e| fail(&format!("cannot start {command:?}: {e}")));
@@ -496,10 +502,16 @@ fn run_job(config: &Config, timed_run: bool) -> JobOutput {
     let _ = done.send(());
     let _ = watchdog.join();
     let job_cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - before;
+    let elapsed = started.elapsed().as_secs_f64();
+    let neighbours = match (busy_before, machine_busy()) {
+        (Some(before), Some(after)) => ((after - before - job_cpu) / elapsed).max(0.0),
+        _ => f64::NAN,
+    };
     let output = output.unwrap_or_else(|e| fail(&format!("{command:?}: {e}")));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let mut job = JobOutput {
         job_cpu,
+        neighbours,
         ..JobOutput::default()
     };
     for line in stdout.lines() {
@@ -527,6 +539,26 @@ fn run_job(config: &Config, timed_run: bool) -> JobOutput {
     job
 }
 
+/// The machine's busy CPU time so far, in seconds: user, nice, system,
+/// irq, softirq and steal of `/proc/stat`'s `cpu` line.
+fn machine_busy() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|field| field.parse().unwrap_or(0.0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum::<f64>();
+    (ticks > 0.0).then(|| busy / ticks)
+}
+
 fn fail(why: &str) -> ! {
     eprintln!("mpi bench: {why}");
     std::process::exit(1);
@@ -551,6 +583,8 @@ struct Sample {
     wall: f64,
     rank0_cpu: f64,
     job_cpu: f64,
+    /// Other processes' CPU meanwhile, in cores.
+    neighbours: f64,
     /// The sequential run's wall time and CPU in the same job (primes).
     sequential: Option<(f64, f64)>,
 }
@@ -588,6 +622,7 @@ struct Figures {
     job_cpu: Vec<f64>,
     speedup: Vec<f64>,
     sequential: Vec<f64>,
+    neighbours: Vec<f64>,
     items: u64,
 }
 
@@ -619,9 +654,17 @@ impl Figures {
                 .iter()
                 .filter_map(|s| s.sequential.map(|(wall, _)| per_item(s, wall)))
                 .collect(),
+            neighbours: samples.iter().map(|s| s.neighbours).collect(),
             items: first.items,
         })
     }
+}
+
+/// `min–max` of `values`, each shown by `show`.
+fn range(values: &[f64], show: impl Fn(f64) -> String) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{}–{}", show(min), show(max))
 }
 
 fn rate_text(seconds_per_item: f64) -> String {
@@ -661,8 +704,8 @@ fn print_workload(workload: Workload, lines: &[Line<'_>]) {
         },
     ];
     println!(
-        "  {:<52} {:>28} {:>28} {:>28} {:>30}",
-        "median (min–max)", header[0], header[1], header[2], header[3]
+        "  {:<52} {:>28} {:>28} {:>28} {:>22} {:>20}",
+        "median (min–max)", header[0], header[1], header[2], header[3], "neighbours (cores)"
     );
     let peer_wall = lines
         .iter()
@@ -677,7 +720,12 @@ fn print_workload(workload: Workload, lines: &[Line<'_>]) {
             if ranks == 0 {
                 format!(" [{workers} workers]")
             } else {
-                format!(" [{ranks} ranks, {workers} lanes]")
+                let plural = |n: usize| if n == 1 { "" } else { "s" };
+                format!(
+                    " [{ranks} rank{}, {workers} lane{}]",
+                    plural(ranks),
+                    plural(workers)
+                )
             }
         });
         let last = match workload {
@@ -686,12 +734,13 @@ fn print_workload(workload: Workload, lines: &[Line<'_>]) {
             Workload::Noop => String::new(),
         };
         println!(
-            "  {:<52} {:>28} {:>28} {:>28} {:>30}",
+            "  {:<52} {:>28} {:>28} {:>28} {:>22} {:>20}",
             format!("{}{workers}", config.label),
             spread(&figures.wall, human),
             spread(&figures.rank0_cpu, human),
             spread(&figures.job_cpu, human),
             last,
+            spread(&figures.neighbours, |x| format!("{x:.2}")),
         );
         if workload == Workload::Primes {
             let what = if config.runner.ours() {
@@ -739,7 +788,14 @@ fn noop_score(lines: &[Line<'_>], runner: Runner, what: &str, target: f64) -> Ve
     };
     let peer = find(lines, Workload::Noop, Runner::Mpi4py);
     let wall = median(&ours.wall);
-    let show = |f: &Figures, pick: fn(&Figures) -> &[f64]| spread(pick(f), |x| per_unit(x, "task"));
+    let show = |f: &Figures, pick: fn(&Figures) -> &[f64]| {
+        let values = pick(f);
+        format!(
+            "{} ({})",
+            per_unit(median(values), "task"),
+            range(values, human)
+        )
+    };
     let mut scores = vec![Score {
         section: SECTION,
         what: format!("no-op round trip, {what}, 1 worker rank (-n 2)"),
@@ -789,7 +845,7 @@ fn primes_score(lines: &[Line<'_>], runner: Runner, what: &str, target: f64) -> 
     )];
     if let Some(p) = peer {
         peers.push(format!(
-            "mpi4py.futures map {}/run ({} Python sequential)",
+            "mpi4py.futures map {}/run, {} speed-up over Python sequential",
             run(median(&p.wall), p),
             spread(&p.speedup, times_text)
         ));
@@ -814,8 +870,12 @@ fn map_score(lines: &[Line<'_>]) -> Option<Score> {
     let local = find(lines, Workload::Map, Runner::Plain);
     let peer = find(lines, Workload::Map, Runner::Mpi4py);
     let rates = |f: &Figures| {
-        let rates: Vec<f64> = f.wall.iter().map(|s| 1.0 / s).collect();
-        spread(&rates, |r| format!("{:.2} M items/s", r * 1e-6))
+        let rates: Vec<f64> = f.wall.iter().map(|s| 1e-6 / s).collect();
+        format!(
+            "{:.2} M items/s ({})",
+            median(&rates),
+            range(&rates, |r| format!("{r:.2}"))
+        )
     };
     let mut peers = Vec::new();
     if let Some(l) = local {
@@ -962,6 +1022,7 @@ fn main() {
                 wall,
                 rank0_cpu,
                 job_cpu: job.job_cpu,
+                neighbours: job.neighbours,
                 sequential: job.get("sequential").map(|(_, wall, cpu)| (wall, cpu)),
             });
             measured.info = job.info;
