@@ -10,8 +10,8 @@
 use std::time::{Duration, Instant};
 
 /// How long a thread that did something polls without sleeping (FIELD-NOTES:
-/// 1 ms of spin gives a no-op round trip of ~5 µs here, 50 µs one of
-/// ~0.4–3 ms, threads being slow to wake).
+/// with 50 µs of spin a no-op round trip took 0.4–3 ms here, threads being
+/// slow to wake; 1 ms covers the gap between a reply and the next task).
 const SPIN: Duration = Duration::from_millis(1);
 /// The first sleep after the spin.
 const FIRST_NAP: Duration = Duration::from_micros(20);

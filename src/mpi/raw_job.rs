@@ -16,7 +16,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::future::{Canceller, Claim};
-use crate::process_pool::job::{failed_outcome, ProcessJob};
+use crate::process_pool::job::{ends_from, failed_outcome, offset_after, ProcessJob};
 use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FAILED};
 use crate::queue::Abandon;
 use crate::Error;
@@ -221,13 +221,7 @@ impl ProcessJob for RawJob {
         if let Some(error) = error {
             self.fail_next_only(error);
         }
-        self.offset = match self.resolved {
-            0 => 0,
-            n => self
-                .bounds
-                .get(n - 1)
-                .map_or(self.payload.len(), |&end| end as usize),
-        };
+        self.offset = offset_after(&self.bounds, self.resolved, self.payload.len());
         self.message_start = self.resolved;
     }
 
@@ -261,11 +255,7 @@ impl ProcessJob for RawJob {
     }
 
     fn item_ends(&self) -> Vec<u32> {
-        let start = self.offset as u32;
-        self.bounds[self.resolved.min(self.sent())..]
-            .iter()
-            .map(|end| end - start)
-            .collect()
+        ends_from(&self.bounds, self.resolved, self.offset)
     }
 }
 

@@ -50,24 +50,16 @@ pub(crate) fn run(mut mpi: Mpi, ours: [u8; PREFIX], commands: Receiver<Command>)
     let mut buffer = Vec::new();
     // Set once MPI failed: nothing goes out any more.
     let mut broken: Option<String> = None;
+    // How long to wait for the first command: zero while spinning.
+    let mut nap = Duration::ZERO;
     loop {
         let mut busy = false;
-        let mut next = commands.try_recv().map_err(|e| match e {
-            TryRecvError::Empty => RecvTimeoutError::Timeout,
-            TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-        });
+        let mut next = next_command(&commands, nap);
         loop {
             match next {
                 Ok(command) => {
                     busy = true;
-                    let flow = handle(
-                        &mut mpi,
-                        &ours,
-                        command,
-                        &mut routes,
-                        &mut broken,
-                        &mut buffer,
-                    );
+                    let flow = handle(&mut mpi, &ours, command, &mut routes, &mut broken);
                     if let Flow::End(timeout, reply) = flow {
                         return finish(mpi, broken, timeout, &reply, &mut buffer);
                     }
@@ -76,7 +68,7 @@ pub(crate) fn run(mut mpi: Mpi, ours: [u8; PREFIX], commands: Receiver<Command>)
                 Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => break,
             }
-            next = commands.try_recv().map_err(|_| RecvTimeoutError::Timeout);
+            next = next_command(&commands, Duration::ZERO);
         }
         if broken.is_none() {
             match receive(&mut mpi, &mut buffer) {
@@ -91,33 +83,24 @@ pub(crate) fn run(mut mpi: Mpi, ours: [u8; PREFIX], commands: Receiver<Command>)
                 fail(&mut broken, &mut routes, e);
             }
         }
-        if busy {
+        nap = if busy {
             backoff.busy();
-            continue;
-        }
-        let nap = backoff.idle();
-        if nap.is_zero() {
-            continue;
-        }
-        match commands.recv_timeout(nap) {
-            Ok(command) => {
-                backoff.busy();
-                let flow = handle(
-                    &mut mpi,
-                    &ours,
-                    command,
-                    &mut routes,
-                    &mut broken,
-                    &mut buffer,
-                );
-                if let Flow::End(timeout, reply) = flow {
-                    return finish(mpi, broken, timeout, &reply, &mut buffer);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
+            Duration::ZERO
+        } else {
+            backoff.idle()
+        };
     }
+}
+
+/// The next command: one already queued, or one that comes within `wait`.
+fn next_command(commands: &Receiver<Command>, wait: Duration) -> Result<Command, RecvTimeoutError> {
+    if !wait.is_zero() {
+        return commands.recv_timeout(wait);
+    }
+    commands.try_recv().map_err(|e| match e {
+        TryRecvError::Empty => RecvTimeoutError::Timeout,
+        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+    })
 }
 
 enum Flow {
@@ -132,7 +115,6 @@ fn handle(
     command: Command,
     routes: &mut [Vec<Sender<Vec<u8>>>],
     broken: &mut Option<String>,
-    buffer: &mut Vec<u8>,
 ) -> Flow {
     match command {
         Command::Send { dest, tag, bytes } => {
@@ -150,7 +132,7 @@ fn handle(
         } => {
             let outcome = match broken {
                 Some(why) => Err(why.clone()),
-                None => connect(mpi, ours, &hello, timeout, routes, buffer),
+                None => connect(mpi, ours, &hello, timeout, routes, &mut Vec::new()),
             };
             let _ = reply.send(outcome);
             Flow::Go

@@ -361,11 +361,26 @@ where
     }
 
     fn item_ends(&self) -> Vec<u32> {
-        let start = self.offset as u32;
-        self.bounds[self.resolved.min(self.sent)..self.sent]
-            .iter()
-            .map(|end| end - start)
-            .collect()
+        ends_from(&self.bounds[..self.sent], self.resolved, self.offset)
+    }
+}
+
+/// Where each item from `resolved` on ends, counted from `offset` (where
+/// the next message's payload starts).
+pub(crate) fn ends_from(bounds: &[u32], resolved: usize, offset: usize) -> Vec<u32> {
+    let start = offset as u32;
+    bounds[resolved.min(bounds.len())..]
+        .iter()
+        .map(|end| end - start)
+        .collect()
+}
+
+/// Where the arguments after the first `resolved` items start in a payload
+/// of `len` bytes whose items end at `bounds`.
+pub(crate) fn offset_after(bounds: &[u32], resolved: usize, len: usize) -> usize {
+    match resolved {
+        0 => 0,
+        n => bounds.get(n - 1).map_or(len, |&end| end as usize),
     }
 }
 
@@ -408,13 +423,7 @@ impl<R> Job<R> {
     /// Moves `offset` past the items resolved: where the next message's
     /// arguments start.
     fn advance(&mut self) {
-        self.offset = match self.resolved {
-            0 => 0,
-            n => self
-                .bounds
-                .get(n - 1)
-                .map_or(self.payload.len(), |&end| end as usize),
-        };
+        self.offset = offset_after(&self.bounds, self.resolved, self.payload.len());
         self.message_start = self.resolved;
     }
 }
