@@ -235,7 +235,7 @@ where
                         let entry = block.entry(index);
                         index += 1;
                         match entry {
-                            Ok(Entry::Value(bytes)) => match postcard::from_bytes::<R>(bytes) {
+                            Ok(Entry::Value(bytes)) => match wire::from_bytes::<R>(bytes) {
                                 Ok(value) => {
                                     self.values.push(value);
                                     self.resolved += 1;
@@ -398,14 +398,14 @@ impl<R: DeserializeOwned> Job<R> {
         let values = &mut self.values;
         let decoded = crate::unwind::catch(
             || {
-                let mut de = postcard::Deserializer::from_bytes(bytes);
+                let mut de = wire::Deserializer::new(bytes);
                 for _ in 0..take {
                     match R::deserialize(&mut de) {
                         Ok(value) => values.push(value),
                         Err(_) => return false,
                     }
                 }
-                de.finalize().is_ok_and(|rest| rest.is_empty())
+                de.rest().is_empty()
             },
             None,
         );
@@ -457,7 +457,11 @@ impl<R: Send> Abandon for Job<R> {
 fn undecodable_result<R: DeserializeOwned>(error: &postcard::Error, bytes: &[u8]) -> Error {
     Error::Decode {
         what: "result",
-        reason: crate::serde_message::decode_reason::<R>(error, bytes, wire::why),
+        reason: crate::serde_message::decode_reason::<R, _>(
+            error,
+            &mut wire::Deserializer::new(bytes),
+            wire::why,
+        ),
     }
 }
 

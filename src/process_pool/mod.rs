@@ -48,7 +48,8 @@ use job::{Completion, Job};
 /// isolated — a panic, an `abort()`, a segfault or a leak in a task costs
 /// that task alone. The workers are copies of the running executable
 /// (started through `/proc/self/exe`, Linux only); arguments and results
-/// travel over pipes, encoded with `serde` and `postcard`.
+/// travel over pipes and shared memory, encoded with `serde` in postcard's
+/// layout with fixed-width numbers.
 ///
 /// # Workers and `init()`
 ///
@@ -78,7 +79,9 @@ use job::{Completion, Job};
 ///
 /// # Arguments and results
 ///
-/// Each value is encoded with `serde` into postcard, item by item. A value
+/// Each value is encoded with `serde`, item by item, in postcard's layout
+/// except that numbers are fixed-width (a `u64` is 8 bytes, one store to
+/// write and one load to read, where a varint is a loop). A value
 /// whose own `Serialize` or `Deserialize` impl fails fails its task alone,
 /// with [`Error::Encode`] or [`Error::Decode`] naming which value and
 /// carrying the impl's own message.
