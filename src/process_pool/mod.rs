@@ -549,47 +549,50 @@ fn encode_arguments<A: Serialize>(
     bounds: &mut Vec<u32>,
     items: &[A],
 ) -> Vec<(usize, Error)> {
+    let mut refused = Vec::new();
     let mut unsent = Vec::new();
-    let mut index = 0;
-    let mut encoder = wire::Encoder::new(payload);
+    let mut state = wire::RunState {
+        pos: payload.len(),
+        ..Default::default()
+    };
+    bounds.clear();
+    bounds.resize(items.len(), 0);
     // One catch for the chunk, entered again after a panic.
-    while index < items.len() {
-        let mut start = encoder.len();
+    while state.index < items.len() {
         let caught = crate::unwind::catch(
-            || {
-                while index < items.len() {
-                    start = encoder.len();
-                    let item = &items[index];
-                    index += 1;
-                    match encoder.push(item) {
-                        Ok(()) => bounds.push(encoder.len() as u32),
-                        Err(reason) => unsent.push((
-                            index - 1,
-                            Error::Encode {
-                                what: "argument",
-                                reason,
-                            },
-                        )),
-                    }
-                }
-            },
+            || wire::encode_run(payload, bounds, items, &mut state, &mut refused),
             None,
         );
         if let Err(error) = caught {
-            encoder.truncate(start);
             let reason = match error {
                 Error::Panicked { message, .. } => format!("its Serialize panicked: {message}"),
                 error => error.to_string(),
             };
-            unsent.push((
-                index - 1,
+            unsent.push((state.index, reason));
+            state.index += 1;
+        }
+    }
+    payload.truncate(state.pos);
+    bounds.truncate(state.sent);
+    // The ones refused, with their reasons, among the ones that panicked,
+    // by index.
+    let mut unsent: Vec<(usize, Error)> = unsent
+        .into_iter()
+        .chain(refused.into_iter().map(|(index, e)| {
+            let reason = crate::serde_message::encode_reason(&e, &items[index], wire::why);
+            (index, reason)
+        }))
+        .map(|(index, reason)| {
+            (
+                index,
                 Error::Encode {
                     what: "argument",
                     reason,
                 },
-            ));
-        }
-    }
+            )
+        })
+        .collect();
+    unsent.sort_by_key(|(index, _)| *index);
     unsent
 }
 
@@ -598,11 +601,12 @@ where
     A: Serialize + Send + 'static,
     R: DeserializeOwned + Send + 'static,
 {
-    fn run_chunk(&self, items: Vec<A>) -> Submitted<R> {
+    fn run_chunk(&self, items: &mut Vec<A>) -> Submitted<R> {
         let (promise, future) = Promise::new();
         let (call, func) = match &self.addresses {
             Ok(addresses) => *addresses,
             Err(error) => {
+                items.clear();
                 promise.complete(Err(error.clone()));
                 return future.into();
             }
@@ -616,12 +620,15 @@ where
             0 => 4 + std::mem::size_of::<A>(),
             known => known + known / 8,
         };
-        let mut payload = Vec::with_capacity(len.saturating_mul(per_item).min(MAX_GUESS));
-        let mut bounds = Vec::with_capacity(len);
+        let mut payload = self.shared.payload_buffer();
+        payload.reserve(len.saturating_mul(per_item).min(MAX_GUESS));
+        let mut bounds = self.shared.bounds_buffer();
+        bounds.reserve(len);
         // One descriptor table for the chunk: its items' handles index it.
         let (unsent, fds) =
-            transfer::capture(|| encode_arguments(&mut payload, &mut bounds, &items));
-        drop(items);
+            transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items));
+        // Their buffer stays with the map, for the next chunk.
+        items.clear();
         if len > 0 {
             self.bytes_per_item.set(payload.len().div_ceil(len));
         }

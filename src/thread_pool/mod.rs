@@ -392,10 +392,10 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    fn run_chunk(&self, items: Vec<T>) -> Submitted<R> {
+    fn run_chunk(&self, items: &mut Vec<T>) -> Submitted<R> {
         // The items go to whichever runs the chunk: a worker, or the
         // consumer after cancelling the job (see `Map`), never both.
-        let items = Arc::new(Mutex::new(Some(items)));
+        let items = Arc::new(Mutex::new(Some(std::mem::take(items))));
         let (promise, future) = Promise::new();
         let job = Task {
             f: {

@@ -21,6 +21,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub(crate) use append::Appender;
+
+mod append;
 pub(crate) mod overflow;
 mod process;
 pub(crate) mod region;
@@ -244,31 +247,6 @@ pub(crate) fn wait_until_read(file: &File) {
         }
         std::thread::sleep(std::time::Duration::from_micros(20));
     }
-}
-
-/// Appends the first `len` bytes of `block` to `buffer`, whose spare
-/// capacity must already hold 8 bytes: a store of the whole block (one
-/// move, where a copy of `len` bytes is a loop or a call to `memcpy`),
-/// then the length moves by `len` only. The encoder's hot path.
-///
-/// # Panics
-///
-/// If `len` is over 8 or the spare capacity under 8 bytes.
-#[inline(always)]
-pub(crate) fn append_block(buffer: &mut Vec<u8>, block: &[u8; 8], len: usize) {
-    assert!(len <= 8 && buffer.capacity() - buffer.len() >= 8);
-    let spare = buffer.spare_capacity_mut();
-    // SAFETY: `spare` has at least 8 elements (asserted above), and
-    // `block` is 8 initialised bytes; `MaybeUninit<u8>` has the layout of
-    // `u8`, and the two cannot overlap (`block` is not in `buffer`'s
-    // spare capacity: it is borrowed while `buffer` is borrowed mutably).
-    unsafe {
-        std::ptr::copy_nonoverlapping(block.as_ptr(), spare.as_mut_ptr().cast::<u8>(), 8);
-    }
-    let new_len = buffer.len() + len;
-    // SAFETY: the first `len` (≤ 8) spare bytes were just initialised, and
-    // `new_len` is within the capacity (at least 8 spare bytes).
-    unsafe { buffer.set_len(new_len) };
 }
 
 /// The size from which a protocol buffer asks for transparent huge pages.

@@ -403,3 +403,36 @@ pub(crate) fn from_bytes<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Resu
     let value = T::deserialize(&mut de)?;
     Ok(value)
 }
+
+/// Decodes `count` values from `bytes` onto the end of `values`: `true` if
+/// they all decode and end exactly at the end of `bytes`; `false` if one
+/// fails or they do not (then `values` holds those before it, which the
+/// caller drops: the item-by-item path finds out which failed). A panic in
+/// a `Deserialize` goes on to the caller.
+///
+/// One pass with `Vec::extend` over an exact-length iterator, which keeps
+/// the vector's length in a register, where `push` after `push` loads and
+/// stores it around every value (the parent decodes every result of a
+/// `map`). A value that fails to decode stops the pass by unwinding with a
+/// private payload (`resume_unwind`, which runs no panic hook: nothing is
+/// printed), caught right here.
+pub(crate) fn decode_all<R: de::DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+    values: &mut Vec<R>,
+) -> bool {
+    /// Why the pass stopped: a value did not decode.
+    struct Undecodable;
+    let mut de = Deserializer::new(bytes);
+    let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        values.extend((0..count).map(|_| match R::deserialize(&mut de) {
+            Ok(value) => value,
+            Err(_) => std::panic::resume_unwind(Box::new(Undecodable)),
+        }));
+    }));
+    match pass {
+        Ok(()) => de.rest().is_empty(),
+        Err(payload) if payload.is::<Undecodable>() => false,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}

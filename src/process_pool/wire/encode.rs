@@ -48,44 +48,28 @@ pub(crate) trait Out {
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Error>;
 }
 
-/// Appends to a `Vec`, growing it (doubling) as needed.
-pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+/// Appends to a `Vec`, growing it (doubling) as needed: the process
+/// pool's `sys::Appender`, which keeps its write position in registers.
+pub(crate) use super::sys::Appender as Append;
 
 impl Out for Append<'_> {
     #[inline]
     fn byte(&mut self, byte: u8) -> Result<(), Error> {
-        if self.0.len() == self.0.capacity() {
-            grow(self.0, 1);
-        }
-        self.0.push(byte);
+        Append::byte(self, byte);
         Ok(())
     }
 
     #[inline]
     fn block(&mut self, block: u64, len: usize) -> Result<(), Error> {
-        if self.0.capacity() - self.0.len() < 8 {
-            grow(self.0, 8);
-        }
-        super::sys::append_block(self.0, &block.to_le_bytes(), len);
+        Append::block(self, block.to_le_bytes(), len);
         Ok(())
     }
 
     #[inline]
     fn bytes(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if self.0.capacity() - self.0.len() < bytes.len() {
-            grow(self.0, bytes.len());
-        }
-        self.0.extend_from_slice(bytes);
+        Append::bytes(self, bytes);
         Ok(())
     }
-}
-
-/// Makes room for `additional` more bytes, at least doubling a buffer
-/// (out of line: the common paths stay small).
-#[cold]
-#[inline(never)]
-fn grow(buffer: &mut Vec<u8>, additional: usize) {
-    super::sys::reserve(buffer, additional.max(buffer.capacity()).max(64));
 }
 
 /// Writes into a fixed area (a slot of the shared region) from `pos` on;
@@ -458,4 +442,62 @@ impl<O: Out> ser::SerializeMap for &mut Serializer<O> {
     fn end(self) -> Result<(), Error> {
         Ok(())
     }
+}
+
+/// Where [`encode_run`] is: the next item, where it starts in the
+/// payload, and how many bounds are written. Kept outside the run so that
+/// a panic in an item's `Serialize` leaves it behind, to go on from.
+#[derive(Debug, Default)]
+pub(crate) struct RunState {
+    /// The index of the item being encoded (or next).
+    pub(crate) index: usize,
+    /// Where that item starts in the payload: the payload's true length.
+    pub(crate) pos: usize,
+    /// Bounds written (one per item encoded).
+    pub(crate) sent: usize,
+}
+
+/// Encodes `items[state.index..]` one after another into `payload` from
+/// `state.pos` on, and where each ends into `bounds[state.sent..]`
+/// (`bounds` has room for one per item). An item whose `Serialize` fails
+/// is left out, its index and error in `refused`. A panic in a
+/// `Serialize` unwinds out of here with `state` at that item (the caller
+/// goes on from there; `payload` then holds what the item wrote half-way,
+/// which the next run cuts off).
+pub(crate) fn encode_run<A: Serialize>(
+    payload: &mut Vec<u8>,
+    bounds: &mut [u32],
+    items: &[A],
+    state: &mut RunState,
+    refused: &mut Vec<(usize, Error)>,
+) {
+    debug_assert!(bounds.len() >= items.len(), "a bound for every item");
+    payload.truncate(state.pos);
+    let mut serializer = Serializer {
+        out: Append::new(payload),
+    };
+    let mut index = state.index;
+    let mut sent = state.sent;
+    while let Some(item) = items.get(index) {
+        let start = serializer.out.len();
+        state.index = index;
+        state.pos = start;
+        match item.serialize(&mut serializer) {
+            Ok(()) => {
+                if let Some(bound) = bounds.get_mut(sent) {
+                    // Frames, and so payloads, are under 4 GiB.
+                    *bound = serializer.out.len() as u32;
+                }
+                sent += 1;
+                state.sent = sent;
+            }
+            Err(e) => {
+                serializer.out.truncate(start);
+                refused.push((index, e));
+            }
+        }
+        index += 1;
+    }
+    state.index = index;
+    state.pos = serializer.out.len();
 }

@@ -117,7 +117,7 @@ proptest! {
     fn values_one_after_another_come_back(values in proptest::collection::vec(every(), 0..6)) {
         let mut bytes = Vec::new();
         for value in &values {
-            encode(value, Append(&mut bytes)).unwrap();
+            encode(value, Append::new(&mut bytes)).unwrap();
         }
         let mut de = Deserializer::new(&bytes);
         for value in &values {
@@ -283,8 +283,36 @@ proptest! {
     fn varints_of_every_width_are_postcard_s(value in any::<u64>(), shift in 0u32..64) {
         let value = value >> shift;
         let mut bytes = Vec::new();
-        super::encode::Serializer { out: Append(&mut bytes) }.varint(value).unwrap();
+        super::encode::Serializer { out: Append::new(&mut bytes) }.varint(value).unwrap();
         prop_assert_eq!(&bytes, &postcard::to_stdvec(&value).unwrap());
         prop_assert_eq!(Deserializer::new(&bytes).varint(), Ok(value));
     }
+}
+
+#[test]
+fn decode_all_takes_a_clean_run_and_refuses_a_bad_one() {
+    let mut bytes = Vec::new();
+    for x in [1u64, 2, 3] {
+        encode(&x, Append::new(&mut bytes)).unwrap();
+    }
+    let mut values = vec![0u64];
+    assert!(super::decode_all(&bytes, 3, &mut values));
+    assert_eq!(values, [0, 1, 2, 3]);
+    // Too few bytes for the count, or bytes left over: refused.
+    let mut values = Vec::new();
+    assert!(!super::decode_all::<u64>(&bytes[..20], 3, &mut values));
+    assert!(!super::decode_all::<u64>(&bytes, 2, &mut values));
+    // A value that does not decode stops the pass quietly.
+    let mut flags = Vec::new();
+    assert!(!super::decode_all::<bool>(&[1, 0, 7, 1], 4, &mut flags));
+    assert_eq!(flags, [true, false]);
+    // A Deserialize that panics: the panic goes on to the caller.
+    struct Bomb;
+    impl<'de> Deserialize<'de> for Bomb {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            panic!("bomb");
+        }
+    }
+    let caught = std::panic::catch_unwind(|| super::decode_all::<Bomb>(&[0], 1, &mut Vec::new()));
+    assert!(caught.is_err());
 }

@@ -70,8 +70,8 @@ pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod remote;
 pub(crate) use block::{Block, Entry};
-pub(crate) use decode::{from_bytes, Deserializer};
-pub(crate) use encode::{encode, Append, Bounded};
+pub(crate) use decode::{decode_all, from_bytes, Deserializer};
+pub(crate) use encode::{encode, encode_run, Append, Bounded, RunState};
 
 /// The protocol version; both sides must agree exactly.
 pub(crate) const VERSION: u32 = 2;
@@ -402,8 +402,11 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[inline]
 pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
     let start = payload.len();
-    match encode::encode(value, Append(payload)) {
-        Ok(_) => Ok(()),
+    // The writer is dropped, and the payload's length set, before the
+    // result is looked at.
+    let encoded = encode::encode(value, Append::new(payload)).map(drop);
+    match encoded {
+        Ok(()) => Ok(()),
         Err(e) => {
             payload.truncate(start);
             Err(crate::serde_message::encode_reason(&e, value, why))
@@ -415,48 +418,8 @@ pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resu
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     let mut bytes = Vec::new();
-    encode(value, Append(&mut bytes))?;
+    encode(value, Append::new(&mut bytes))?;
     Ok(bytes)
-}
-
-/// Appends values to a payload one after another through one serializer
-/// (a chunk's arguments: no call per value to set one up).
-pub(crate) struct Encoder<'a> {
-    serializer: encode::Serializer<Append<'a>>,
-}
-
-impl<'a> Encoder<'a> {
-    pub(crate) fn new(payload: &'a mut Vec<u8>) -> Self {
-        Encoder {
-            serializer: encode::Serializer {
-                out: Append(payload),
-            },
-        }
-    }
-
-    /// The bytes in the payload.
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.serializer.out.0.len()
-    }
-
-    /// Drops what was appended past `len` (a value that panicked half-way).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.serializer.out.0.truncate(len);
-    }
-
-    /// Appends `value`; on failure the payload is left as it was.
-    #[inline]
-    pub(crate) fn push<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
-        let start = self.len();
-        match value.serialize(&mut self.serializer) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.truncate(start);
-                Err(crate::serde_message::encode_reason(&e, value, why))
-            }
-        }
-    }
 }
 
 /// Why a value failed to encode or decode, in words a user can act on.
