@@ -372,6 +372,11 @@ fn serve(
         .map_or(spawn::FRAME_STALL, |limit| limit.min(spawn::FRAME_STALL));
     // The front item's progress word as last seen, and since when.
     let mut watch: Option<(usize, u64, Instant)> = None;
+    // Whether the last lone task answered soon enough for a spin to catch
+    // its reply (a chunk sized to take milliseconds never does: spinning
+    // for it only burns the parent's CPU), and since when this one waits.
+    let mut quick = true;
+    let mut lone_since: Option<Instant> = None;
     loop {
         // Keep two tasks in the worker's hands.
         while in_flight.len() < depth && sent_total < limit {
@@ -497,10 +502,18 @@ fn serve(
         // Only a lone task is worth watching for: with a second one handed,
         // the worker goes on without the driver, whose spin would only take
         // a CPU from it.
-        if in_flight.len() == 1 && watch_for_reply(&*worker, in_flight[0].slot) {
-            worker.expect_frame();
+        if in_flight.len() == 1 {
+            lone_since.get_or_insert_with(Instant::now);
+            if quick && watch_for_reply(&*worker, in_flight[0].slot) {
+                worker.expect_frame();
+            }
+        } else {
+            lone_since = None;
         }
         let received = worker.receive_into(deadline, stall, max_frame, &mut buffer);
+        if lone_since.is_some_and(|since| since.elapsed() >= 4 * REPLY_SPIN) {
+            quick = false;
+        }
         let pid = worker.pid();
         match received {
             Err(Received::TimedOut) => {
@@ -545,6 +558,11 @@ fn serve(
                 Ok(again) => {
                     carry.extend(again);
                     watch = None;
+                    // The next lone task is spun for if this one's reply
+                    // came soon enough for a spin to have caught it.
+                    if let Some(since) = lone_since.take() {
+                        quick = since.elapsed() < 4 * REPLY_SPIN;
+                    }
                 }
                 Err(reason) => {
                     return bury(
