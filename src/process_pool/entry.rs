@@ -408,6 +408,9 @@ fn worker_pid() -> u32 {
 /// arguments of a task payload and records one outcome per item in
 /// `outcomes`. Monomorphised in the parent, whose address travels as the
 /// task's `call`.
+// `index`, `decoded` and `consumed` are read after a panic unwinds out of
+// the loop that writes them, which the lint does not see.
+#[allow(unused_assignments)]
 pub(crate) fn trampoline<A, R>(func: usize, payload: &[u8], count: u32, outcomes: &mut Outcomes<'_>)
 where
     A: DeserializeOwned,
@@ -418,10 +421,13 @@ where
     let f = unsafe { sys::function_at::<A, R>(func) };
     let pid = Some(worker_pid());
     let count = count as usize;
-    let mut arguments = wire::Deserializer::new(payload);
-    // The item being run, and whether its argument has been decoded.
+    // The item being run, whether its argument has been decoded, and the
+    // payload's bytes decoded so far: written as the loop goes (never read
+    // by it, so that its own copies stay in registers), for the loop to go
+    // on from after a panic.
     let mut index = 0;
     let mut decoded = false;
+    let mut consumed = 0;
     // The user's code (the function, and the argument's and result's serde
     // impls) may panic; each item's panic is its own. The loop runs under
     // one `catch_unwind`, entered again after a panic, so a task that does
@@ -429,8 +435,15 @@ where
     while index < count {
         let ran = crate::unwind::catch(
             || {
-                while index < count {
-                    outcomes.begin(index);
+                let mut arguments =
+                    wire::Deserializer::new(&payload[consumed.min(payload.len())..]);
+                let mut item = index;
+                let mut quick = outcomes.quick();
+                if item < count {
+                    quick.begin(item);
+                }
+                while item < count {
+                    index = item;
                     decoded = false;
                     let arg = match A::deserialize(&mut arguments) {
                         Ok(arg) => arg,
@@ -438,19 +451,33 @@ where
                             // Where the next argument starts is unknown:
                             // the task stops here, and the parent sends
                             // the rest again.
-                            let reason = undecodable_argument::<A>(&e, payload, index);
+                            drop(quick);
+                            let reason = undecodable_argument::<A>(&e, payload, item);
                             outcomes.failure(outcome::BAD_ARGUMENT, reason.as_bytes());
-                            outcomes.end(index);
+                            outcomes.end(item);
                             index = count;
                             return;
                         }
                     };
+                    consumed = payload.len() - arguments.rest().len();
                     decoded = true;
                     let result = f(arg);
-                    outcomes.value(&result);
-                    outcomes.end(index);
-                    index += 1;
+                    if !quick.value(&result) {
+                        drop(quick);
+                        outcomes.value(&result);
+                        quick = outcomes.quick();
+                    }
+                    // One store publishes this outcome and starts the
+                    // next item: 2k + 3 says item k is finished as 2k + 2
+                    // would (see `wire`); the last item ends with 2k + 2.
+                    item += 1;
+                    if item < count {
+                        quick.begin(item);
+                    } else {
+                        quick.end(item - 1);
+                    }
                 }
+                index = item;
             },
             pid,
         );

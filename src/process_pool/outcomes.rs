@@ -129,13 +129,6 @@ impl std::fmt::Debug for Outcomes<'_> {
 }
 
 impl Outcomes<'_> {
-    /// Item `index` of the task starts.
-    #[inline]
-    pub(crate) fn begin(&self, index: usize) {
-        // ORDERING: Release: published progress; see `wire`.
-        self.progress.store(2 * index as u64 + 1, Ordering::Release);
-    }
-
     /// Item `index`'s outcome is in place.
     #[inline]
     pub(crate) fn end(&self, index: usize) {
@@ -335,6 +328,102 @@ impl Outcomes<'_> {
         // ORDERING: Release: a parent that finds this worker dead reads it
         // with Acquire, after the frames it names.
         self.base.store(self.handed as u64, Ordering::Release);
+    }
+}
+
+impl Outcomes<'_> {
+    /// The common case, held apart for a loop over a task's items: see
+    /// [`Quick`].
+    #[inline]
+    pub(crate) fn quick(&mut self) -> Quick<'_> {
+        Quick {
+            limit: self.item_limit(),
+            held: self.held,
+            pos: self.pos,
+            data: &mut *self.data,
+            ends: &mut *self.ends,
+            progress: self.progress,
+            held_at: &mut self.held,
+            pos_at: &mut self.pos,
+        }
+    }
+}
+
+/// The common case of [`Outcomes`]: progress, and values that fit the
+/// slot, with the slot's fill held in the struct itself (registers, in a
+/// loop) rather than in `Outcomes`, whose fields the compiler must load
+/// and store again around every byte written into the slot (a byte store
+/// may alias them). Anything else (a failure, a value that does not fit,
+/// a full slot) goes to `Outcomes` after this is dropped, which writes the
+/// fill back (also when a panic unwinds through it).
+pub(crate) struct Quick<'o> {
+    data: &'o mut [u8],
+    ends: &'o mut [u32],
+    progress: &'o std::sync::atomic::AtomicU64,
+    held: usize,
+    pos: usize,
+    /// The most bytes one result may take.
+    limit: usize,
+    held_at: &'o mut usize,
+    pos_at: &'o mut usize,
+}
+
+impl Quick<'_> {
+    /// Item `index` of the task starts.
+    #[inline]
+    pub(crate) fn begin(&self, index: usize) {
+        // ORDERING: Release: published progress; see `wire`.
+        self.progress.store(2 * index as u64 + 1, Ordering::Release);
+    }
+
+    /// Item `index`'s outcome is in place.
+    #[inline]
+    pub(crate) fn end(&self, index: usize) {
+        // ORDERING: Release: the outcome and its end, written before, are
+        // visible to whoever reads this progress with Acquire.
+        self.progress.store(2 * index as u64 + 2, Ordering::Release);
+    }
+
+    /// Records `value` if it fits the slot as it is: `false`, with nothing
+    /// recorded, if it does not (or may not: see `Outcomes::value`), for
+    /// `Outcomes::value` to handle.
+    #[inline]
+    pub(crate) fn value<R: Serialize>(&mut self, value: &R) -> bool {
+        // ORDERING: Relaxed: this worker's own hint, one thread.
+        if self.held >= self.ends.len() || (self.held == 0 && LARGE_VALUES.load(Ordering::Relaxed))
+        {
+            return false;
+        }
+        let area = Bounded {
+            area: &mut *self.data,
+            pos: self.pos,
+        };
+        match wire::encode(value, area) {
+            Ok(area) if area.pos - self.pos <= self.limit => {
+                // Slots are far under 2 GiB: the end fits its 31 bits.
+                self.ends[self.held] = area.pos as u32;
+                self.held += 1;
+                self.pos = area.pos;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Quick<'_> {
+    fn drop(&mut self) {
+        *self.held_at = self.held;
+        *self.pos_at = self.pos;
+    }
+}
+
+impl std::fmt::Debug for Quick<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quick")
+            .field("held", &self.held)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
     }
 }
 

@@ -35,7 +35,9 @@
 //!   task out, and so leaves a slot [`gate::EMPTY`] or finished, gets its
 //!   task run: only `WITHDRAWN` stops one.)
 //! * `progress` (u64), for the task's items counted from 0: `2k + 1` while
-//!   item `k` runs, `2k + 2` once its outcome is published. The parent sets
+//!   item `k` runs, `2k + 2` once its outcome is published. (Between two
+//!   items the worker may go straight from `2k + 1` to `2k + 3`, which
+//!   publishes item `k`'s outcome just as `2k + 2` would.) The parent sets
 //!   it to 0 with the gate.
 //! * `ends` and `data`: the outcomes, item after item: `data` holds each
 //!   outcome's bytes (a value's encoding, or for a failure a tag
