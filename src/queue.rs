@@ -12,6 +12,12 @@
 //!
 //! Jobs are resolved (abandoned) outside the lock: resolving a future runs
 //! its callbacks, which may submit to this very pool.
+//!
+//! # What travels
+//!
+//! A [`Queue`] carries any [`Resolve`] value. The process pool's jobs are
+//! boxes ([`WorkQueue`]); the thread pool's are handles to its tasks'
+//! shared allocations, so that a task costs one allocation, not two.
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -25,23 +31,41 @@ pub(crate) trait Abandon: Send {
     fn abandon(self: Box<Self>, error: Error);
 }
 
+/// A queued value that can be resolved without running: what a [`Queue`]
+/// carries.
+pub(crate) trait Resolve: Send {
+    /// Resolves the job's future: cancelled for [`Error::Cancelled`],
+    /// failed with `error` otherwise.
+    fn resolve(self, error: Error);
+}
+
+impl<J: ?Sized + Abandon> Resolve for Box<J> {
+    fn resolve(self, error: Error) {
+        self.abandon(error);
+    }
+}
+
+/// The queue of boxed jobs, `J` a trait object (the process pool's).
+#[allow(type_alias_bounds)] // documents that `J` may be unsized
+pub(crate) type WorkQueue<J: ?Sized, S> = Queue<Box<J>, S>;
+
 /// The queue, its gate and the count of live workers.
-pub(crate) struct WorkQueue<J: ?Sized, S> {
-    receiver: Receiver<Box<J>>,
+pub(crate) struct Queue<J, S> {
+    receiver: Receiver<J>,
     gate: Mutex<Gate<J, S>>,
     /// Signalled when a worker exits.
     exited: Condvar,
 }
 
 /// What changes under the queue's lock.
-pub(crate) struct Gate<J: ?Sized, S> {
+pub(crate) struct Gate<J, S> {
     /// `None` once the pool is shut down or broken.
-    sender: Option<Sender<Box<J>>>,
+    sender: Option<Sender<J>>,
     /// Why the pool broke, once it has (the first reason).
     broken: Option<String>,
     /// Workers (threads, or process drivers) that have not exited.
     pub(crate) live: usize,
-    /// Workers that are themselves waiting in [`WorkQueue::wait_for_workers`]
+    /// Workers that are themselves waiting in [`Queue::wait_for_workers`]
     /// (a task that shuts its own pool down); they cannot exit until it
     /// returns, so nobody waits for them.
     waiting_workers: usize,
@@ -49,7 +73,7 @@ pub(crate) struct Gate<J: ?Sized, S> {
     pub(crate) pool: S,
 }
 
-impl<J: ?Sized, S> Gate<J, S> {
+impl<J, S> Gate<J, S> {
     /// Whether the pool takes no more work.
     pub(crate) fn is_closed(&self) -> bool {
         self.sender.is_none()
@@ -76,11 +100,11 @@ impl<J: ?Sized, S> Gate<J, S> {
     }
 }
 
-impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
+impl<J: Resolve, S> Queue<J, S> {
     /// An open queue with the pool's own state `pool`.
     pub(crate) fn new(pool: S) -> Self {
         let (sender, receiver) = unbounded();
-        WorkQueue {
+        Queue {
             receiver,
             gate: Mutex::new(Gate {
                 sender: Some(sender),
@@ -99,7 +123,7 @@ impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
     }
 
     /// Where workers take their jobs.
-    pub(crate) fn receiver(&self) -> &Receiver<Box<J>> {
+    pub(crate) fn receiver(&self) -> &Receiver<J> {
         &self.receiver
     }
 
@@ -108,9 +132,9 @@ impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
     /// no more work.
     pub(crate) fn push<T>(
         &self,
-        job: Box<J>,
+        job: J,
         after: impl FnOnce(&mut Gate<J, S>) -> T,
-    ) -> Result<T, (Box<J>, Error)> {
+    ) -> Result<T, (J, Error)> {
         let mut gate = self.gate.lock();
         let Some(sender) = &gate.sender else {
             return Err((job, gate.refusal()));
@@ -145,7 +169,7 @@ impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
     /// Resolves every job still queued with `error`, without running it.
     pub(crate) fn abandon_queued(&self, error: &Error) {
         while let Ok(job) = self.receiver.try_recv() {
-            job.abandon(error.clone());
+            job.resolve(error.clone());
         }
     }
 

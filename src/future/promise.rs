@@ -90,12 +90,7 @@ impl<T> Promise<T> {
     /// future is done already.
     pub(crate) fn complete(mut self, outcome: Result<T, Error>) {
         self.completed = true;
-        let phase = match outcome {
-            Ok(value) => Phase::Finished(Some(value)),
-            Err(Error::Cancelled) => Phase::Cancelled,
-            Err(error) => Phase::Failed(error),
-        };
-        self.inner.finish_and_notify(phase);
+        self.inner.finish_and_notify(Phase::from_outcome(outcome));
     }
 
     /// Resolves the future without running its task: cancelled for

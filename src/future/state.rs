@@ -14,13 +14,17 @@ use crate::wait::DoneQueue;
 use crate::Error;
 
 /// The state a [`Future`] and its [`Promise`] share.
-pub(super) struct Inner<T> {
-    pub(super) state: Mutex<State<T>>,
+///
+/// `X` is what else the allocation carries: the thread pool's task itself
+/// (see [`Task`](super::Task)), or nothing (`()`). A [`Future`] sees it as
+/// `dyn Send` (the default), which it never looks at: only dropped.
+pub(super) struct Inner<T, X: ?Sized = dyn Send> {
     /// Signalled once, when the future becomes done.
     pub(super) done: Condvar,
     /// Set (under the lock) when the future becomes done, so that a waiter
     /// can spin on it for a moment without taking the lock.
     pub(super) is_done: AtomicBool,
+    pub(super) state: Mutex<State<T, X>>,
 }
 
 /// How long a waiter spins before it sleeps on the condvar. Waking a
@@ -36,11 +40,13 @@ pub(crate) fn spinning_helps() -> bool {
     *MANY_CPUS.get_or_init(|| num_cpus::get() > 1)
 }
 
-pub(super) struct State<T> {
+pub(super) struct State<T, X: ?Sized = dyn Send> {
     pub(super) phase: Phase<T>,
     pub(super) callbacks: Vec<Callback<T>>,
     pub(super) listeners: Vec<Listener>,
     pub(super) waker: Option<Waker>,
+    /// The task the allocation carries, if any (see [`Inner`]).
+    pub(super) task: X,
 }
 
 pub(super) enum Phase<T> {
@@ -72,6 +78,15 @@ impl<T> Phase<T> {
             Phase::Finished(None) => "finished (result taken)",
             Phase::Failed(_) => "failed",
             Phase::Cancelled => "cancelled",
+        }
+    }
+
+    /// The done phase for a task's outcome.
+    pub(super) fn from_outcome(outcome: Result<T, Error>) -> Self {
+        match outcome {
+            Ok(value) => Phase::Finished(Some(value)),
+            Err(Error::Cancelled) => Phase::Cancelled,
+            Err(error) => Phase::Failed(error),
         }
     }
 
@@ -136,19 +151,28 @@ pub(super) struct Notifications<T> {
     pub(super) failed: bool,
 }
 
-impl<T> Inner<T> {
-    pub(super) fn new(phase: Phase<T>) -> Arc<Self> {
+impl<T, X> Inner<T, X> {
+    /// The state of a future in `phase`, carrying `task`.
+    pub(super) fn with_task(phase: Phase<T>, task: X) -> Arc<Self> {
         let phase_is_done = phase.is_done();
         Arc::new(Inner {
+            done: Condvar::new(),
+            is_done: AtomicBool::new(phase_is_done),
             state: Mutex::new(State {
                 phase,
                 callbacks: Vec::new(),
                 listeners: Vec::new(),
                 waker: None,
+                task,
             }),
-            done: Condvar::new(),
-            is_done: AtomicBool::new(phase_is_done),
         })
+    }
+}
+
+impl<T> Inner<T> {
+    /// The state of a future in `phase` that carries no task.
+    pub(super) fn new(phase: Phase<T>) -> Arc<Self> {
+        Inner::<T, ()>::with_task(phase, ())
     }
 
     /// Spins for at most [`SPIN`] (or until `deadline`) while the future is

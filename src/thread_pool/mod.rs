@@ -15,11 +15,11 @@ use parking_lot::Mutex;
 
 pub use builder::ThreadPoolBuilder;
 
-use crate::future::Promise;
+use crate::future::Task;
 use crate::map::{ChunkOutput, ChunkRunner, Map, Submitted};
-use crate::queue::WorkQueue;
+use crate::queue::{Queue, Resolve};
 use crate::Future;
-use worker::{Initializer, Shared, Task, Threads};
+use worker::{Initializer, Shared, Threads};
 
 /// A pool of threads that runs closures and hands back [`Future`]s.
 ///
@@ -149,7 +149,7 @@ impl ThreadPoolExecutor {
             max_workers,
             thread_name_prefix,
             initializer,
-            queue: WorkQueue::new(Threads::default()),
+            queue: Queue::new(Threads::default()),
             idle: AtomicUsize::new(0),
         });
         ThreadPoolExecutor { shared }
@@ -191,9 +191,9 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (promise, future) = Promise::new();
-        if let Err((job, error)) = self.shared.submit(Box::new(Task { f, promise })) {
-            job.abandon(error);
+        let (task, future) = Task::new(f);
+        if let Err((task, error)) = self.shared.submit(task) {
+            task.resolve(error);
         }
         future
     }
@@ -396,16 +396,12 @@ where
         // The items go to whichever runs the chunk: a worker, or the
         // consumer after cancelling the job (see `Map`), never both.
         let items = Arc::new(Mutex::new(Some(items)));
-        let (promise, future) = Promise::new();
-        let job = Task {
-            f: {
-                let (f, items) = (Arc::clone(&self.f), Arc::clone(&items));
-                move || ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))
-            },
-            promise,
-        };
-        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
-            job.abandon(error);
+        let (task, future) = Task::new({
+            let (f, items) = (Arc::clone(&self.f), Arc::clone(&items));
+            move || ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))
+        });
+        if let Err((task, error)) = self.shared.submit(task) {
+            task.resolve(error);
         }
         // A pool with an initializer may have prepared its threads for the
         // tasks (thread-local state); its chunks run on its threads only.

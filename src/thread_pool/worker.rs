@@ -13,50 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
 
-use crate::future::Promise;
-use crate::queue::{Abandon, WorkQueue};
+use crate::future::Task;
+use crate::queue::Queue;
 use crate::Error;
-
-/// A submitted task, type-erased for the queue.
-pub(crate) trait Job: Abandon {
-    /// Runs the task (unless its future was cancelled), calls `finished`,
-    /// then completes its future. (`finished` comes first so that whoever
-    /// the completion wakes already sees this worker as idle.)
-    fn run(self: Box<Self>, finished: &dyn Fn());
-}
-
-/// A closure and the promise of its result.
-pub(crate) struct Task<F, R> {
-    pub(crate) f: F,
-    pub(crate) promise: Promise<R>,
-}
-
-impl<F, R> Job for Task<F, R>
-where
-    F: FnOnce() -> R + Send,
-    R: Send,
-{
-    fn run(self: Box<Self>, finished: &dyn Fn()) {
-        let Task { f, promise } = *self;
-        if promise.start() {
-            let outcome = crate::unwind::catch(f, None);
-            finished();
-            promise.complete(outcome);
-        } else {
-            finished();
-        }
-    }
-}
-
-impl<F, R> Abandon for Task<F, R>
-where
-    F: FnOnce() -> R + Send,
-    R: Send,
-{
-    fn abandon(self: Box<Self>, error: Error) {
-        self.promise.abandon(error);
-    }
-}
 
 /// A user's initializer, type-erased; an `Err` carries why it failed.
 pub(crate) type Initializer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -66,7 +25,7 @@ pub(crate) struct Shared {
     pub(crate) max_workers: usize,
     pub(crate) thread_name_prefix: String,
     pub(crate) initializer: Option<Initializer>,
-    pub(crate) queue: WorkQueue<dyn Job, Threads>,
+    pub(crate) queue: Queue<Task, Threads>,
     /// Workers that finished a job and wait for another, not yet claimed by
     /// a submission.
     pub(crate) idle: AtomicUsize,
@@ -98,7 +57,7 @@ impl Shared {
 
     /// Queues `job`, starting a thread if none is idle; gives the job back
     /// with the reason if the pool takes no more work.
-    pub(crate) fn submit(self: &Arc<Self>, job: Box<dyn Job>) -> Result<(), (Box<dyn Job>, Error)> {
+    pub(crate) fn submit(self: &Arc<Self>, job: Task) -> Result<(), (Task, Error)> {
         let started = self.queue.push(job, |gate| {
             // Once every thread runs, idle ones need not be counted: the
             // counter is touched by the workers after every job, and a
@@ -149,7 +108,7 @@ impl Shared {
     }
 }
 
-type Gate = crate::queue::Gate<dyn Job, Threads>;
+type Gate = crate::queue::Gate<Task, Threads>;
 
 /// A worker thread: run the initializer, then jobs until the queue closes.
 fn worker_main(shared: Arc<Shared>) {
