@@ -15,9 +15,12 @@
 //!
 //! # What travels
 //!
-//! A [`Queue`] carries any [`Resolve`] value. The process pool's jobs are
-//! boxes ([`WorkQueue`]); the thread pool's are handles to its tasks'
-//! shared allocations, so that a task costs one allocation, not two.
+//! A [`Queue`] carries any [`Resolve`] value: the process pool's jobs are
+//! boxes ([`WorkQueue`]). The thread pool uses the gate only (its
+//! lifecycle: open, closed, broken, the live workers) and keeps its jobs
+//! in a deque of its own under the same lock (`thread_pool/worker.rs`
+//! says why), so it never calls the channel's methods ([`Queue::push`],
+//! [`Queue::close`], [`Queue::break_pool`]).
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -89,8 +92,15 @@ impl<J, S> Gate<J, S> {
         self.sender = None;
     }
 
+    /// Closes the gate because the pool broke, keeping the first reason;
+    /// returns the reason that stands.
+    pub(crate) fn break_with(&mut self, reason: String) -> String {
+        self.close();
+        self.broken.get_or_insert(reason).clone()
+    }
+
     /// The error for a submission the closed gate refuses.
-    fn refusal(&self) -> Error {
+    pub(crate) fn refusal(&self) -> Error {
         match &self.broken {
             Some(reason) => Error::BrokenPool {
                 reason: reason.clone(),
@@ -158,11 +168,7 @@ impl<J: Resolve, S> Queue<J, S> {
     /// Breaks the pool: no more work is taken, and every queued job fails
     /// with the reason (the first one, if it broke more than once).
     pub(crate) fn break_pool(&self, reason: String) {
-        let reason = {
-            let mut gate = self.gate.lock();
-            gate.close();
-            gate.broken.get_or_insert(reason).clone()
-        };
+        let reason = self.gate.lock().break_with(reason);
         self.abandon_queued(&Error::BrokenPool { reason });
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 pub use builder::ThreadPoolBuilder;
 
@@ -150,6 +150,8 @@ impl ThreadPoolExecutor {
             thread_name_prefix,
             initializer,
             queue: Queue::new(Threads::default()),
+            work: Condvar::new(),
+            queued: AtomicUsize::new(0),
             idle: AtomicUsize::new(0),
         });
         ThreadPoolExecutor { shared }
@@ -264,7 +266,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=True)")]
     pub fn shutdown(&self) {
-        self.shared.queue.close(false);
+        self.shared.close(false);
         self.shared.wait_for_workers();
     }
 
@@ -291,7 +293,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "cancel_futures")]
     pub fn shutdown_cancel(&self) {
-        self.shared.queue.close(true);
+        self.shared.close(true);
         self.shared.wait_for_workers();
     }
 
@@ -319,9 +321,8 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=False)")]
     pub fn shutdown_background(&self) {
-        let mut gate = self.shared.queue.lock();
-        gate.pool.detached = true;
-        gate.close();
+        self.shared.queue.lock().pool.detached = true;
+        self.shared.close(false);
     }
 
     /// Whether the pool has been shut down (or broke) and takes no more

@@ -1,4 +1,4 @@
-//! The thread pool's shared state, its jobs and the worker loop.
+//! The thread pool's shared state, its queue of tasks and the worker loop.
 //!
 //! # Threads
 //!
@@ -7,15 +7,50 @@
 //! finishes a job and a submission lowers when it counts on that worker);
 //! only if none is idle and fewer than `max_workers` run does it start one.
 //!
-//! The queue, its shutdown and its breaking are [`WorkQueue`]'s.
+//! # The queue
+//!
+//! The pool's lifecycle (open, shut down, broken, the live workers) is the
+//! shared [`Queue`]'s gate; the tasks themselves wait in a deque in
+//! [`Threads`], under that same lock, so a submission checks that the pool
+//! is open and queues its task in one critical section (the invariant the
+//! queue's module docs describe). Not a channel: a channel's nodes are
+//! allocated by the submitting thread and freed by the workers, and that
+//! cross-thread freeing made both sides wait on the allocator's lock (glibc
+//! measured: a futex wake-up in the submitting thread's `malloc` every few
+//! dozen tasks). The deque's buffer is reused.
+//!
+//! # Sleeping and waking
+//!
+//! A worker that finds the deque empty first *searches*: it spins for
+//! [`SEARCH`] watching the `queued` hint, without the lock, and only then
+//! sleeps on `work`. A submission wakes a sleeper only when more tasks are
+//! queued than workers search (each of those will take one): waking a
+//! sleeping thread costs the submitter a system call and the sleeper tens
+//! of microseconds on a virtual machine, so a stream of short tasks is
+//! best served by the workers that are already awake. Both counts change
+//! under the lock, so a task is never left queued with every worker asleep:
+//! a worker goes to sleep only after seeing the deque empty under the lock,
+//! and a submission that queues a task after that sees it sleeping.
+//! Closing the gate wakes every sleeper, and a worker exits when the gate
+//! is closed and the deque empty.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use parking_lot::Condvar;
 
 use crate::future::Task;
-use crate::queue::Queue;
+use crate::queue::{Queue, Resolve};
 use crate::Error;
+
+/// How long a worker that ran out of tasks watches for a new one before it
+/// sleeps (only with more than one CPU, where the submitter runs beside
+/// it). Short tasks submitted in a stream arrive well within it; a worker
+/// woken from sleep needs tens of microseconds to run again.
+const SEARCH: Duration = Duration::from_micros(50);
 
 /// A user's initializer, type-erased; an `Err` carries why it failed.
 pub(crate) type Initializer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -25,7 +60,14 @@ pub(crate) struct Shared {
     pub(crate) max_workers: usize,
     pub(crate) thread_name_prefix: String,
     pub(crate) initializer: Option<Initializer>,
+    /// The lifecycle, and under its lock the tasks ([`Threads`]).
     pub(crate) queue: Queue<Task, Threads>,
+    /// Signalled when a task is queued for a sleeping worker, and (to
+    /// all) when the gate closes.
+    pub(crate) work: Condvar,
+    /// The number of queued tasks, stored under the lock whenever it
+    /// changes: what a searching worker watches without the lock.
+    pub(crate) queued: AtomicUsize,
     /// Workers that finished a job and wait for another, not yet claimed by
     /// a submission.
     pub(crate) idle: AtomicUsize,
@@ -34,6 +76,12 @@ pub(crate) struct Shared {
 /// The thread pool's part of the queue's locked state.
 #[derive(Debug, Default)]
 pub(crate) struct Threads {
+    /// Tasks not yet taken by a worker, oldest first.
+    pub(crate) tasks: VecDeque<Task>,
+    /// Workers looking for a task without sleeping (see the module docs).
+    pub(crate) searching: usize,
+    /// Workers asleep on `work`.
+    pub(crate) sleeping: usize,
     /// Threads started so far (they are never restarted once gone).
     pub(crate) started: usize,
     /// The ids of the pool's threads, so a shutdown called from a task does
@@ -44,35 +92,93 @@ pub(crate) struct Threads {
     pub(crate) detached: bool,
 }
 
+type Gate = crate::queue::Gate<Task, Threads>;
+
 impl Shared {
     /// Claims an idle worker for a new job, if there is one.
     fn claim_idle(&self) -> bool {
         // ORDERING: `idle` is a hint that decides whether to start another
-        // thread; the job itself travels through the channel, which orders
-        // the hand-over. Relaxed is enough.
+        // thread; the job itself is handed over under the lock. Relaxed is
+        // enough.
         self.idle
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok()
     }
 
-    /// Queues `job`, starting a thread if none is idle; gives the job back
-    /// with the reason if the pool takes no more work.
-    pub(crate) fn submit(self: &Arc<Self>, job: Task) -> Result<(), (Task, Error)> {
-        let started = self.queue.push(job, |gate| {
-            // Once every thread runs, idle ones need not be counted: the
-            // counter is touched by the workers after every job, and a
-            // read-modify-write of it per submission made the two sides
-            // fight over its cache line.
-            if gate.pool.started < self.max_workers && !self.claim_idle() {
-                self.spawn_worker(gate)
-            } else {
-                Ok(())
-            }
-        })?;
+    /// Queues `task`, starting a thread if none is idle or waking one if
+    /// need be; gives the task back with the reason if the pool takes no
+    /// more work.
+    pub(crate) fn submit(self: &Arc<Self>, task: Task) -> Result<(), (Task, Error)> {
+        let mut gate = self.queue.lock();
+        if gate.is_closed() {
+            let refusal = gate.refusal();
+            return Err((task, refusal));
+        }
+        gate.pool.tasks.push_back(task);
+        self.publish_queued(&gate);
+        // Once every thread runs, idle ones need not be counted: the
+        // counter is touched by the workers after every job, and a
+        // read-modify-write of it per submission made the two sides fight
+        // over its cache line.
+        let started = if gate.pool.started < self.max_workers && !self.claim_idle() {
+            self.spawn_worker(&mut gate)
+        } else {
+            Ok(())
+        };
+        // Each searching worker takes one task; a sleeper is woken for
+        // the rest.
+        let wake = gate.pool.sleeping > 0 && gate.pool.tasks.len() > gate.pool.searching;
+        drop(gate);
+        if wake {
+            self.work.notify_one();
+        }
         if let Err(reason) = started {
-            self.queue.break_pool(reason);
+            self.break_pool(reason);
         }
         Ok(())
+    }
+
+    /// Stores the number of queued tasks for the searching workers.
+    fn publish_queued(&self, gate: &Gate) {
+        // ORDERING: a hint for when to take the lock, which hands the task
+        // over; Relaxed is enough.
+        self.queued.store(gate.pool.tasks.len(), Ordering::Relaxed);
+    }
+
+    /// Closes the gate (no more submissions) and wakes every sleeping
+    /// worker, so that each runs what is left and exits; with `cancel`,
+    /// the queued tasks are cancelled instead of run.
+    pub(crate) fn close(&self, cancel: bool) {
+        let cancelled = {
+            let mut gate = self.queue.lock();
+            gate.close();
+            self.take_queued(&mut gate, cancel)
+        };
+        self.work.notify_all();
+        resolve_all(cancelled, &Error::Cancelled);
+    }
+
+    /// Breaks the pool: no more work is taken, and every queued task fails
+    /// with the reason (the first one, if it broke more than once).
+    pub(crate) fn break_pool(&self, reason: String) {
+        let (reason, failed) = {
+            let mut gate = self.queue.lock();
+            let reason = gate.break_with(reason);
+            (reason, self.take_queued(&mut gate, true))
+        };
+        self.work.notify_all();
+        resolve_all(failed, &Error::BrokenPool { reason });
+    }
+
+    /// Takes every queued task out (if `take`), to be resolved outside the
+    /// lock: resolving runs callbacks, which may submit to this pool.
+    fn take_queued(&self, gate: &mut Gate, take: bool) -> VecDeque<Task> {
+        if !take {
+            return VecDeque::new();
+        }
+        let tasks = std::mem::take(&mut gate.pool.tasks);
+        self.publish_queued(gate);
+        tasks
     }
 
     /// Starts one more worker. Fails only when no worker at all is left to
@@ -106,11 +212,67 @@ impl Shared {
         self.queue
             .wait_for_workers(|gate| gate.pool.ids.contains(&me));
     }
+
+    /// The next task for a worker, or `None` once the gate is closed and
+    /// no task is left: searches, then sleeps (see the module docs).
+    fn next_task(&self) -> Option<Task> {
+        let mut gate = self.queue.lock();
+        if let Some(task) = self.pop(&mut gate) {
+            return Some(task);
+        }
+        if crate::future::spinning_helps() && !gate.is_closed() {
+            gate.pool.searching += 1;
+            drop(gate);
+            self.search();
+            gate = self.queue.lock();
+            gate.pool.searching -= 1;
+        }
+        loop {
+            if let Some(task) = self.pop(&mut gate) {
+                return Some(task);
+            }
+            if gate.is_closed() {
+                return None;
+            }
+            gate.pool.sleeping += 1;
+            self.work.wait(&mut gate);
+            gate.pool.sleeping -= 1;
+        }
+    }
+
+    /// Takes the oldest queued task.
+    fn pop(&self, gate: &mut Gate) -> Option<Task> {
+        let task = gate.pool.tasks.pop_front()?;
+        self.publish_queued(gate);
+        Some(task)
+    }
+
+    /// Watches for a queued task for at most [`SEARCH`], without the lock.
+    fn search(&self) {
+        let until = Instant::now() + SEARCH;
+        loop {
+            for _ in 0..32 {
+                // ORDERING: see `publish_queued`.
+                if self.queued.load(Ordering::Relaxed) > 0 {
+                    return;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= until {
+                return;
+            }
+        }
+    }
 }
 
-type Gate = crate::queue::Gate<Task, Threads>;
+/// Resolves tasks taken out of the queue with `error`.
+fn resolve_all(tasks: VecDeque<Task>, error: &Error) {
+    for task in tasks {
+        task.resolve(error.clone());
+    }
+}
 
-/// A worker thread: run the initializer, then jobs until the queue closes.
+/// A worker thread: run the initializer, then tasks until the queue closes.
 fn worker_main(shared: Arc<Shared>) {
     /// Counts the worker out however it leaves, so `shutdown` never waits
     /// for a thread that is gone.
@@ -126,14 +288,12 @@ fn worker_main(shared: Arc<Shared>) {
         let outcome = crate::unwind::catch(|| initializer(), None)
             .unwrap_or_else(|panic| Err(panic.to_string()));
         if let Err(reason) = outcome {
-            shared
-                .queue
-                .break_pool(format!("the initializer failed: {reason}"));
+            shared.break_pool(format!("the initializer failed: {reason}"));
             return;
         }
     }
-    while let Ok(job) = shared.queue.receiver().recv() {
-        job.run(&|| {
+    while let Some(task) = shared.next_task() {
+        task.run(&|| {
             // Counted only while threads may still be started (see
             // `submit`). ORDERING: see `claim_idle`; a hint only.
             if shared.idle.load(Ordering::Relaxed) < shared.max_workers {
