@@ -415,7 +415,7 @@ impl<T> Future<T> {
             self.inner.done.wait(&mut state);
         }
         match &state.phase {
-            Phase::Failed(error) => Some(error.clone()),
+            Phase::Failed(error) => Some((**error).clone()),
             Phase::Cancelled => Some(Error::Cancelled),
             _ => None,
         }
@@ -529,7 +529,7 @@ impl<T> Future<T> {
         {
             let mut state = self.inner.state.lock();
             if !state.phase.is_done() {
-                state.callbacks.push(Box::new(callback));
+                state.waiters().callbacks.push(Box::new(callback));
                 return;
             }
         }
@@ -541,10 +541,12 @@ impl<T> Future<T> {
     pub(crate) fn add_listener(&self, queue: &Arc<DoneQueue>, index: usize) {
         let mut state = self.inner.state.lock();
         match &state.phase {
-            Phase::Pending | Phase::Handed(_) | Phase::Running => state.listeners.push(Listener {
-                queue: Arc::clone(queue),
-                index,
-            }),
+            Phase::Pending | Phase::Handed(_) | Phase::Running => {
+                state.waiters().listeners.push(Listener {
+                    queue: Arc::clone(queue),
+                    index,
+                });
+            }
             phase => {
                 let failed = matches!(phase, Phase::Failed(_));
                 drop(state);
@@ -556,9 +558,11 @@ impl<T> Future<T> {
     /// Withdraws what [`add_listener`](Future::add_listener) registered.
     pub(crate) fn remove_listener(&self, queue: &Arc<DoneQueue>) {
         let mut state = self.inner.state.lock();
-        state
-            .listeners
-            .retain(|listener| !Arc::ptr_eq(&listener.queue, queue));
+        if let Some(waiters) = &mut state.waiters {
+            waiters
+                .listeners
+                .retain(|listener| !Arc::ptr_eq(&listener.queue, queue));
+        }
     }
 }
 
@@ -580,7 +584,7 @@ impl<T> std::future::Future for Future<T> {
         if state.phase.is_done() {
             return Poll::Ready(state.phase.take());
         }
-        match &mut state.waker {
+        match &mut state.waiters().waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }

@@ -42,9 +42,10 @@ pub(crate) fn spinning_helps() -> bool {
 
 pub(super) struct State<T, X: ?Sized = dyn Send> {
     pub(super) phase: Phase<T>,
-    pub(super) callbacks: Vec<Callback<T>>,
-    pub(super) listeners: Vec<Listener>,
-    pub(super) waker: Option<Waker>,
+    /// Who wants to hear when the future is done; boxed on the first
+    /// registration, so that a future nobody registers with stays small
+    /// (a thread pool's task is one allocation of this state).
+    pub(super) waiters: Option<Box<Waiters<T>>>,
     /// The task the allocation carries, if any (see [`Inner`]).
     pub(super) task: X,
 }
@@ -58,7 +59,8 @@ pub(super) enum Phase<T> {
     Running,
     /// `None` once the value has been taken out.
     Finished(Option<T>),
-    Failed(Error),
+    /// Boxed: an error is rare and larger than most values.
+    Failed(Box<Error>),
     Cancelled,
 }
 
@@ -86,7 +88,7 @@ impl<T> Phase<T> {
         match outcome {
             Ok(value) => Phase::Finished(Some(value)),
             Err(Error::Cancelled) => Phase::Cancelled,
-            Err(error) => Phase::Failed(error),
+            Err(error) => Phase::Failed(Box::new(error)),
         }
     }
 
@@ -98,7 +100,7 @@ impl<T> Phase<T> {
         match self {
             Phase::Finished(Some(value)) => Ok(value.clone()),
             Phase::Finished(None) => Err(Error::AlreadyRetrieved),
-            Phase::Failed(error) => Err(error.clone()),
+            Phase::Failed(error) => Err((**error).clone()),
             Phase::Cancelled => Err(Error::Cancelled),
             Phase::Pending | Phase::Handed(_) | Phase::Running => {
                 unreachable!("peek() on a future that is not done")
@@ -111,7 +113,7 @@ impl<T> Phase<T> {
     pub(super) fn take(&mut self) -> Result<T, Error> {
         match self {
             Phase::Finished(value) => value.take().ok_or(Error::AlreadyRetrieved),
-            Phase::Failed(error) => Err(error.clone()),
+            Phase::Failed(error) => Err((**error).clone()),
             Phase::Cancelled => Err(Error::Cancelled),
             Phase::Pending | Phase::Handed(_) | Phase::Running => {
                 unreachable!("take() on a future that is not done")
@@ -143,11 +145,29 @@ pub(super) struct Listener {
     pub(super) index: usize,
 }
 
-/// What a finished transition hands over, to be acted on outside the lock.
-pub(super) struct Notifications<T> {
+/// Who registered to hear when a future is done.
+pub(super) struct Waiters<T> {
     pub(super) callbacks: Vec<Callback<T>>,
     pub(super) listeners: Vec<Listener>,
     pub(super) waker: Option<Waker>,
+}
+
+impl<T, X: ?Sized> State<T, X> {
+    /// The waiters, boxed now if nobody registered before.
+    pub(super) fn waiters(&mut self) -> &mut Waiters<T> {
+        self.waiters.get_or_insert_with(|| {
+            Box::new(Waiters {
+                callbacks: Vec::new(),
+                listeners: Vec::new(),
+                waker: None,
+            })
+        })
+    }
+}
+
+/// What a finished transition hands over, to be acted on outside the lock.
+pub(super) struct Notifications<T> {
+    pub(super) waiters: Option<Box<Waiters<T>>>,
     pub(super) failed: bool,
 }
 
@@ -160,9 +180,7 @@ impl<T, X> Inner<T, X> {
             is_done: AtomicBool::new(phase_is_done),
             state: Mutex::new(State {
                 phase,
-                callbacks: Vec::new(),
-                listeners: Vec::new(),
-                waker: None,
+                waiters: None,
                 task,
             }),
         })
@@ -219,26 +237,32 @@ impl<T> Inner<T> {
         state.phase = phase;
         self.mark_done();
         Some(Notifications {
-            callbacks: std::mem::take(&mut state.callbacks),
-            listeners: std::mem::take(&mut state.listeners),
-            waker: state.waker.take(),
+            waiters: state.waiters.take(),
             failed,
         })
     }
 
     /// Tells everyone who registered interest, then runs the callbacks.
     pub(super) fn notify(self: &Arc<Self>, notes: Notifications<T>) {
-        for listener in notes.listeners {
+        let Some(waiters) = notes.waiters else {
+            return;
+        };
+        let Waiters {
+            callbacks,
+            listeners,
+            waker,
+        } = *waiters;
+        for listener in listeners {
             listener.queue.push(listener.index, notes.failed);
         }
-        if let Some(waker) = notes.waker {
+        if let Some(waker) = waker {
             waker.wake();
         }
-        if !notes.callbacks.is_empty() {
+        if !callbacks.is_empty() {
             let handle = Future {
                 inner: Arc::clone(self),
             };
-            for callback in notes.callbacks {
+            for callback in callbacks {
                 run_callback(callback, &handle);
             }
         }
@@ -292,9 +316,7 @@ pub(super) fn try_cancel<T>(inner: &Arc<Inner<T>>) -> Cancel {
         state.phase = Phase::Cancelled;
         inner.mark_done();
         Notifications {
-            callbacks: std::mem::take(&mut state.callbacks),
-            listeners: std::mem::take(&mut state.listeners),
-            waker: state.waker.take(),
+            waiters: state.waiters.take(),
             failed: false,
         }
     };

@@ -129,7 +129,7 @@ where
                 try_cancel(&inner);
             }
             error => {
-                inner.finish_and_notify(Phase::Failed(error));
+                inner.finish_and_notify(Phase::Failed(Box::new(error)));
             }
         }
     }
