@@ -151,7 +151,7 @@ impl ThreadPoolExecutor {
             initializer,
             queue: Queue::new(Threads::default()),
             work: Condvar::new(),
-            queued: AtomicUsize::new(0),
+            queued: worker::OwnLine(AtomicUsize::new(0)),
             idle: AtomicUsize::new(0),
         });
         ThreadPoolExecutor { shared }

@@ -52,6 +52,21 @@ use crate::Error;
 /// woken from sleep needs tens of microseconds to run again.
 const SEARCH: Duration = Duration::from_micros(50);
 
+/// A value on a cache line of its own (64 bytes, or 128 where pairs of
+/// lines are fetched together): the `queued` hint, which searching workers
+/// read over and over, must not share a line with the lock that the
+/// submitter and the workers take for every task.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct OwnLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// A user's initializer, type-erased; an `Err` carries why it failed.
 pub(crate) type Initializer = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
@@ -65,9 +80,10 @@ pub(crate) struct Shared {
     /// Signalled when a task is queued for a sleeping worker, and (to
     /// all) when the gate closes.
     pub(crate) work: Condvar,
-    /// The number of queued tasks, stored under the lock whenever it
-    /// changes: what a searching worker watches without the lock.
-    pub(crate) queued: AtomicUsize,
+    /// The number of queued tasks as of its last change between zero and
+    /// non-zero, stored under the lock: what a searching worker watches
+    /// without the lock.
+    pub(crate) queued: OwnLine<AtomicUsize>,
     /// Workers that finished a job and wait for another, not yet claimed by
     /// a submission.
     pub(crate) idle: AtomicUsize,
@@ -115,7 +131,9 @@ impl Shared {
             return Err((task, refusal));
         }
         gate.pool.tasks.push_back(task);
-        self.publish_queued(&gate);
+        if gate.pool.tasks.len() == 1 {
+            self.publish_queued(&gate);
+        }
         // Once every thread runs, idle ones need not be counted: the
         // counter is touched by the workers after every job, and a
         // read-modify-write of it per submission made the two sides fight
@@ -138,7 +156,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Stores the number of queued tasks for the searching workers.
+    /// Stores the number of queued tasks for the searching workers. Only
+    /// whether it is zero matters to them, so it is stored when that
+    /// changes (and after a `take_queued`), not on every push and pop:
+    /// each store takes the line from the workers that read it.
     fn publish_queued(&self, gate: &Gate) {
         // ORDERING: a hint for when to take the lock, which hands the task
         // over; Relaxed is enough.
@@ -243,7 +264,9 @@ impl Shared {
     /// Takes the oldest queued task.
     fn pop(&self, gate: &mut Gate) -> Option<Task> {
         let task = gate.pool.tasks.pop_front()?;
-        self.publish_queued(gate);
+        if gate.pool.tasks.is_empty() {
+            self.publish_queued(gate);
+        }
         Some(task)
     }
 
@@ -258,6 +281,9 @@ impl Shared {
                 }
                 std::hint::spin_loop();
             }
+            // Leave the CPU to the submitter if it waits for this one
+            // (more threads than CPUs, or CPUs shared with other work).
+            thread::yield_now();
             if Instant::now() >= until {
                 return;
             }
@@ -302,3 +328,4 @@ fn worker_main(shared: Arc<Shared>) {
         });
     }
 }
+
