@@ -37,9 +37,9 @@ mod promise;
 mod state;
 mod task;
 pub(crate) use promise::Promise;
-pub(crate) use task::Task;
 use state::{run_callback, try_cancel, Cancel, Inner, Listener, Phase};
 pub(crate) use state::{spinning_helps, Canceller, Claim};
+pub(crate) use task::Task;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
 

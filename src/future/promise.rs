@@ -108,7 +108,8 @@ impl<T> Promise<T> {
         if try_cancel(&self.inner) == Cancel::TooLate {
             // It started: a pool only cancels tasks it has not handed out,
             // so this is a lost task; do not leave its waiters hanging.
-            self.inner.finish_and_notify(Phase::Failed(Box::new(abandoned())));
+            self.inner
+                .finish_and_notify(Phase::Failed(Box::new(abandoned())));
         }
     }
 }
@@ -122,7 +123,8 @@ fn abandoned() -> Error {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         if !self.completed && try_cancel(&self.inner) == Cancel::TooLate {
-            self.inner.finish_and_notify(Phase::Failed(Box::new(abandoned())));
+            self.inner
+                .finish_and_notify(Phase::Failed(Box::new(abandoned())));
         }
     }
 }

@@ -328,4 +328,3 @@ fn worker_main(shared: Arc<Shared>) {
         });
     }
 }
-
