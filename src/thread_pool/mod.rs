@@ -6,6 +6,7 @@
 mod builder;
 mod worker;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -151,7 +152,9 @@ impl ThreadPoolExecutor {
             initializer,
             queue: Queue::new(Threads::default()),
             work: Condvar::new(),
+            outbox: worker::OwnLine(Mutex::new(VecDeque::new())),
             queued: worker::OwnLine(AtomicUsize::new(0)),
+            outboxed: worker::OwnLine(AtomicUsize::new(0)),
             idle: AtomicUsize::new(0),
         });
         ThreadPoolExecutor { shared }

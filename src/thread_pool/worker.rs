@@ -10,29 +10,48 @@
 //! # The queue
 //!
 //! The pool's lifecycle (open, shut down, broken, the live workers) is the
-//! shared [`Queue`]'s gate; the tasks themselves wait in a deque in
-//! [`Threads`], under that same lock, so a submission checks that the pool
-//! is open and queues its task in one critical section (the invariant the
-//! queue's module docs describe). Not a channel: a channel's nodes are
-//! allocated by the submitting thread and freed by the workers, and that
-//! cross-thread freeing made both sides wait on the allocator's lock (glibc
-//! measured: a futex wake-up in the submitting thread's `malloc` every few
-//! dozen tasks). The deque's buffer is reused.
+//! shared [`Queue`]'s gate. Tasks wait in two deques, a two-lock queue:
+//!
+//! - the *inbox* ([`Threads::tasks`]), under the gate's lock, so that a
+//!   submission checks that the pool is open and queues its task in one
+//!   critical section (the invariant the queue's module docs describe);
+//! - the *outbox*, under a lock of its own, from which workers take tasks
+//!   one at a time, oldest first.
+//!
+//! A worker that finds the outbox empty takes the gate's lock and swaps
+//! the whole inbox into it. So the submitting thread and the workers meet
+//! on a lock once per swap, not once per task: when tasks come faster than
+//! they run, one swap moves thousands, and the submitter no longer queues
+//! behind every worker's take (measured: with one lock for both, the
+//! submitter spent a fifth of its time yielding and sleeping in that
+//! lock). Every worker takes from the same outbox, so no task waits
+//! behind another worker's long one while a worker is free; order stays
+//! first in, first out.
+//!
+//! Not a channel: a channel's nodes are allocated by the submitting thread
+//! and freed by the workers, and that cross-thread freeing made both sides
+//! wait on the allocator's lock (glibc: a futex wake-up in the submitting
+//! thread's `malloc` every few dozen tasks). The deques' buffers are
+//! reused (the swap trades them).
 //!
 //! # Sleeping and waking
 //!
-//! A worker that finds the deque empty first *searches*: it spins for
-//! [`SEARCH`] watching the `queued` hint, without the lock, and only then
-//! sleeps on `work`. A submission wakes a sleeper only when more tasks are
-//! queued than workers search (each of those will take one): waking a
-//! sleeping thread costs the submitter a system call and the sleeper tens
-//! of microseconds on a virtual machine, so a stream of short tasks is
-//! best served by the workers that are already awake. Both counts change
-//! under the lock, so a task is never left queued with every worker asleep:
-//! a worker goes to sleep only after seeing the deque empty under the lock,
-//! and a submission that queues a task after that sees it sleeping.
-//! Closing the gate wakes every sleeper, and a worker exits when the gate
-//! is closed and the deque empty.
+//! A worker that finds both deques empty first *searches*: it watches the
+//! `queued` and `outboxed` hints for [`SEARCH`], without the locks,
+//! yielding between looks, and only then sleeps on `work`. A submission,
+//! and a worker that swaps the inbox, wake a sleeper only when more tasks
+//! are queued in both deques than workers search (each of those will take
+//! one when its search ends): waking a sleeping thread costs the waker a
+//! system call and the sleeper
+//! tens of microseconds on a virtual machine, so a stream of short tasks
+//! is best served by the workers that are already awake. The counts change
+//! under the gate's lock, and the outbox fills only under it too, so a
+//! task is never left queued with every worker asleep: a worker goes to
+//! sleep only after seeing both deques empty under the gate's lock, and
+//! whoever queues a task after that (a submission into the inbox, a swap
+//! into the outbox) sees it sleeping. Closing the gate wakes every
+//! sleeper, and a worker exits when the gate is closed and both deques are
+//! empty.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,7 +59,7 @@ use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use parking_lot::Condvar;
+use parking_lot::{Condvar, Mutex};
 
 use crate::future::Task;
 use crate::queue::{Queue, Resolve};
@@ -53,9 +72,9 @@ use crate::Error;
 const SEARCH: Duration = Duration::from_micros(50);
 
 /// A value on a cache line of its own (64 bytes, or 128 where pairs of
-/// lines are fetched together): the `queued` hint, which searching workers
-/// read over and over, must not share a line with the lock that the
-/// submitter and the workers take for every task.
+/// lines are fetched together): the hints that searching workers read over
+/// and over, and the outbox's lock that the workers take for every task,
+/// must not share a line with the gate's lock that the submitter takes.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct OwnLine<T>(pub(crate) T);
@@ -75,15 +94,20 @@ pub(crate) struct Shared {
     pub(crate) max_workers: usize,
     pub(crate) thread_name_prefix: String,
     pub(crate) initializer: Option<Initializer>,
-    /// The lifecycle, and under its lock the tasks ([`Threads`]).
+    /// The lifecycle, and under its lock the inbox ([`Threads`]).
     pub(crate) queue: Queue<Task, Threads>,
+    /// Tasks swapped out of the inbox, taken by the workers one at a time
+    /// (see the module docs).
+    pub(crate) outbox: OwnLine<Mutex<VecDeque<Task>>>,
     /// Signalled when a task is queued for a sleeping worker, and (to
     /// all) when the gate closes.
     pub(crate) work: Condvar,
-    /// The number of queued tasks as of its last change between zero and
-    /// non-zero, stored under the lock: what a searching worker watches
-    /// without the lock.
+    /// The inbox's length as of its last change between zero and
+    /// non-zero, stored under the gate's lock: what a searching worker
+    /// watches without the lock.
     pub(crate) queued: OwnLine<AtomicUsize>,
+    /// The same for the outbox, stored under the outbox's lock.
+    pub(crate) outboxed: OwnLine<AtomicUsize>,
     /// Workers that finished a job and wait for another, not yet claimed by
     /// a submission.
     pub(crate) idle: AtomicUsize,
@@ -92,8 +116,13 @@ pub(crate) struct Shared {
 /// The thread pool's part of the queue's locked state.
 #[derive(Debug, Default)]
 pub(crate) struct Threads {
-    /// Tasks not yet taken by a worker, oldest first.
+    /// The inbox: tasks submitted and not yet swapped into the outbox,
+    /// oldest first.
     pub(crate) tasks: VecDeque<Task>,
+    /// At most this many tasks are in the outbox: its length when a worker
+    /// last swapped into it or took from it under the gate's lock (workers
+    /// also take from it without that lock, which only makes it smaller).
+    pub(crate) in_outbox: usize,
     /// Workers looking for a task without sleeping (see the module docs).
     pub(crate) searching: usize,
     /// Workers asleep on `work`.
@@ -143,9 +172,7 @@ impl Shared {
         } else {
             Ok(())
         };
-        // Each searching worker takes one task; a sleeper is woken for
-        // the rest.
-        let wake = gate.pool.sleeping > 0 && gate.pool.tasks.len() > gate.pool.searching;
+        let wake = self.needs_sleeper(&gate);
         drop(gate);
         if wake {
             self.work.notify_one();
@@ -156,14 +183,21 @@ impl Shared {
         Ok(())
     }
 
-    /// Stores the number of queued tasks for the searching workers. Only
-    /// whether it is zero matters to them, so it is stored when that
-    /// changes (and after a `take_queued`), not on every push and pop:
-    /// each store takes the line from the workers that read it.
+    /// Stores the inbox's length for the searching workers. Only whether
+    /// it is zero matters to them, so it is stored when that changes (and
+    /// after the inbox is emptied at once), not on every push: each store
+    /// takes the line from the workers that read it.
     fn publish_queued(&self, gate: &Gate) {
         // ORDERING: a hint for when to take the lock, which hands the task
         // over; Relaxed is enough.
         self.queued.store(gate.pool.tasks.len(), Ordering::Relaxed);
+    }
+
+    /// Stores the outbox's length for the searching workers, as
+    /// [`publish_queued`](Self::publish_queued) does the inbox's.
+    fn publish_outboxed(&self, outbox: &VecDeque<Task>) {
+        // ORDERING: as in `publish_queued`.
+        self.outboxed.store(outbox.len(), Ordering::Relaxed);
     }
 
     /// Closes the gate (no more submissions) and wakes every sleeping
@@ -191,13 +225,21 @@ impl Shared {
         resolve_all(failed, &Error::BrokenPool { reason });
     }
 
-    /// Takes every queued task out (if `take`), to be resolved outside the
-    /// lock: resolving runs callbacks, which may submit to this pool.
+    /// Takes every queued task out of both deques (if `take`), to be
+    /// resolved outside the locks: resolving runs callbacks, which may
+    /// submit to this pool.
     fn take_queued(&self, gate: &mut Gate, take: bool) -> VecDeque<Task> {
         if !take {
             return VecDeque::new();
         }
-        let tasks = std::mem::take(&mut gate.pool.tasks);
+        let mut tasks = {
+            let mut outbox = self.outbox.lock();
+            let tasks = std::mem::take(&mut *outbox);
+            self.publish_outboxed(&outbox);
+            tasks
+        };
+        tasks.append(&mut gate.pool.tasks);
+        gate.pool.in_outbox = 0;
         self.publish_queued(gate);
         tasks
     }
@@ -235,10 +277,14 @@ impl Shared {
     }
 
     /// The next task for a worker, or `None` once the gate is closed and
-    /// no task is left: searches, then sleeps (see the module docs).
+    /// no task is left: from the outbox, else the inbox swapped into it;
+    /// with neither, searches, then sleeps (see the module docs).
     fn next_task(&self) -> Option<Task> {
+        if let Some(task) = self.take_outboxed() {
+            return Some(task);
+        }
         let mut gate = self.queue.lock();
-        if let Some(task) = self.pop(&mut gate) {
+        if let Some(task) = self.swap_in(&mut gate) {
             return Some(task);
         }
         if crate::future::spinning_helps() && !gate.is_closed() {
@@ -249,7 +295,7 @@ impl Shared {
             gate.pool.searching -= 1;
         }
         loop {
-            if let Some(task) = self.pop(&mut gate) {
+            if let Some(task) = self.swap_in(&mut gate) {
                 return Some(task);
             }
             if gate.is_closed() {
@@ -261,22 +307,64 @@ impl Shared {
         }
     }
 
-    /// Takes the oldest queued task.
-    fn pop(&self, gate: &mut Gate) -> Option<Task> {
-        let task = gate.pool.tasks.pop_front()?;
-        if gate.pool.tasks.is_empty() {
-            self.publish_queued(gate);
+    /// Takes the oldest task of the outbox, without the gate's lock.
+    fn take_outboxed(&self) -> Option<Task> {
+        let mut outbox = self.outbox.lock();
+        let task = outbox.pop_front()?;
+        if outbox.is_empty() {
+            self.publish_outboxed(&outbox);
         }
         Some(task)
     }
 
-    /// Watches for a queued task for at most [`SEARCH`], without the lock.
+    /// Under the gate's lock: the oldest task of the outbox if another
+    /// worker has refilled it, else of the inbox, whose other tasks move
+    /// to the outbox (waking a sleeper if they need one). `None` if both
+    /// are empty.
+    fn swap_in(&self, gate: &mut Gate) -> Option<Task> {
+        let task = {
+            let mut outbox = self.outbox.lock();
+            if outbox.is_empty() {
+                gate.pool.in_outbox = 0;
+                if gate.pool.tasks.is_empty() {
+                    return None;
+                }
+                std::mem::swap(&mut *outbox, &mut gate.pool.tasks);
+                self.publish_queued(gate);
+            }
+            let task = outbox.pop_front();
+            self.publish_outboxed(&outbox);
+            gate.pool.in_outbox = outbox.len();
+            task
+        };
+        if self.needs_sleeper(gate) {
+            // The gate's lock is held: the sleeper wakes into it, after
+            // this worker lets go.
+            self.work.notify_one();
+        }
+        task
+    }
+
+    /// Whether a sleeping worker must be woken: more tasks are queued, in
+    /// the inbox and (at most) in the outbox, than workers search, each
+    /// of which takes one when its search ends. Counting both deques
+    /// against the same searchers matters: a searcher counted once for a
+    /// task in the outbox and again for one in the inbox left the second
+    /// waiting with a worker asleep.
+    fn needs_sleeper(&self, gate: &Gate) -> bool {
+        gate.pool.sleeping > 0 && gate.pool.tasks.len() + gate.pool.in_outbox > gate.pool.searching
+    }
+
+    /// Watches for a queued task for at most [`SEARCH`], without the
+    /// locks.
     fn search(&self) {
         let until = Instant::now() + SEARCH;
         loop {
             for _ in 0..32 {
                 // ORDERING: see `publish_queued`.
-                if self.queued.load(Ordering::Relaxed) > 0 {
+                if self.queued.load(Ordering::Relaxed) > 0
+                    || self.outboxed.load(Ordering::Relaxed) > 0
+                {
                     return;
                 }
                 std::hint::spin_loop();
