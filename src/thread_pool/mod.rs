@@ -1,7 +1,10 @@
 //! [`ThreadPoolExecutor`]: run closures on a pool of threads.
 //!
-//! The facade lives here; the shared state, jobs and worker loop are in
-//! `worker.rs`, the options in `builder.rs`.
+//! The facade lives here; the shared state, the queue of tasks and the
+//! worker loop are in `worker.rs`, the options in `builder.rs`. A task is
+//! its closure riding in its future's own allocation
+//! ([`Task`](crate::future::Task), `future/task.rs`): one allocation per
+//! submission.
 
 mod builder;
 mod worker;
