@@ -430,13 +430,13 @@ fn round_trip_outcomes(rest: &[u8]) {
             panic!("a small argument does not encode: {reason}");
         }
     }
-    let mut de = postcard::Deserializer::from_bytes(&arguments);
+    let mut de = wire::Deserializer::new(&arguments);
     for piece in &pieces {
         let back = TaskResult::deserialize(&mut de).ok();
         assert_eq!(back, Some(value(piece)), "an argument changed on its way");
     }
     assert!(
-        de.finalize().is_ok_and(|rest| rest.is_empty()),
+        de.rest().is_empty(),
         "the arguments do not end where the last one does"
     );
 
@@ -458,8 +458,8 @@ fn round_trip_outcomes(rest: &[u8]) {
                     area: &mut data,
                     pos,
                 };
-                pos = match postcard::serialize_with_flavor(&value(piece), area) {
-                    Ok(end) => end,
+                pos = match wire::encode(&value(piece), area) {
+                    Ok(area) => area.pos,
                     Err(e) => panic!("a value does not fit its room in the slot: {e}"),
                 };
                 ends.push(pos as u32);
@@ -493,7 +493,7 @@ fn round_trip_outcomes(rest: &[u8]) {
                 ),
                 None => {
                     let back = match entry {
-                        Ok(Entry::Value(bytes)) => postcard::from_bytes::<TaskResult>(bytes).ok(),
+                        Ok(Entry::Value(bytes)) => wire::from_bytes::<TaskResult>(bytes).ok(),
                         _ => None,
                     };
                     assert_eq!(back, Some(value(piece)), "outcome {index} changed");

@@ -29,9 +29,18 @@ use common::{
 
 // ---------------------------------------------------------------- helpers
 
-/// The work: a cheap function whose every value is checkable.
+/// The work: a function whose every value is checkable, mixed a few
+/// hundred times so that an item takes a little CPU (a microsecond or so):
+/// a worker then spends its time inside chunks rather than between them,
+/// and a kill lands on a running item (the map test checks that some do;
+/// with items of a few nanoseconds a fast worker idles between chunks and
+/// kills could all miss).
 fn scramble(x: u64) -> u64 {
-    x.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) ^ x
+    let mut value = x;
+    for _ in 0..256 {
+        value = std::hint::black_box(value.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) ^ x);
+    }
+    value
 }
 
 fn own_pid(_: ()) -> u32 {

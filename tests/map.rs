@@ -475,3 +475,54 @@ fn clean_and_failing_chunks_in_any_order_keep_every_outcome_in_place() {
         }
     });
 }
+
+/// `fold` (and so `count`, `sum`, `for_each` and the adapters over them),
+/// which loops over a clean chunk's values on its own, gives exactly the
+/// items `next` gives, also when it starts half-way through a chunk and
+/// when chunks fail.
+#[test]
+fn fold_after_some_next_calls_gives_the_items_next_gives() {
+    use proptest::prelude::*;
+    let pool = ThreadPoolExecutor::new(2);
+    let config = ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(
+        failing in proptest::collection::vec(proptest::bool::weighted(0.1), 1..300),
+        chunk in 1usize..40,
+        first in 0usize..50,
+    )| {
+        let failing = Arc::new(failing);
+        let shared = Arc::clone(&failing);
+        let mut map = pool
+            .map(
+                move |x: usize| {
+                    if shared[x] {
+                        panic!("item {x} failed");
+                    }
+                    x * 3
+                },
+                0..failing.len(),
+            )
+            .chunksize(fixed(chunk));
+        let mut seen: Vec<Result<usize, Error>> = map.by_ref().take(first).collect();
+        seen = map.fold(seen, |mut seen, item| {
+            seen.push(item);
+            seen
+        });
+        prop_assert_eq!(seen.len(), failing.len());
+        for (x, result) in seen.into_iter().enumerate() {
+            match result {
+                Ok(value) => {
+                    prop_assert!(!failing[x], "item {} should have failed", x);
+                    prop_assert_eq!(value, x * 3);
+                }
+                Err(Error::Panicked { message, .. }) => {
+                    prop_assert!(failing[x], "item {} failed: {}", x, message);
+                }
+                Err(other) => prop_assert!(false, "item {}: {:?}", x, other),
+            }
+        }
+    });
+}

@@ -145,6 +145,40 @@ fn map_yields_ten_thousand_results_in_order() {
     assert_eq!(one_at_a_time, expected[..200]);
 }
 
+/// Odd items panic: the consumers that fold (`sum`, `count`, `filter`)
+/// see every outcome in place, as `next` does.
+fn double_even(x: u64) -> u64 {
+    assert!(x % 2 == 0, "odd {x}");
+    x * 2
+}
+
+#[test]
+fn folding_consumers_see_every_outcome_in_place() {
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let sum: u64 = pool.map(double, 0..100_000u64).map(Result::unwrap).sum();
+    assert_eq!(sum, 100_000 * 99_999);
+    let failed = pool
+        .map(double_even, 0..1_000u64)
+        .chunksize(fixed(7))
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(failed, 500);
+    let mut map = pool.map(double_even, 0..1_000u64).chunksize(fixed(7));
+    let head: Vec<bool> = map.by_ref().take(10).map(|r| r.is_ok()).collect();
+    let rest = map.fold(Vec::new(), |mut rest, r| {
+        rest.push(r.map_err(|e| e.to_string()));
+        rest
+    });
+    assert_eq!(head, (0..10).map(|x| x % 2 == 0).collect::<Vec<_>>());
+    assert_eq!(rest.len(), 990);
+    for (x, r) in (10u64..).zip(&rest) {
+        match r {
+            Ok(v) => assert_eq!((x % 2, *v), (0, x * 2)),
+            Err(e) => assert!(x % 2 == 1 && e.contains(&format!("odd {x}")), "{x}: {e}"),
+        }
+    }
+}
+
 #[test]
 fn map_over_an_endless_iterator_takes_what_is_asked() {
     let pool = ProcessPoolExecutor::new(2).unwrap();

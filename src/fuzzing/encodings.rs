@@ -29,7 +29,7 @@ pub const ALLOCATION_PER_BYTE: usize = 256;
 /// 2. a slot of the shared region (`Block::from_slot`): the number of ends
 ///    (a byte), the count of outcomes (a byte, which may be more than the
 ///    ends), the ends (little-endian u32s), then the data;
-/// 3. a task's arguments (one postcard decoder, `count` items, as the
+/// 3. a task's arguments (one decoder, `count` items, as the
 ///    worker reads them): a count (four bytes), then the payload.
 ///
 /// Each block is decoded as the parent decodes it ([`check_block`]); the
@@ -176,7 +176,7 @@ fn arguments<A>(payload: &[u8], count: u32)
 where
     A: Serialize + DeserializeOwned + PartialEq + Debug,
 {
-    let mut de = postcard::Deserializer::from_bytes(payload);
+    let mut de = wire::Deserializer::new(payload);
     let mut decoded = Vec::new();
     for _ in 0..count {
         match A::deserialize(&mut de) {
@@ -194,7 +194,7 @@ where
         again.len() <= payload.len(),
         "arguments took more bytes encoded again"
     );
-    let mut de = postcard::Deserializer::from_bytes(&again);
+    let mut de = wire::Deserializer::new(&again);
     for argument in &decoded {
         assert_eq!(
             A::deserialize(&mut de).ok().as_ref(),
@@ -203,7 +203,7 @@ where
         );
     }
     assert!(
-        de.finalize().is_ok_and(|rest| rest.is_empty()),
+        de.rest().is_empty(),
         "arguments encoded again do not end where they should"
     );
 }

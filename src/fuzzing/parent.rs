@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::future::Promise;
 use crate::map::ChunkOutput;
 use crate::process_pool::job::{Completion, Job, ProcessJob};
-use crate::process_pool::wire::{outcome, Block, Entry, PanicInfo, WireError};
+use crate::process_pool::wire::{self, outcome, Block, Entry, PanicInfo, WireError};
 use crate::Error;
 
 /// The pid the targets' blocks are taken to come from.
@@ -76,7 +76,7 @@ where
     R: DeserializeOwned + PartialEq + Debug,
 {
     let fits = match entry {
-        Ok(Entry::Value(bytes)) => match postcard::from_bytes::<R>(bytes) {
+        Ok(Entry::Value(bytes)) => match wire::from_bytes::<R>(bytes) {
             Ok(value) => result.as_ref() == Ok(&value),
             Err(_) => matches!(result, Err(Error::Decode { what: "result", .. })),
         },
@@ -142,7 +142,8 @@ where
         Some(values) => {
             let exact = (0..len).all(|index| match block.entry(index) {
                 Ok(Entry::Value(bytes)) => {
-                    postcard::take_from_bytes::<R>(bytes).is_ok_and(|(_, rest)| rest.is_empty())
+                    let mut de = wire::Deserializer::new(bytes);
+                    R::deserialize(&mut de).is_ok() && de.rest().is_empty()
                 }
                 _ => false,
             });
@@ -161,11 +162,9 @@ where
 /// `count` values decoded one after another from `bytes`, if they all
 /// decode and end exactly at its end.
 fn in_bulk<R: DeserializeOwned>(bytes: &[u8], count: usize) -> Option<Vec<R>> {
-    let mut de = postcard::Deserializer::from_bytes(bytes);
+    let mut de = wire::Deserializer::new(bytes);
     let values = (0..count)
         .map(|_| R::deserialize(&mut de).ok())
         .collect::<Option<Vec<R>>>()?;
-    de.finalize()
-        .is_ok_and(|rest| rest.is_empty())
-        .then_some(values)
+    de.rest().is_empty().then_some(values)
 }

@@ -93,15 +93,15 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         location: Some("src/main.rs:1:1".into()),
     };
     let mixed = [
-        Ok(postcard::to_allocvec(&(1u64, "one")).unwrap()),
+        Ok(wire::to_vec(&(1u64, "one")).unwrap()),
         Err((outcome::PANICKED, postcard::to_allocvec(&panicked).unwrap())),
         Err((outcome::BAD_ARGUMENT, b"unexpected end".to_vec())),
         Err((outcome::BAD_RESULT, b"too long".to_vec())),
     ];
     let values = [
-        Ok(postcard::to_allocvec(&(1u64, "one")).unwrap()),
-        Ok(postcard::to_allocvec(&(2u64, "two")).unwrap()),
-        Ok(postcard::to_allocvec(&(3u64, "")).unwrap()),
+        Ok(wire::to_vec(&(1u64, "one")).unwrap()),
+        Ok(wire::to_vec(&(2u64, "two")).unwrap()),
+        Ok(wire::to_vec(&(3u64, "")).unwrap()),
     ];
     let partial = |count: u32| Message::Partial { slot: 0, count };
     let done = Message::Done {

@@ -72,13 +72,13 @@ fn results_file() -> File {
 /// task. `None` for a bad argument.
 fn expected(payload: &[u8], count: u32, max: u32) -> Vec<Option<Result<TaskResult, ()>>> {
     let limit = (max as usize).saturating_sub(64);
-    let mut arguments = postcard::Deserializer::from_bytes(payload);
+    let mut arguments = wire::Deserializer::new(payload);
     let mut out = Vec::new();
     for _ in 0..count {
         match TaskArgument::deserialize(&mut arguments) {
             Ok(argument) => {
                 let result = task_function(argument);
-                let fits = postcard::to_allocvec(&result).is_ok_and(|b| b.len() <= limit);
+                let fits = wire::to_vec(&result).is_ok_and(|b| b.len() <= limit);
                 out.push(Some(if fits { Ok(result) } else { Err(()) }));
             }
             Err(_) => {

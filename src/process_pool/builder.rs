@@ -284,7 +284,7 @@ impl ProcessPoolBuilder {
                 stopping: false,
                 pids: vec![None; max_workers],
             }),
-            spare: parking_lot::Mutex::new(Vec::new()),
+            spares: parking_lot::Mutex::new(Default::default()),
         });
         let pool = ProcessPoolExecutor { shared, ranges };
         for slot in 0..max_workers {

@@ -343,10 +343,13 @@ fn undecodable_argument<A: DeserializeOwned>(
     payload: &[u8],
     index: usize,
 ) -> String {
-    let mut de = postcard::Deserializer::from_bytes(payload);
+    let mut de = wire::Deserializer::new(payload);
     let before = crate::unwind::catch(|| (0..index).all(|_| A::deserialize(&mut de).is_ok()), None);
-    match (before, de.finalize()) {
-        (Ok(true), Ok(rest)) => crate::serde_message::decode_reason::<A>(error, rest, wire::why),
+    match before {
+        Ok(true) => {
+            let mut rest = wire::Deserializer::new(de.rest());
+            crate::serde_message::decode_reason::<A, _>(error, &mut rest, wire::why)
+        }
         _ => wire::why(error),
     }
 }
@@ -415,7 +418,7 @@ where
     let f = unsafe { sys::function_at::<A, R>(func) };
     let pid = Some(worker_pid());
     let count = count as usize;
-    let mut arguments = postcard::Deserializer::from_bytes(payload);
+    let mut arguments = wire::Deserializer::new(payload);
     // The item being run, and whether its argument has been decoded.
     let mut index = 0;
     let mut decoded = false;

@@ -62,6 +62,11 @@ pub(crate) trait ProcessJob: Abandon {
     /// The payload's buffer, once the job is done with it, for the pool to
     /// reuse.
     fn take_payload(&mut self) -> Vec<u8>;
+    /// The item bounds' buffer, once the job is done with it, for the pool
+    /// to reuse.
+    fn take_bounds(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
     /// The descriptors of the multiprocessing handles in the arguments,
     /// sent beside every message of the job (a part sent again after its
     /// worker died needs them again: its handles index the same table).
@@ -235,7 +240,7 @@ where
                         let entry = block.entry(index);
                         index += 1;
                         match entry {
-                            Ok(Entry::Value(bytes)) => match postcard::from_bytes::<R>(bytes) {
+                            Ok(Entry::Value(bytes)) => match wire::from_bytes::<R>(bytes) {
                                 Ok(value) => {
                                     self.values.push(value);
                                     self.resolved += 1;
@@ -356,6 +361,10 @@ where
         std::mem::take(&mut self.payload)
     }
 
+    fn take_bounds(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.bounds)
+    }
+
     fn descriptors(&self) -> &[OwnedFd] {
         &self.fds
     }
@@ -396,19 +405,7 @@ impl<R: DeserializeOwned> Job<R> {
         };
         let before = self.values.len();
         let values = &mut self.values;
-        let decoded = crate::unwind::catch(
-            || {
-                let mut de = postcard::Deserializer::from_bytes(bytes);
-                for _ in 0..take {
-                    match R::deserialize(&mut de) {
-                        Ok(value) => values.push(value),
-                        Err(_) => return false,
-                    }
-                }
-                de.finalize().is_ok_and(|rest| rest.is_empty())
-            },
-            None,
-        );
+        let decoded = crate::unwind::catch(|| wire::decode_all(bytes, take, values), None);
         if decoded == Ok(true) {
             self.resolved += take;
             true
@@ -457,7 +454,11 @@ impl<R: Send> Abandon for Job<R> {
 fn undecodable_result<R: DeserializeOwned>(error: &postcard::Error, bytes: &[u8]) -> Error {
     Error::Decode {
         what: "result",
-        reason: crate::serde_message::decode_reason::<R>(error, bytes, wire::why),
+        reason: crate::serde_message::decode_reason::<R, _>(
+            error,
+            &mut wire::Deserializer::new(bytes),
+            wire::why,
+        ),
     }
 }
 

@@ -155,13 +155,11 @@ impl Outcomes<'_> {
             return self.value_slow(value);
         }
         if self.held < sys::region::MAX_ITEMS {
-            match postcard::serialize_with_flavor(
-                value,
-                Bounded {
-                    area: self.data,
-                    pos: self.pos,
-                },
-            ) {
+            let area = Bounded {
+                area: self.data,
+                pos: self.pos,
+            };
+            match wire::encode(value, area).map(|area| area.pos) {
                 Ok(end) if end - self.pos <= self.item_limit() => {
                     self.push_end(end as u32);
                     return;

@@ -16,7 +16,8 @@
 //!   postcard accepts, so the value's `Serialize` impl takes the same path
 //!   and fails at the same point with the same words;
 //! * decoding: [`decode_failure_message`] deserializes the same bytes again
-//!   with postcard's own deserializer, wrapped (every `Deserializer`,
+//!   with the deserializer that failed (postcard's, or one that reads the
+//!   same way and reports `postcard::Error`), wrapped (every `Deserializer`,
 //!   `Visitor`, `SeqAccess`, `MapAccess`, `EnumAccess`, `VariantAccess` and
 //!   `DeserializeSeed` it hands to the user's impl) so that the user's code
 //!   sees an error type of ours, [`Failure`] (`wrap.rs`). postcard's code
@@ -52,15 +53,18 @@ pub(crate) fn encode_failure_message<T: Serialize + ?Sized>(value: &T) -> Option
     }
 }
 
-/// Why `bytes` fail to deserialize as a `T`, in its `Deserialize` impl's
-/// own words (or serde's, for the errors serde raises through `custom`):
-/// `None` if decoding them again does not fail that way.
+/// Why the bytes under `inner` fail to deserialize as a `T`, in its
+/// `Deserialize` impl's own words (or serde's, for the errors serde raises
+/// through `custom`): `None` if decoding them again does not fail that way.
 #[cold]
-pub(crate) fn decode_failure_message<T: DeserializeOwned>(bytes: &[u8]) -> Option<String> {
+pub(crate) fn decode_failure_message<'de, T, D>(inner: D) -> Option<String>
+where
+    T: DeserializeOwned,
+    D: de::Deserializer<'de>,
+{
     let stash = Stash::default();
-    let mut postcard = postcard::Deserializer::from_bytes(bytes);
     let wrapped = Wrap {
-        inner: &mut postcard,
+        inner,
         stash: &stash,
     };
     match T::deserialize(wrapped) {
@@ -86,17 +90,23 @@ pub(crate) fn encode_reason<T: Serialize + ?Sized>(
     why(error)
 }
 
-/// The reason for an [`Error::Decode`](crate::Error::Decode) when postcard
-/// fails to decode `bytes` as a `T`: the `Deserialize` impl's own message
-/// when it gave one, else what `why` says about postcard's error.
+/// The reason for an [`Error::Decode`](crate::Error::Decode) when a `T`
+/// fails to decode from the bytes under `inner` (a deserializer that
+/// reports `postcard::Error`, at the start of the value): the
+/// `Deserialize` impl's own message when it gave one, else what `why` says
+/// about the error.
 #[cold]
-pub(crate) fn decode_reason<T: DeserializeOwned>(
+pub(crate) fn decode_reason<'de, T, D>(
     error: &postcard::Error,
-    bytes: &[u8],
+    inner: D,
     why: impl FnOnce(&postcard::Error) -> String,
-) -> String {
+) -> String
+where
+    T: DeserializeOwned,
+    D: de::Deserializer<'de>,
+{
     if let postcard::Error::SerdeDeCustom = error {
-        if let Some(message) = decode_failure_message::<T>(bytes) {
+        if let Some(message) = decode_failure_message::<T, D>(inner) {
             return format!("its Deserialize impl returned an error: {message}");
         }
     }

@@ -399,10 +399,10 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    fn run_chunk(&self, items: Vec<T>) -> Submitted<R> {
+    fn run_chunk(&self, items: &mut Vec<T>) -> Submitted<R> {
         // The items go to whichever runs the chunk: a worker, or the
         // consumer after cancelling the job (see `Map`), never both.
-        let items = Arc::new(Mutex::new(Some(items)));
+        let items = Arc::new(Mutex::new(Some(std::mem::take(items))));
         let (task, future) = Task::new({
             let (f, items) = (Arc::clone(&self.f), Arc::clone(&items));
             move || ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))

@@ -53,9 +53,11 @@ use crate::Error;
 pub(crate) use link::refuse_descriptors;
 pub(crate) use link::{Connect, Link};
 use settle::{bury, take_back, take_frame};
+use spares::Spares;
 
 mod link;
 mod settle;
+mod spares;
 
 /// How long a worker whose task pipe was closed may take to exit before it
 /// is killed.
@@ -93,12 +95,8 @@ pub(crate) struct Shared {
     /// no driver takes a second task, and one handed out is taken back.
     pub(crate) idle: std::sync::atomic::AtomicUsize,
     pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
-    /// The buffer of a submitted argument whose worker has answered (and so
-    /// has read every byte of it), for the next `submit` to encode into:
-    /// fresh memory is faulted in (and, on a virtual machine, often backed
-    /// by the host) page by page, which cost a 64 MiB argument more than
-    /// copying it.
-    pub(crate) spare: Mutex<Vec<u8>>,
+    /// Buffers of answered jobs, for the next ones to encode into.
+    pub(crate) spares: Mutex<Spares>,
 }
 
 /// The process pool's part of the queue's locked state.
@@ -203,29 +201,20 @@ impl Shared {
         self.queue.lock().pool.stopping
     }
 
-    /// A buffer for an argument, the spare one if there is one.
+    /// A buffer for a job's arguments, a kept one if there is one.
     pub(crate) fn payload_buffer(&self) -> Vec<u8> {
-        self.spare
-            .try_lock()
-            .map(|mut spare| std::mem::take(&mut *spare))
-            .unwrap_or_default()
+        self.spares.lock().payload()
     }
 
-    /// Keeps `buffer` for the next [`payload_buffer`](Self::payload_buffer),
-    /// unless there is nothing to keep (a job that keeps its payload gives
-    /// an empty one, which must not replace the spare) or it is large and
-    /// was less than half used: a large buffer is kept only while large
-    /// arguments keep coming.
-    fn recycle(&self, mut buffer: Vec<u8>) {
-        const SMALL: usize = 64 * 1024;
-        let oversized = buffer.capacity() > SMALL && buffer.len() < buffer.capacity() / 2;
-        if buffer.capacity() == 0 || oversized {
-            return;
-        }
-        buffer.clear();
-        if let Some(mut spare) = self.spare.try_lock() {
-            *spare = buffer;
-        }
+    /// A buffer for a job's argument bounds, a kept one if there is one.
+    pub(crate) fn bounds_buffer(&self) -> Vec<u32> {
+        self.spares.lock().bounds()
+    }
+
+    /// The buffers of a job that is done with them, kept for later ones.
+    fn recycle(&self, job: &mut dyn ProcessJob) {
+        let (payload, bounds) = (job.take_payload(), job.take_bounds());
+        self.spares.lock().keep(payload, bounds);
     }
 }
 
@@ -383,6 +372,11 @@ fn serve(
         .map_or(spawn::FRAME_STALL, |limit| limit.min(spawn::FRAME_STALL));
     // The front item's progress word as last seen, and since when.
     let mut watch: Option<(usize, u64, Instant)> = None;
+    // Whether the last lone task answered soon enough for a spin to catch
+    // its reply (a chunk sized to take milliseconds never does: spinning
+    // for it only burns the parent's CPU), and since when this one waits.
+    let mut quick = true;
+    let mut lone_since: Option<Instant> = None;
     loop {
         // Keep two tasks in the worker's hands.
         while in_flight.len() < depth && sent_total < limit {
@@ -508,10 +502,18 @@ fn serve(
         // Only a lone task is worth watching for: with a second one handed,
         // the worker goes on without the driver, whose spin would only take
         // a CPU from it.
-        if in_flight.len() == 1 && watch_for_reply(&*worker, in_flight[0].slot) {
-            worker.expect_frame();
+        if in_flight.len() == 1 {
+            lone_since.get_or_insert_with(Instant::now);
+            if quick && watch_for_reply(&*worker, in_flight[0].slot) {
+                worker.expect_frame();
+            }
+        } else {
+            lone_since = None;
         }
         let received = worker.receive_into(deadline, stall, max_frame, &mut buffer);
+        if lone_since.is_some_and(|since| since.elapsed() >= 4 * REPLY_SPIN) {
+            quick = false;
+        }
         let pid = worker.pid();
         match received {
             Err(Received::TimedOut) => {
@@ -556,6 +558,11 @@ fn serve(
                 Ok(again) => {
                     carry.extend(again);
                     watch = None;
+                    // The next lone task is spun for if this one's reply
+                    // came soon enough for a spin to have caught it.
+                    if let Some(since) = lone_since.take() {
+                        quick = since.elapsed() < 4 * REPLY_SPIN;
+                    }
                 }
                 Err(reason) => {
                     return bury(

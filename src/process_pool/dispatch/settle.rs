@@ -108,9 +108,8 @@ pub(super) fn take_frame(
                 job.rest_again();
                 return Ok(Some(job));
             }
-            let payload = job.take_payload();
+            shared.recycle(&mut *job);
             job.finish();
-            shared.recycle(payload);
         }
         Message::Skipped { slot } => {
             check(slot)?;
@@ -230,9 +229,8 @@ pub(super) fn bury(
             }
             job.fail_next(running.then(|| error.clone()));
             if job.unresolved() == 0 {
-                let payload = job.take_payload();
+                shared.recycle(&mut *job);
                 job.finish();
-                shared.recycle(payload);
             } else {
                 carry.push_back(job);
             }

@@ -21,6 +21,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+pub(crate) use append::Appender;
+
+mod append;
 pub(crate) mod overflow;
 mod process;
 pub(crate) mod region;

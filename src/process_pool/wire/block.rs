@@ -14,7 +14,7 @@ enum Ends<'a> {
 /// One outcome of a [`Block`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Entry<'a> {
-    /// A value's postcard bytes.
+    /// A value's bytes (the values' format, `encode`).
     Value(&'a [u8]),
     /// A failure: its tag (from [`outcome`]) and detail.
     Failed(u8, &'a [u8]),

@@ -16,9 +16,10 @@
 //!
 //! # Tasks: arguments on the pipe, outcomes in shared memory
 //!
-//! A Task's payload is its `count` arguments, postcard-encoded one after
-//! another with nothing between them (a bulk sequence: postcard values end
-//! where their type says). Outcomes do not come back on the pipe: each
+//! A Task's payload is its `count` arguments, encoded one after another
+//! in the values' format (`encode`: postcard's layout with fixed-width
+//! numbers) with nothing between them (a bulk sequence: values end where
+//! their type says). Outcomes do not come back on the pipe: each
 //! worker has a region of shared memory (`sys::region`, a sealed anonymous
 //! memfd mapped by both sides at spawn) with [`SLOTS`](sys::region::SLOTS)
 //! slots, one per task in flight, so that the worker always has its next
@@ -37,7 +38,7 @@
 //!   item `k` runs, `2k + 2` once its outcome is published. The parent sets
 //!   it to 0 with the gate.
 //! * `ends` and `data`: the outcomes, item after item: `data` holds each
-//!   outcome's bytes (a value's postcard encoding, or for a failure a tag
+//!   outcome's bytes (a value's encoding, or for a failure a tag
 //!   byte from [`outcome`] and its detail), `ends[i]` where outcome `i`
 //!   ends, with bit 31 ([`FAILED`]) set for a failure.
 //!
@@ -65,8 +66,12 @@ use serde::{Deserialize, Serialize};
 use super::sys;
 
 mod block;
+pub(crate) mod decode;
+pub(crate) mod encode;
 pub(crate) mod remote;
 pub(crate) use block::{Block, Entry};
+pub(crate) use decode::{decode_all, from_bytes, Deserializer};
+pub(crate) use encode::{encode, encode_run, Append, Bounded, RunState};
 
 /// The protocol version; both sides must agree exactly.
 pub(crate) const VERSION: u32 = 2;
@@ -397,7 +402,10 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 #[inline]
 pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Result<(), String> {
     let start = payload.len();
-    match postcard::serialize_with_flavor(value, Append(payload)) {
+    // The writer is dropped, and the payload's length set, before the
+    // result is looked at.
+    let encoded = encode::encode(value, Append::new(payload)).map(drop);
+    match encoded {
         Ok(()) => Ok(()),
         Err(e) => {
             payload.truncate(start);
@@ -406,44 +414,12 @@ pub(crate) fn push_value<T: Serialize>(payload: &mut Vec<u8>, value: &T) -> Resu
     }
 }
 
-/// Appends values to a payload one after another through one postcard
-/// serializer (a chunk's arguments: no call per value to set one up).
-pub(crate) struct Encoder<'a> {
-    serializer: postcard::Serializer<Append<'a>>,
-}
-
-impl<'a> Encoder<'a> {
-    pub(crate) fn new(payload: &'a mut Vec<u8>) -> Self {
-        Encoder {
-            serializer: postcard::Serializer {
-                output: Append(payload),
-            },
-        }
-    }
-
-    /// The bytes in the payload.
-    #[inline]
-    pub(crate) fn len(&self) -> usize {
-        self.serializer.output.0.len()
-    }
-
-    /// Drops what was appended past `len` (a value that panicked half-way).
-    pub(crate) fn truncate(&mut self, len: usize) {
-        self.serializer.output.0.truncate(len);
-    }
-
-    /// Appends `value`; on failure the payload is left as it was.
-    #[inline]
-    pub(crate) fn push<T: Serialize>(&mut self, value: &T) -> Result<(), String> {
-        let start = self.len();
-        match value.serialize(&mut self.serializer) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.truncate(start);
-                Err(crate::serde_message::encode_reason(&e, value, why))
-            }
-        }
-    }
+/// `value` alone in the values' format (tests and fuzzing).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
+    let mut bytes = Vec::new();
+    encode(value, Append::new(&mut bytes))?;
+    Ok(bytes)
 }
 
 /// Why a value failed to encode or decode, in words a user can act on.
@@ -457,110 +433,21 @@ pub(crate) fn why(error: &postcard::Error) -> String {
     }
     let text = match error {
         E::SerdeSerCustom => {
-            "its Serialize impl returned an error (postcard, the wire format, \
+            "its Serialize impl returned an error (the wire format \
              does not keep that error's message)"
         }
         E::SerdeDeCustom => {
-            "its Deserialize impl returned an error (postcard, the wire format, \
+            "its Deserialize impl returned an error (the wire format \
              does not keep that error's message)"
         }
         E::WontImplement => {
             "its serde impl needs a self-describing format (`deserialize_any`: \
              untagged or flattened enums, `serde_json::Value` and the like), \
-             which postcard, the wire format, is not"
+             which the wire format is not"
         }
         other => return other.to_string(),
     };
     String::from(text)
-}
-
-/// A postcard output that appends to an existing buffer, a byte or a slice
-/// at a time, with no allocation of its own.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        if self.0.len() == self.0.capacity() {
-            grow(self.0);
-        }
-        self.0.push(byte);
-        Ok(())
-    }
-
-    #[inline]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        // Varints come through here, a few bytes each: one check for room,
-        // then the bytes, rather than a check per byte or a call to
-        // `memcpy`, which costs more than the copy at that size.
-        sys::reserve(self.0, bytes.len());
-        if bytes.len() <= 16 {
-            self.0.extend(bytes.iter().copied());
-        } else {
-            self.0.extend_from_slice(bytes);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// Doubles a full buffer (out of line: the byte-at-a-time path stays small).
-#[cold]
-fn grow(buffer: &mut Vec<u8>) {
-    sys::reserve(buffer, buffer.capacity().max(64));
-}
-
-/// A postcard output into a fixed area (a slot of the shared region):
-/// fails, leaving `pos` past what fit, when the area is full.
-pub(crate) struct Bounded<'a> {
-    pub(crate) area: &'a mut [u8],
-    pub(crate) pos: usize,
-}
-
-impl postcard::ser_flavors::Flavor for Bounded<'_> {
-    type Output = usize;
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        match self.area.get_mut(self.pos) {
-            Some(place) => {
-                *place = byte;
-                self.pos += 1;
-                Ok(())
-            }
-            None => Err(postcard::Error::SerializeBufferFull),
-        }
-    }
-
-    #[inline]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        let end = self.pos + bytes.len();
-        match self.area.get_mut(self.pos..end) {
-            Some(place) if bytes.len() <= 16 => {
-                // One check for room, then the few bytes of a varint.
-                for (to, &from) in place.iter_mut().zip(bytes) {
-                    *to = from;
-                }
-                self.pos = end;
-                Ok(())
-            }
-            Some(place) => {
-                place.copy_from_slice(bytes);
-                self.pos = end;
-                Ok(())
-            }
-            None => Err(postcard::Error::SerializeBufferFull),
-        }
-    }
-
-    fn finalize(self) -> postcard::Result<usize> {
-        Ok(self.pos)
-    }
 }
 
 /// The tags of failed outcomes.
@@ -582,5 +469,7 @@ pub(crate) struct PanicInfo {
     pub(crate) location: Option<String>,
 }
 
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod tests;

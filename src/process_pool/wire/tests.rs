@@ -95,7 +95,7 @@ proptest! {
         for value in &values {
             push_value(&mut payload, value).unwrap();
         }
-        let mut de = postcard::Deserializer::from_bytes(&payload);
+        let mut de = Deserializer::new(&payload);
         for value in &values {
             let back: (u64, String) = serde::Deserialize::deserialize(&mut de).unwrap();
             prop_assert_eq!(&back, value);
@@ -110,7 +110,7 @@ proptest! {
                 pos += 1;
                 ends.push(pos as u32 | FAILED);
             } else {
-                pos = postcard::serialize_with_flavor(value, Bounded { area: &mut data, pos }).unwrap();
+                pos = encode(value, Bounded { area: &mut data, pos }).unwrap().pos;
                 ends.push(pos as u32);
             }
         }
@@ -123,7 +123,7 @@ proptest! {
                 match block.entry(index).unwrap() {
                     Entry::Value(bytes) => {
                         prop_assert!(!fail);
-                        prop_assert_eq!(&postcard::from_bytes::<(u64, String)>(bytes).unwrap(), value);
+                        prop_assert_eq!(&from_bytes::<(u64, String)>(bytes).unwrap(), value);
                     }
                     Entry::Failed(tag, _) => {
                         prop_assert!(fail);

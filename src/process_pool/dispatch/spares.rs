@@ -1,0 +1,83 @@
+//! Buffers kept for reuse: the payloads and item bounds of jobs whose
+//! workers have answered (and so have read every byte of them), for the
+//! next `submit` or `map` chunk to encode into.
+//!
+//! Fresh memory is faulted in (and, on a virtual machine, often backed by
+//! the host) page by page: that cost a 64 MiB argument more than copying
+//! it, and a fine-grained `map`, which encodes a chunk of tens of
+//! thousands of items every couple of milliseconds, about a nanosecond an
+//! item (glibc gives the freed chunks back to the system, so each new one
+//! faults again).
+
+/// The buffers kept: at most [`KEPT`] of each kind.
+#[derive(Debug, Default)]
+pub(crate) struct Spares {
+    payloads: Vec<Vec<u8>>,
+    bounds: Vec<Vec<u32>>,
+}
+
+/// At most this many buffers of each kind are kept: a map keeps a few
+/// chunks in flight per worker, and the buffers of the ones answered come
+/// back before the next are encoded.
+const KEPT: usize = 16;
+
+/// A payload over this size is kept only if it was at least half used: a
+/// large buffer is kept only while large arguments keep coming.
+const SMALL: usize = 64 * 1024;
+
+impl Spares {
+    /// A payload buffer, empty, a kept one if there is one.
+    pub(crate) fn payload(&mut self) -> Vec<u8> {
+        self.payloads.pop().unwrap_or_default()
+    }
+
+    /// A bounds buffer, empty, a kept one if there is one.
+    pub(crate) fn bounds(&mut self) -> Vec<u32> {
+        self.bounds.pop().unwrap_or_default()
+    }
+
+    /// Keeps `payload` and `bounds` for later, unless there is nothing to
+    /// keep (a job that keeps its buffers gives empty ones), enough are
+    /// kept already, or the payload is large and was less than half used.
+    pub(crate) fn keep(&mut self, mut payload: Vec<u8>, mut bounds: Vec<u32>) {
+        let oversized = payload.capacity() > SMALL && payload.len() < payload.capacity() / 2;
+        if payload.capacity() > 0 && !oversized && self.payloads.len() < KEPT {
+            payload.clear();
+            self.payloads.push(payload);
+        }
+        if bounds.capacity() > 0 && self.bounds.len() < KEPT {
+            bounds.clear();
+            self.bounds.push(bounds);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_empty_with_their_room() {
+        let mut spares = Spares::default();
+        spares.keep(vec![1; 100], vec![7; 10]);
+        let payload = spares.payload();
+        assert!(payload.is_empty() && payload.capacity() >= 100);
+        let bounds = spares.bounds();
+        assert!(bounds.is_empty() && bounds.capacity() >= 10);
+        assert_eq!(spares.payload().capacity(), 0, "only one was kept");
+    }
+
+    #[test]
+    fn a_large_payload_mostly_unused_is_not_kept_and_the_count_is_bounded() {
+        let mut spares = Spares::default();
+        let mut large = Vec::with_capacity(4 * SMALL);
+        large.push(0u8);
+        spares.keep(large, Vec::new());
+        assert_eq!(spares.payload().capacity(), 0);
+        for _ in 0..2 * KEPT {
+            spares.keep(vec![0; 8], vec![0; 8]);
+        }
+        assert_eq!(spares.payloads.len(), KEPT);
+        assert_eq!(spares.bounds.len(), KEPT);
+    }
+}
