@@ -10,8 +10,16 @@
 //!
 //! ```text
 //! cargo bench -p concurrent-futures-benches --bench thread_pool
+//! cargo bench -p concurrent-futures-benches --bench thread_pool -- submit_all
 //! ```
+//!
+//! An argument picks workloads by name (`round_trip`, `submit_all`, `map`,
+//! `python`; several may be given); without one, all run. The
+//! submit-all workload also prints the CPU time per task of each
+//! candidate (`getrusage(RUSAGE_SELF)`: every thread of this process, so a
+//! pool's spinning and waking count), summed over its timed runs.
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -104,8 +112,10 @@ fn submit_all(threads: usize) -> Vec<Row> {
         .num_threads(threads)
         .build()
         .expect("a rayon pool");
+    let cpu: [Cell<f64>; 3] = Default::default();
     let candidates = vec![
         Candidate::new(format!("{OURS} ThreadPoolExecutor({threads})"), N, || {
+            let _cpu = CpuMeter::new(&cpu[0]);
             let futures: Vec<_> = (0..N).map(|i| ours.submit(move || black_box(i))).collect();
             let sum: u64 = futures
                 .into_iter()
@@ -114,6 +124,7 @@ fn submit_all(threads: usize) -> Vec<Row> {
             assert_eq!(sum, SUM);
         }),
         Candidate::new(format!("rayon({threads}) scope + spawn each"), N, || {
+            let _cpu = CpuMeter::new(&cpu[1]);
             let mut results = vec![0u64; N as usize];
             rayon.scope(|scope| {
                 for (i, slot) in (0..N).zip(results.iter_mut()) {
@@ -126,11 +137,59 @@ fn submit_all(threads: usize) -> Vec<Row> {
             format!("std scope, {threads} threads, mpsc job queue"),
             N,
             || {
+                let _cpu = CpuMeter::new(&cpu[2]);
                 assert_eq!(hand_rolled_queue(threads, N), SUM);
             },
         ),
     ];
-    measure(W2, "task", candidates)
+    let rows = measure(W2, "task", candidates);
+    // The warm-up run is measured too: one more run than the samples.
+    let runs = (samples() + 1) as f64;
+    println!("{W2}: CPU time per task (user + system, all threads, mean over the runs):");
+    for (row, cpu) in rows.iter().zip(&cpu) {
+        println!(
+            "  {:<48} {:>8.0} ns",
+            row.name,
+            cpu.get() / runs / N as f64 * 1e9
+        );
+    }
+    println!();
+    rows
+}
+
+/// Adds the process's CPU time (user + system, every thread) from its
+/// creation to its drop to a total.
+struct CpuMeter<'a> {
+    total: &'a Cell<f64>,
+    start: f64,
+}
+
+impl<'a> CpuMeter<'a> {
+    fn new(total: &'a Cell<f64>) -> Self {
+        CpuMeter {
+            total,
+            start: process_cpu(),
+        }
+    }
+}
+
+impl Drop for CpuMeter<'_> {
+    fn drop(&mut self) {
+        self.total
+            .set(self.total.get() + process_cpu() - self.start);
+    }
+}
+
+/// The CPU time (user + system) of every thread of this process, in
+/// seconds.
+fn process_cpu() -> f64 {
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`, as getrusage wants.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// The simplest pool one writes by hand: scoped threads taking boxed jobs
@@ -408,10 +467,25 @@ fn main() {
     );
     println!();
 
+    // Workloads named on the command line (cargo bench passes `--bench`
+    // too); all of them when none is.
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let runs = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
+
     let started = Instant::now();
-    let mut rows = round_trip();
-    rows.extend(submit_all(threads));
-    rows.extend(map(threads));
+    let mut rows = Vec::new();
+    if runs("round_trip") {
+        rows.extend(round_trip());
+    }
+    if runs("submit_all") {
+        rows.extend(submit_all(threads));
+    }
+    if runs("map") {
+        rows.extend(map(threads));
+    }
 
     let mut skipped = false;
     for (workload, mode, tasks) in [
@@ -419,6 +493,9 @@ fn main() {
         (W2, "submit_all", PYTHON_SUBMIT_ALL_TASKS),
         (W3, "map", PYTHON_MAP_ITEMS),
     ] {
+        if !runs("python") || !runs(mode) {
+            continue;
+        }
         match python(workload, mode, tasks) {
             Some(row) => insert_after_workload(&mut rows, row),
             None => skipped = true,

@@ -12,6 +12,15 @@
 //!
 //! Jobs are resolved (abandoned) outside the lock: resolving a future runs
 //! its callbacks, which may submit to this very pool.
+//!
+//! # What travels
+//!
+//! A [`Queue`] carries any [`Resolve`] value: the process pool's jobs are
+//! boxes ([`WorkQueue`]). The thread pool uses the gate only (its
+//! lifecycle: open, closed, broken, the live workers) and keeps its jobs
+//! in a deque of its own under the same lock (`thread_pool/worker.rs`
+//! says why), so it never calls the channel's methods ([`Queue::push`],
+//! [`Queue::close`], [`Queue::break_pool`]).
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -25,23 +34,41 @@ pub(crate) trait Abandon: Send {
     fn abandon(self: Box<Self>, error: Error);
 }
 
+/// A queued value that can be resolved without running: what a [`Queue`]
+/// carries.
+pub(crate) trait Resolve: Send {
+    /// Resolves the job's future: cancelled for [`Error::Cancelled`],
+    /// failed with `error` otherwise.
+    fn resolve(self, error: Error);
+}
+
+impl<J: ?Sized + Abandon> Resolve for Box<J> {
+    fn resolve(self, error: Error) {
+        self.abandon(error);
+    }
+}
+
+/// The queue of boxed jobs, `J` a trait object (the process pool's).
+#[allow(type_alias_bounds)] // documents that `J` may be unsized
+pub(crate) type WorkQueue<J: ?Sized, S> = Queue<Box<J>, S>;
+
 /// The queue, its gate and the count of live workers.
-pub(crate) struct WorkQueue<J: ?Sized, S> {
-    receiver: Receiver<Box<J>>,
+pub(crate) struct Queue<J, S> {
+    receiver: Receiver<J>,
     gate: Mutex<Gate<J, S>>,
     /// Signalled when a worker exits.
     exited: Condvar,
 }
 
 /// What changes under the queue's lock.
-pub(crate) struct Gate<J: ?Sized, S> {
+pub(crate) struct Gate<J, S> {
     /// `None` once the pool is shut down or broken.
-    sender: Option<Sender<Box<J>>>,
+    sender: Option<Sender<J>>,
     /// Why the pool broke, once it has (the first reason).
     broken: Option<String>,
     /// Workers (threads, or process drivers) that have not exited.
     pub(crate) live: usize,
-    /// Workers that are themselves waiting in [`WorkQueue::wait_for_workers`]
+    /// Workers that are themselves waiting in [`Queue::wait_for_workers`]
     /// (a task that shuts its own pool down); they cannot exit until it
     /// returns, so nobody waits for them.
     waiting_workers: usize,
@@ -49,7 +76,7 @@ pub(crate) struct Gate<J: ?Sized, S> {
     pub(crate) pool: S,
 }
 
-impl<J: ?Sized, S> Gate<J, S> {
+impl<J, S> Gate<J, S> {
     /// Whether the pool takes no more work.
     pub(crate) fn is_closed(&self) -> bool {
         self.sender.is_none()
@@ -65,8 +92,15 @@ impl<J: ?Sized, S> Gate<J, S> {
         self.sender = None;
     }
 
+    /// Closes the gate because the pool broke, keeping the first reason;
+    /// returns the reason that stands.
+    pub(crate) fn break_with(&mut self, reason: String) -> String {
+        self.close();
+        self.broken.get_or_insert(reason).clone()
+    }
+
     /// The error for a submission the closed gate refuses.
-    fn refusal(&self) -> Error {
+    pub(crate) fn refusal(&self) -> Error {
         match &self.broken {
             Some(reason) => Error::BrokenPool {
                 reason: reason.clone(),
@@ -76,11 +110,11 @@ impl<J: ?Sized, S> Gate<J, S> {
     }
 }
 
-impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
+impl<J: Resolve, S> Queue<J, S> {
     /// An open queue with the pool's own state `pool`.
     pub(crate) fn new(pool: S) -> Self {
         let (sender, receiver) = unbounded();
-        WorkQueue {
+        Queue {
             receiver,
             gate: Mutex::new(Gate {
                 sender: Some(sender),
@@ -99,7 +133,7 @@ impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
     }
 
     /// Where workers take their jobs.
-    pub(crate) fn receiver(&self) -> &Receiver<Box<J>> {
+    pub(crate) fn receiver(&self) -> &Receiver<J> {
         &self.receiver
     }
 
@@ -108,9 +142,9 @@ impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
     /// no more work.
     pub(crate) fn push<T>(
         &self,
-        job: Box<J>,
+        job: J,
         after: impl FnOnce(&mut Gate<J, S>) -> T,
-    ) -> Result<T, (Box<J>, Error)> {
+    ) -> Result<T, (J, Error)> {
         let mut gate = self.gate.lock();
         let Some(sender) = &gate.sender else {
             return Err((job, gate.refusal()));
@@ -134,18 +168,14 @@ impl<J: ?Sized + Abandon, S> WorkQueue<J, S> {
     /// Breaks the pool: no more work is taken, and every queued job fails
     /// with the reason (the first one, if it broke more than once).
     pub(crate) fn break_pool(&self, reason: String) {
-        let reason = {
-            let mut gate = self.gate.lock();
-            gate.close();
-            gate.broken.get_or_insert(reason).clone()
-        };
+        let reason = self.gate.lock().break_with(reason);
         self.abandon_queued(&Error::BrokenPool { reason });
     }
 
     /// Resolves every job still queued with `error`, without running it.
     pub(crate) fn abandon_queued(&self, error: &Error) {
         while let Ok(job) = self.receiver.try_recv() {
-            job.abandon(error.clone());
+            job.resolve(error.clone());
         }
     }
 

@@ -848,3 +848,33 @@ fn panics_do_not_reduce_the_pools_capacity() {
     pool.shutdown();
     assert_eq!(threads.load(Ordering::SeqCst), 3);
 }
+
+// Every worker must be free to take a queued task while any is asleep:
+// tasks that can only finish together (a barrier as wide as the pool)
+// hang if one of them is left queued with a worker asleep. Before each
+// barrier, a few short tasks and one that keeps its worker busy for a
+// while leave the others time to go to sleep, so that the barrier's
+// tasks find workers in every mix of running, searching and sleeping. (A
+// wake-up rule that counted one searching worker for two queued tasks
+// hung here.)
+#[test]
+fn no_task_is_left_queued_while_a_worker_sleeps() {
+    const WORKERS: usize = 3;
+    let pool = ThreadPoolExecutor::new(WORKERS);
+    let _ = threads_meeting(&pool, WORKERS);
+    for round in 0..300u64 {
+        let busy = Duration::from_micros(20 * (round % 10));
+        let mut burst: Vec<_> = (0..round % 4).map(|i| pool.submit(move || i)).collect();
+        burst.push(pool.submit(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < busy {
+                std::hint::spin_loop();
+            }
+            0
+        }));
+        for future in burst {
+            assert!(future.result_timeout(HANG).is_ok());
+        }
+        let _ = threads_meeting(&pool, WORKERS);
+    }
+}

@@ -35,9 +35,11 @@ use crate::Error;
 
 mod promise;
 mod state;
+mod task;
 pub(crate) use promise::Promise;
 use state::{run_callback, try_cancel, Cancel, Inner, Listener, Phase};
 pub(crate) use state::{spinning_helps, Canceller, Claim};
+pub(crate) use task::Task;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
 
@@ -413,7 +415,7 @@ impl<T> Future<T> {
             self.inner.done.wait(&mut state);
         }
         match &state.phase {
-            Phase::Failed(error) => Some(error.clone()),
+            Phase::Failed(error) => Some((**error).clone()),
             Phase::Cancelled => Some(Error::Cancelled),
             _ => None,
         }
@@ -527,7 +529,7 @@ impl<T> Future<T> {
         {
             let mut state = self.inner.state.lock();
             if !state.phase.is_done() {
-                state.callbacks.push(Box::new(callback));
+                state.waiters().callbacks.push(Box::new(callback));
                 return;
             }
         }
@@ -539,10 +541,12 @@ impl<T> Future<T> {
     pub(crate) fn add_listener(&self, queue: &Arc<DoneQueue>, index: usize) {
         let mut state = self.inner.state.lock();
         match &state.phase {
-            Phase::Pending | Phase::Handed(_) | Phase::Running => state.listeners.push(Listener {
-                queue: Arc::clone(queue),
-                index,
-            }),
+            Phase::Pending | Phase::Handed(_) | Phase::Running => {
+                state.waiters().listeners.push(Listener {
+                    queue: Arc::clone(queue),
+                    index,
+                });
+            }
             phase => {
                 let failed = matches!(phase, Phase::Failed(_));
                 drop(state);
@@ -554,9 +558,11 @@ impl<T> Future<T> {
     /// Withdraws what [`add_listener`](Future::add_listener) registered.
     pub(crate) fn remove_listener(&self, queue: &Arc<DoneQueue>) {
         let mut state = self.inner.state.lock();
-        state
-            .listeners
-            .retain(|listener| !Arc::ptr_eq(&listener.queue, queue));
+        if let Some(waiters) = &mut state.waiters {
+            waiters
+                .listeners
+                .retain(|listener| !Arc::ptr_eq(&listener.queue, queue));
+        }
     }
 }
 
@@ -578,7 +584,7 @@ impl<T> std::future::Future for Future<T> {
         if state.phase.is_done() {
             return Poll::Ready(state.phase.take());
         }
-        match &mut state.waker {
+        match &mut state.waiters().waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }

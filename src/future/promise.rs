@@ -90,12 +90,7 @@ impl<T> Promise<T> {
     /// future is done already.
     pub(crate) fn complete(mut self, outcome: Result<T, Error>) {
         self.completed = true;
-        let phase = match outcome {
-            Ok(value) => Phase::Finished(Some(value)),
-            Err(Error::Cancelled) => Phase::Cancelled,
-            Err(error) => Phase::Failed(error),
-        };
-        self.inner.finish_and_notify(phase);
+        self.inner.finish_and_notify(Phase::from_outcome(outcome));
     }
 
     /// Resolves the future without running its task: cancelled for
@@ -113,7 +108,8 @@ impl<T> Promise<T> {
         if try_cancel(&self.inner) == Cancel::TooLate {
             // It started: a pool only cancels tasks it has not handed out,
             // so this is a lost task; do not leave its waiters hanging.
-            self.inner.finish_and_notify(Phase::Failed(abandoned()));
+            self.inner
+                .finish_and_notify(Phase::Failed(Box::new(abandoned())));
         }
     }
 }
@@ -127,7 +123,8 @@ fn abandoned() -> Error {
 impl<T> Drop for Promise<T> {
     fn drop(&mut self) {
         if !self.completed && try_cancel(&self.inner) == Cancel::TooLate {
-            self.inner.finish_and_notify(Phase::Failed(abandoned()));
+            self.inner
+                .finish_and_notify(Phase::Failed(Box::new(abandoned())));
         }
     }
 }

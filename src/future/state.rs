@@ -14,13 +14,17 @@ use crate::wait::DoneQueue;
 use crate::Error;
 
 /// The state a [`Future`] and its [`Promise`] share.
-pub(super) struct Inner<T> {
-    pub(super) state: Mutex<State<T>>,
+///
+/// `X` is what else the allocation carries: the thread pool's task itself
+/// (see [`Task`](super::Task)), or nothing (`()`). A [`Future`] sees it as
+/// `dyn Send` (the default), which it never looks at: only dropped.
+pub(super) struct Inner<T, X: ?Sized = dyn Send> {
     /// Signalled once, when the future becomes done.
     pub(super) done: Condvar,
     /// Set (under the lock) when the future becomes done, so that a waiter
     /// can spin on it for a moment without taking the lock.
     pub(super) is_done: AtomicBool,
+    pub(super) state: Mutex<State<T, X>>,
 }
 
 /// How long a waiter spins before it sleeps on the condvar. Waking a
@@ -36,11 +40,14 @@ pub(crate) fn spinning_helps() -> bool {
     *MANY_CPUS.get_or_init(|| num_cpus::get() > 1)
 }
 
-pub(super) struct State<T> {
+pub(super) struct State<T, X: ?Sized = dyn Send> {
     pub(super) phase: Phase<T>,
-    pub(super) callbacks: Vec<Callback<T>>,
-    pub(super) listeners: Vec<Listener>,
-    pub(super) waker: Option<Waker>,
+    /// Who wants to hear when the future is done; boxed on the first
+    /// registration, so that a future nobody registers with stays small
+    /// (a thread pool's task is one allocation of this state).
+    pub(super) waiters: Option<Box<Waiters<T>>>,
+    /// The task the allocation carries, if any (see [`Inner`]).
+    pub(super) task: X,
 }
 
 pub(super) enum Phase<T> {
@@ -52,7 +59,8 @@ pub(super) enum Phase<T> {
     Running,
     /// `None` once the value has been taken out.
     Finished(Option<T>),
-    Failed(Error),
+    /// Boxed: an error is rare and larger than most values.
+    Failed(Box<Error>),
     Cancelled,
 }
 
@@ -75,6 +83,15 @@ impl<T> Phase<T> {
         }
     }
 
+    /// The done phase for a task's outcome.
+    pub(super) fn from_outcome(outcome: Result<T, Error>) -> Self {
+        match outcome {
+            Ok(value) => Phase::Finished(Some(value)),
+            Err(Error::Cancelled) => Phase::Cancelled,
+            Err(error) => Phase::Failed(Box::new(error)),
+        }
+    }
+
     /// A copy of the outcome of a done phase; the value stays.
     pub(super) fn peek(&self) -> Result<T, Error>
     where
@@ -83,7 +100,7 @@ impl<T> Phase<T> {
         match self {
             Phase::Finished(Some(value)) => Ok(value.clone()),
             Phase::Finished(None) => Err(Error::AlreadyRetrieved),
-            Phase::Failed(error) => Err(error.clone()),
+            Phase::Failed(error) => Err((**error).clone()),
             Phase::Cancelled => Err(Error::Cancelled),
             Phase::Pending | Phase::Handed(_) | Phase::Running => {
                 unreachable!("peek() on a future that is not done")
@@ -96,7 +113,7 @@ impl<T> Phase<T> {
     pub(super) fn take(&mut self) -> Result<T, Error> {
         match self {
             Phase::Finished(value) => value.take().ok_or(Error::AlreadyRetrieved),
-            Phase::Failed(error) => Err(error.clone()),
+            Phase::Failed(error) => Err((**error).clone()),
             Phase::Cancelled => Err(Error::Cancelled),
             Phase::Pending | Phase::Handed(_) | Phase::Running => {
                 unreachable!("take() on a future that is not done")
@@ -128,27 +145,52 @@ pub(super) struct Listener {
     pub(super) index: usize,
 }
 
-/// What a finished transition hands over, to be acted on outside the lock.
-pub(super) struct Notifications<T> {
+/// Who registered to hear when a future is done.
+pub(super) struct Waiters<T> {
     pub(super) callbacks: Vec<Callback<T>>,
     pub(super) listeners: Vec<Listener>,
     pub(super) waker: Option<Waker>,
-    pub(super) failed: bool,
 }
 
-impl<T> Inner<T> {
-    pub(super) fn new(phase: Phase<T>) -> Arc<Self> {
-        let phase_is_done = phase.is_done();
-        Arc::new(Inner {
-            state: Mutex::new(State {
-                phase,
+impl<T, X: ?Sized> State<T, X> {
+    /// The waiters, boxed now if nobody registered before.
+    pub(super) fn waiters(&mut self) -> &mut Waiters<T> {
+        self.waiters.get_or_insert_with(|| {
+            Box::new(Waiters {
                 callbacks: Vec::new(),
                 listeners: Vec::new(),
                 waker: None,
-            }),
+            })
+        })
+    }
+}
+
+/// What a finished transition hands over, to be acted on outside the lock.
+pub(super) struct Notifications<T> {
+    pub(super) waiters: Option<Box<Waiters<T>>>,
+    pub(super) failed: bool,
+}
+
+impl<T, X> Inner<T, X> {
+    /// The state of a future in `phase`, carrying `task`.
+    pub(super) fn with_task(phase: Phase<T>, task: X) -> Arc<Self> {
+        let phase_is_done = phase.is_done();
+        Arc::new(Inner {
             done: Condvar::new(),
             is_done: AtomicBool::new(phase_is_done),
+            state: Mutex::new(State {
+                phase,
+                waiters: None,
+                task,
+            }),
         })
+    }
+}
+
+impl<T> Inner<T> {
+    /// The state of a future in `phase` that carries no task.
+    pub(super) fn new(phase: Phase<T>) -> Arc<Self> {
+        Inner::<T, ()>::with_task(phase, ())
     }
 
     /// Spins for at most [`SPIN`] (or until `deadline`) while the future is
@@ -195,26 +237,32 @@ impl<T> Inner<T> {
         state.phase = phase;
         self.mark_done();
         Some(Notifications {
-            callbacks: std::mem::take(&mut state.callbacks),
-            listeners: std::mem::take(&mut state.listeners),
-            waker: state.waker.take(),
+            waiters: state.waiters.take(),
             failed,
         })
     }
 
     /// Tells everyone who registered interest, then runs the callbacks.
     pub(super) fn notify(self: &Arc<Self>, notes: Notifications<T>) {
-        for listener in notes.listeners {
+        let Some(waiters) = notes.waiters else {
+            return;
+        };
+        let Waiters {
+            callbacks,
+            listeners,
+            waker,
+        } = *waiters;
+        for listener in listeners {
             listener.queue.push(listener.index, notes.failed);
         }
-        if let Some(waker) = notes.waker {
+        if let Some(waker) = waker {
             waker.wake();
         }
-        if !notes.callbacks.is_empty() {
+        if !callbacks.is_empty() {
             let handle = Future {
                 inner: Arc::clone(self),
             };
-            for callback in notes.callbacks {
+            for callback in callbacks {
                 run_callback(callback, &handle);
             }
         }
@@ -268,9 +316,7 @@ pub(super) fn try_cancel<T>(inner: &Arc<Inner<T>>) -> Cancel {
         state.phase = Phase::Cancelled;
         inner.mark_done();
         Notifications {
-            callbacks: std::mem::take(&mut state.callbacks),
-            listeners: std::mem::take(&mut state.listeners),
-            waker: state.waker.take(),
+            waiters: state.waiters.take(),
             failed: false,
         }
     };

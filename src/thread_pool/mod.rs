@@ -1,25 +1,29 @@
 //! [`ThreadPoolExecutor`]: run closures on a pool of threads.
 //!
-//! The facade lives here; the shared state, jobs and worker loop are in
-//! `worker.rs`, the options in `builder.rs`.
+//! The facade lives here; the shared state, the queue of tasks and the
+//! worker loop are in `worker.rs`, the options in `builder.rs`. A task is
+//! its closure riding in its future's own allocation
+//! ([`Task`](crate::future::Task), `future/task.rs`): one allocation per
+//! submission.
 
 mod builder;
 mod worker;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 pub use builder::ThreadPoolBuilder;
 
-use crate::future::Promise;
+use crate::future::Task;
 use crate::map::{ChunkOutput, ChunkRunner, Map, Submitted};
-use crate::queue::WorkQueue;
+use crate::queue::{Queue, Resolve};
 use crate::Future;
-use worker::{Initializer, Shared, Task, Threads};
+use worker::{Initializer, Shared, Threads};
 
 /// A pool of threads that runs closures and hands back [`Future`]s.
 ///
@@ -149,7 +153,11 @@ impl ThreadPoolExecutor {
             max_workers,
             thread_name_prefix,
             initializer,
-            queue: WorkQueue::new(Threads::default()),
+            queue: Queue::new(Threads::default()),
+            work: Condvar::new(),
+            outbox: worker::OwnLine(Mutex::new(VecDeque::new())),
+            queued: worker::OwnLine(AtomicUsize::new(0)),
+            outboxed: worker::OwnLine(AtomicUsize::new(0)),
             idle: AtomicUsize::new(0),
         });
         ThreadPoolExecutor { shared }
@@ -191,9 +199,9 @@ impl ThreadPoolExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let (promise, future) = Promise::new();
-        if let Err((job, error)) = self.shared.submit(Box::new(Task { f, promise })) {
-            job.abandon(error);
+        let (task, future) = Task::new(f);
+        if let Err((task, error)) = self.shared.submit(task) {
+            task.resolve(error);
         }
         future
     }
@@ -264,7 +272,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=True)")]
     pub fn shutdown(&self) {
-        self.shared.queue.close(false);
+        self.shared.close(false);
         self.shared.wait_for_workers();
     }
 
@@ -291,7 +299,7 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "cancel_futures")]
     pub fn shutdown_cancel(&self) {
-        self.shared.queue.close(true);
+        self.shared.close(true);
         self.shared.wait_for_workers();
     }
 
@@ -319,9 +327,8 @@ impl ThreadPoolExecutor {
     /// ```
     #[doc(alias = "shutdown(wait=False)")]
     pub fn shutdown_background(&self) {
-        let mut gate = self.shared.queue.lock();
-        gate.pool.detached = true;
-        gate.close();
+        self.shared.queue.lock().pool.detached = true;
+        self.shared.close(false);
     }
 
     /// Whether the pool has been shut down (or broke) and takes no more
@@ -396,16 +403,12 @@ where
         // The items go to whichever runs the chunk: a worker, or the
         // consumer after cancelling the job (see `Map`), never both.
         let items = Arc::new(Mutex::new(Some(std::mem::take(items))));
-        let (promise, future) = Promise::new();
-        let job = Task {
-            f: {
-                let (f, items) = (Arc::clone(&self.f), Arc::clone(&items));
-                move || ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))
-            },
-            promise,
-        };
-        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
-            job.abandon(error);
+        let (task, future) = Task::new({
+            let (f, items) = (Arc::clone(&self.f), Arc::clone(&items));
+            move || ChunkOutput::run(items.lock().take().unwrap_or_default(), |item| f(item))
+        });
+        if let Err((task, error)) = self.shared.submit(task) {
+            task.resolve(error);
         }
         // A pool with an initializer may have prepared its threads for the
         // tasks (thread-local state); its chunks run on its threads only.
