@@ -165,10 +165,23 @@ impl<R> Job<R> {
             completion,
             resolved: 0,
             message_start: 0,
-            values: Vec::with_capacity(sent),
+            // A chunk's job is given its vector (`reuse_values`); a
+            // single call's value is one push.
+            values: Vec::new(),
             failures: Vec::new(),
             elapsed: Duration::ZERO,
             running: false,
+        }
+    }
+
+    /// Takes `values` for the values to go into (a kept vector, rather
+    /// than fresh memory), with room for every item, if none has arrived
+    /// yet.
+    pub(crate) fn reuse_values(&mut self, mut values: Vec<R>) {
+        if self.values.is_empty() {
+            values.clear();
+            values.reserve(self.sent);
+            self.values = values;
         }
     }
 

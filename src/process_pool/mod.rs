@@ -352,10 +352,11 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = A>,
     {
-        let runner = ProcessChunks {
+        let runner = ProcessChunks::<R> {
             shared: Arc::clone(&self.shared),
             addresses: self.addresses(f),
             bytes_per_item: std::cell::Cell::new(0),
+            spare_values: std::cell::RefCell::new(Vec::new()),
         };
         Map::new(Box::new(runner), items.into_iter())
     }
@@ -516,13 +517,16 @@ impl fmt::Debug for ProcessPoolExecutor {
 
 /// How a process-pool [`Map`] runs a chunk: one task message with all its
 /// items.
-struct ProcessChunks {
+struct ProcessChunks<R> {
     shared: Arc<Shared>,
     /// The trampoline's and the function's offsets, or why `f` was refused.
     addresses: Result<(u64, u64), Error>,
     /// Bytes per item of the last chunk's payload, to size the next one
     /// (0 before the first).
     bytes_per_item: std::cell::Cell<usize>,
+    /// Vectors of values the map has handed out, for the next chunks'
+    /// values (see `ChunkRunner::recycle`).
+    spare_values: std::cell::RefCell<Vec<Vec<R>>>,
 }
 
 /// Encodes one argument; its `Serialize` may fail or panic, either of which
@@ -555,7 +559,8 @@ fn encode_arguments<A: Serialize>(
         pos: payload.len(),
         ..Default::default()
     };
-    bounds.clear();
+    // A kept buffer comes with its old bounds in it: every one the run
+    // needs is written over, so only room beyond them is zeroed.
     bounds.resize(items.len(), 0);
     // One catch for the chunk, entered again after a panic.
     while state.index < items.len() {
@@ -596,7 +601,7 @@ fn encode_arguments<A: Serialize>(
     unsent
 }
 
-impl<A, R> ChunkRunner<A, R> for ProcessChunks
+impl<A, R> ChunkRunner<A, R> for ProcessChunks<R>
 where
     A: Serialize + Send + 'static,
     R: DeserializeOwned + Send + 'static,
@@ -632,7 +637,9 @@ where
         if len > 0 {
             self.bytes_per_item.set(payload.len().div_ceil(len));
         }
+        let values = self.spare_values.borrow_mut().pop().unwrap_or_default();
         let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
+        job.reuse_values(values);
         job.unsent = unsent;
         job.fds = fds;
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
@@ -654,6 +661,14 @@ where
         // chunks would cost more at the end of an input of unknown length,
         // where one worker may finish a chunk after the others are done.
         Duration::from_millis(4)
+    }
+
+    fn recycle(&self, values: Vec<R>) {
+        // As many as chunks are in flight at most, a few.
+        let mut spare = self.spare_values.borrow_mut();
+        if spare.len() < 4 {
+            spare.push(values);
+        }
     }
 
     fn default_window(&self) -> usize {
