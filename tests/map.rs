@@ -429,6 +429,47 @@ fn under_a_timeout_the_consumer_does_not_run_chunks() {
     busy.result().unwrap();
 }
 
+/// A map of `x * 3` over `0..failing.len()` on `pool`, in which item `x`
+/// panics with "item {x} failed" where `failing[x]`.
+fn map_failing(
+    pool: &ThreadPoolExecutor,
+    failing: &Arc<Vec<bool>>,
+) -> concurrent_futures::Map<std::ops::Range<usize>, usize> {
+    let shared = Arc::clone(failing);
+    pool.map(
+        move |x: usize| {
+            if shared[x] {
+                panic!("item {x} failed");
+            }
+            x * 3
+        },
+        0..failing.len(),
+    )
+}
+
+/// Every item has its own outcome, in order: `x * 3`, or its panic.
+fn assert_in_place(
+    failing: &[bool],
+    results: Vec<Result<usize, Error>>,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prelude::*;
+    prop_assert_eq!(results.len(), failing.len());
+    for (x, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(value) => {
+                prop_assert!(!failing[x], "item {} should have failed", x);
+                prop_assert_eq!(value, x * 3);
+            }
+            Err(Error::Panicked { message, .. }) => {
+                prop_assert!(failing[x], "item {} failed: {}", x, message);
+                prop_assert_eq!(message, format!("item {x} failed"));
+            }
+            Err(other) => prop_assert!(false, "item {}: {:?}", x, other),
+        }
+    }
+    Ok(())
+}
+
 /// Chunks in which no item failed are yielded from a fast lane, the others
 /// item by item with their failures in place: runs of clean and failing
 /// chunks, in any order, sizes and positions, give every item its own
@@ -447,32 +488,9 @@ fn clean_and_failing_chunks_in_any_order_keep_every_outcome_in_place() {
         automatic in any::<bool>(),
     )| {
         let failing = Arc::new(failing);
-        let shared = Arc::clone(&failing);
-        let map = pool.map(
-            move |x: usize| {
-                if shared[x] {
-                    panic!("item {x} failed");
-                }
-                x * 3
-            },
-            0..failing.len(),
-        );
+        let map = map_failing(&pool, &failing);
         let map = if automatic { map } else { map.chunksize(fixed(chunk)) };
-        let results: Vec<Result<usize, Error>> = map.collect();
-        prop_assert_eq!(results.len(), failing.len());
-        for (x, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(value) => {
-                    prop_assert!(!failing[x], "item {} should have failed", x);
-                    prop_assert_eq!(value, x * 3);
-                }
-                Err(Error::Panicked { message, .. }) => {
-                    prop_assert!(failing[x], "item {} failed: {}", x, message);
-                    prop_assert_eq!(message, format!("item {x} failed"));
-                }
-                Err(other) => prop_assert!(false, "item {}: {:?}", x, other),
-            }
-        }
+        assert_in_place(&failing, map.collect())?;
     });
 }
 
@@ -494,35 +512,12 @@ fn fold_after_some_next_calls_gives_the_items_next_gives() {
         first in 0usize..50,
     )| {
         let failing = Arc::new(failing);
-        let shared = Arc::clone(&failing);
-        let mut map = pool
-            .map(
-                move |x: usize| {
-                    if shared[x] {
-                        panic!("item {x} failed");
-                    }
-                    x * 3
-                },
-                0..failing.len(),
-            )
-            .chunksize(fixed(chunk));
-        let mut seen: Vec<Result<usize, Error>> = map.by_ref().take(first).collect();
-        seen = map.fold(seen, |mut seen, item| {
+        let mut map = map_failing(&pool, &failing).chunksize(fixed(chunk));
+        let seen: Vec<Result<usize, Error>> = map.by_ref().take(first).collect();
+        let seen = map.fold(seen, |mut seen, item| {
             seen.push(item);
             seen
         });
-        prop_assert_eq!(seen.len(), failing.len());
-        for (x, result) in seen.into_iter().enumerate() {
-            match result {
-                Ok(value) => {
-                    prop_assert!(!failing[x], "item {} should have failed", x);
-                    prop_assert_eq!(value, x * 3);
-                }
-                Err(Error::Panicked { message, .. }) => {
-                    prop_assert!(failing[x], "item {} failed: {}", x, message);
-                }
-                Err(other) => prop_assert!(false, "item {}: {:?}", x, other),
-            }
-        }
+        assert_in_place(&failing, seen)?;
     });
 }
