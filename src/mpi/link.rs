@@ -7,13 +7,14 @@
 //! of frames, `Partial`s then `Done`, which [`MpiLink::receive_into`] reads
 //! one at a time, exactly as a local worker's pipe is read.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use parking_lot::Mutex;
 
 use super::protocol::LANE;
-use super::transport::Command;
+use super::transport::Transport;
 use crate::process_pool::dispatch::{refuse_descriptors, Connect, Link};
 use crate::process_pool::job::ProcessJob;
 use crate::process_pool::spawn::{Exit, Received};
@@ -21,9 +22,18 @@ use crate::process_pool::sys::region::Region;
 use crate::process_pool::wire::{self, Message, WireError};
 use crate::Error;
 
-/// How long a driver polls its lane's channel before it sleeps on it: a
-/// short task's reply then finds the driver awake.
-const REPLY_SPIN: Duration = Duration::from_micros(50);
+/// How long past its expected arrival a driver polls MPI for its reply
+/// before it sleeps on its lane's channel (and the MPI thread polls for
+/// it): a reply that is a little late then finds the driver awake, which
+/// on these machines saves a wake-up that costs 0.1 to 1 ms.
+const REPLY_SPIN: Duration = Duration::from_millis(1);
+/// A reply expected later than this is slept for, until a little before
+/// it is due (see [`MpiLink::wake_at`]): a driver that polled through a
+/// whole long chunk would take a core from the ranks (`mpirun -n 3` on 2
+/// cores puts rank 0 beside both workers).
+const SLEEP_OVER: Duration = Duration::from_millis(1);
+/// How early a sleeping driver wakes before its reply is due.
+const WAKE_AHEAD: Duration = Duration::from_micros(300);
 
 /// One lane of one worker rank.
 #[derive(Debug)]
@@ -31,11 +41,19 @@ pub(crate) struct MpiLink {
     pub(crate) rank: usize,
     pub(crate) lane: usize,
     pub(crate) pid: u32,
-    pub(crate) commands: Sender<Command>,
-    pub(crate) replies: Receiver<Vec<u8>>,
+    transport: Arc<Transport>,
+    replies: Receiver<Vec<u8>>,
+    /// Whether the rank wants each item's end with a task (its local pool
+    /// resends the rest of a task from there after a local worker died).
+    send_ends: bool,
     /// The reply being read, and how much of it is read.
     reply: Vec<u8>,
     at: usize,
+    /// When the task out was sent, and its items.
+    sent_at: Instant,
+    items: usize,
+    /// The round trip per item, as last seen (smoothed), in seconds.
+    per_item: Option<f64>,
 }
 
 impl MpiLink {
@@ -43,31 +61,77 @@ impl MpiLink {
         rank: usize,
         lane: usize,
         pid: u32,
-        commands: Sender<Command>,
+        transport: Arc<Transport>,
         replies: Receiver<Vec<u8>>,
+        send_ends: bool,
     ) -> Self {
         MpiLink {
             rank,
             lane,
             pid,
-            commands,
+            transport,
             replies,
+            send_ends,
             reply: Vec::new(),
             at: 0,
+            sent_at: Instant::now(),
+            items: 0,
+            per_item: None,
         }
     }
 
-    /// The next reply message: polled for a moment, then waited for until
-    /// `deadline`.
+    /// When to start polling for the reply of the task out: a little
+    /// before it is due, from the round trips per item so far; `None`
+    /// (at once) for a reply due soon, or with nothing learnt yet.
+    fn wake_at(&self) -> Option<Instant> {
+        let expected = Duration::try_from_secs_f64(self.per_item? * self.items as f64).ok()?;
+        if expected <= SLEEP_OVER {
+            return None;
+        }
+        // Early by a tenth, for a chunk slower than the last ones.
+        Some(self.sent_at + expected - expected / 10 - WAKE_AHEAD)
+    }
+
+    /// The next reply message: slept for until shortly before it is due,
+    /// then polled for, then slept for again until `deadline`.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
         let closed = || Received::Wire(WireError::Closed);
-        let until = Instant::now() + REPLY_SPIN;
-        while crate::future::spinning_helps() && Instant::now() < until {
-            match self.replies.try_recv() {
+        let timed_out = |at: Instant| deadline.is_some_and(|d| at >= d);
+        if let Some(wake) = self.wake_at() {
+            let until = deadline.map_or(wake, |d| d.min(wake));
+            match self.replies.recv_deadline(until) {
                 Ok(reply) => return Ok(reply),
-                Err(TryRecvError::Disconnected) => return Err(closed()),
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+                Err(RecvTimeoutError::Disconnected) => return Err(closed()),
+                Err(RecvTimeoutError::Timeout) if timed_out(until) => {
+                    return Err(Received::TimedOut)
+                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
+        }
+        let due = self.wake_at().unwrap_or(self.sent_at).max(Instant::now());
+        let until = due + REPLY_SPIN + WAKE_AHEAD;
+        let polled = self.transport.polling(|| loop {
+            match self.replies.try_recv() {
+                Ok(reply) => return Some(Ok(reply)),
+                Err(TryRecvError::Disconnected) => return Some(Err(closed())),
+                Err(TryRecvError::Empty) => {}
+            }
+            if self.transport.poll() {
+                continue;
+            }
+            let now = Instant::now();
+            if timed_out(now) {
+                return Some(Err(Received::TimedOut));
+            }
+            if now >= until {
+                return None;
+            }
+            // A yield, not a pause: on a rank bound to one core the thread
+            // that waits for this driver's result runs at once.
+            std::thread::yield_now();
+        });
+        if let Some(reply) = polled {
+            return reply;
         }
         let got = match deadline {
             Some(deadline) => self.replies.recv_deadline(deadline),
@@ -80,6 +144,18 @@ impl MpiLink {
             RecvTimeoutError::Timeout => Received::TimedOut,
             RecvTimeoutError::Disconnected => closed(),
         })
+    }
+
+    /// Learns from a reply how long a round trip takes per item.
+    fn learn(&mut self) {
+        if self.items == 0 {
+            return;
+        }
+        let seen = self.sent_at.elapsed().as_secs_f64() / self.items as f64;
+        self.per_item = Some(match self.per_item {
+            Some(before) => (before + seen) / 2.0,
+            None => seen,
+        });
     }
 }
 
@@ -99,19 +175,24 @@ impl Link for MpiLink {
     fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {
         refuse_descriptors(job.descriptors())?;
         let (message, payload) = job.message(slot);
-        let ends = job.item_ends();
+        let ends = if self.send_ends {
+            job.item_ends()
+        } else {
+            Vec::new()
+        };
         let mut bytes = Vec::with_capacity(payload.len() + 64 + 4 * ends.len());
         wire::encode_frame(&message, payload, max, &mut bytes)?;
-        for end in ends {
+        for end in &ends {
             bytes.extend_from_slice(&end.to_le_bytes());
         }
+        self.items = match message {
+            Message::Task { count, .. } => count as usize,
+            _ => 1,
+        };
+        self.sent_at = Instant::now();
         let tag = LANE + self.lane as i32;
-        self.commands
-            .send(Command::Send {
-                dest: self.rank,
-                tag,
-                bytes,
-            })
+        self.transport
+            .post(bytes, self.rank, tag)
             .map_err(|_| WireError::Closed)
     }
 
@@ -125,6 +206,7 @@ impl Link for MpiLink {
         if self.at >= self.reply.len() {
             self.reply = self.next_reply(deadline)?;
             self.at = 0;
+            self.learn();
         }
         let mut rest = &self.reply[self.at..];
         let before = rest.len();

@@ -30,14 +30,18 @@
 //! * `protocol`: the tags, the handshake, the proof that every rank runs
 //!   the same build (a hash of the executable file, the protocol version,
 //!   the offset of a known function).
-//! * `transport`: rank 0's one MPI thread (`MPI_THREAD_SERIALIZED`): it
-//!   posts tasks, hands replies to their lanes, and stops the ranks.
+//! * `transport`: MPI on rank 0, behind one mutex (`MPI_THREAD_SERIALIZED`):
+//!   each driver posts its lane's tasks and polls for their replies itself,
+//!   handing whatever it takes to the lane it is for; rank 0's MPI thread
+//!   greets the ranks, polls while no driver does, and stops the ranks.
 //! * `link`: a lane of a worker rank as rank 0's dispatch sees it, one
 //!   more `Link` under the process pool's own dispatch: chunking, automatic
 //!   chunk sizes, `Map`'s window and every fault rule are the local pool's.
 //! * `rank`: a worker rank's loop, running tasks itself ("direct") or on a
 //!   local process pool of its own, through a type-erased `raw_job`.
-//! * `poll`: how those threads wait: a bounded spin, then growing naps.
+//! * `poll`: how those threads wait: a bounded spin, then growing naps (a
+//!   driver sleeps through most of a long task, from the round trip per
+//!   item it has seen, and polls from shortly before its reply is due).
 //!
 //! # Faults: what is survived and what is not
 //!
@@ -93,7 +97,7 @@ mod transport;
 pub use pool::{MpiPoolBuilder, MpiPoolExecutor};
 
 use protocol::PREFIX;
-use transport::Command;
+use transport::{Command, Transport};
 
 /// The environment variables by which MPI launchers (Open MPI's `mpirun`,
 /// MPICH's Hydra, Slurm's PMI and PMIx) tell a process it is a rank.
@@ -121,6 +125,7 @@ enum Started {
 #[derive(Debug)]
 struct Root {
     commands: Sender<Command>,
+    transport: std::sync::Arc<Transport>,
     size: usize,
     node: String,
     prefix: Result<[u8; PREFIX], String>,
@@ -215,21 +220,22 @@ fn mpi_thread(told: &Sender<Started>) {
     }
     let (commands, receive) = crossbeam_channel::unbounded();
     let ours = *prefix.as_ref().unwrap_or(&[0; PREFIX]);
-    let root = Root {
-        commands,
-        size: mpi.size,
-        node: mpi.node.clone(),
-        prefix,
-        claimed: AtomicBool::new(false),
-        stopped: Mutex::new(false),
-    };
-    // SAFETY: registers a plain `extern "C" fn()` with the C library, which
-    // calls it once at `exit`.
-    unsafe { libc::atexit(stop_at_exit) };
-    if told.send(Started::Root(root)).is_err() {
-        return;
-    }
-    transport::run(mpi, ours, receive);
+    let (size, node) = (mpi.size, mpi.node.clone());
+    transport::run(mpi, ours, &receive, |transport| {
+        let root = Root {
+            commands,
+            transport,
+            size,
+            node,
+            prefix,
+            claimed: AtomicBool::new(false),
+            stopped: Mutex::new(false),
+        };
+        // SAFETY: registers a plain `extern "C" fn()` with the C library,
+        // which calls it once at `exit`.
+        unsafe { libc::atexit(stop_at_exit) };
+        told.send(Started::Root(root)).is_ok()
+    });
 }
 
 /// At exit on rank 0: stops the worker ranks if the pool did not.

@@ -49,6 +49,13 @@ impl Backoff {
             std::thread::yield_now();
             return Duration::ZERO;
         }
+        self.nap()
+    }
+
+    /// The next sleep of a poller that never spins (rank 0's MPI thread,
+    /// which polls only while no driver does): [`FIRST_NAP`] after
+    /// something happened, doubling up to [`MAX_NAP`].
+    pub(crate) fn nap(&mut self) -> Duration {
         let nap = self.nap;
         self.nap = (self.nap * 2).min(MAX_NAP);
         nap

@@ -446,13 +446,13 @@ impl MpiPoolBuilder {
         let mut links = Vec::new();
         for peer in peers {
             for (lane, replies) in peer.lanes.into_iter().enumerate() {
-                let commands = root.commands.clone();
                 links.push(MpiLink::new(
                     peer.rank,
                     lane,
                     peer.info.pid,
-                    commands,
+                    Arc::clone(&root.transport),
                     replies,
+                    !self.direct,
                 ));
             }
         }

@@ -210,7 +210,8 @@ fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result
     else {
         return Err(format!("rank 0 sent {message:?} for a task"));
     };
-    if rest.len() != 4 * count as usize {
+    // A rank in direct mode is sent no ends: it has no use for them.
+    if !rest.is_empty() && rest.len() != 4 * count as usize {
         return Err(format!(
             "rank 0 sent {} bytes of item ends for {count} items",
             rest.len()
@@ -330,6 +331,13 @@ impl Local {
                         let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
                         if task.lane >= lanes {
                             return Err(format!("rank 0 sent a task for lane {}", task.lane));
+                        }
+                        if task.ends.len() != task.count as usize {
+                            return Err(format!(
+                                "rank 0 sent {} item ends for {} items",
+                                task.ends.len(),
+                                task.count
+                            ));
                         }
                         let job = RawJob::new(
                             task.lane,

@@ -16,11 +16,15 @@
 static MPI_Message pending = MPI_MESSAGE_NULL;
 static int pending_len = 0;
 
-int cf_mpi_init(int *rank, int *size, int *provided) {
+/* *serialized = 1 if MPI may be called from any thread, one at a time
+ * (MPI_THREAD_SERIALIZED or more was provided); 0 if only from this one. */
+int cf_mpi_init(int *rank, int *size, int *serialized) {
     int argc = 0;
     char **argv = NULL;
-    int rc = MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, provided);
+    int provided = MPI_THREAD_SINGLE;
+    int rc = MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return rc;
+    *serialized = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     rc = MPI_Comm_rank(MPI_COMM_WORLD, rank);
     if (rc != MPI_SUCCESS) return rc;

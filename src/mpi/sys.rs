@@ -1,14 +1,15 @@
 //! The MPI calls, through the C shim (`shim.c`): every `unsafe` of the
-//! MPI pool is here. [`Mpi`] is the proof that MPI was initialised on the
-//! calling thread; it is neither `Send` nor `Sync`, so every call is made
-//! by the one thread that owns MPI in its process (`MPI_THREAD_SERIALIZED`
-//! asks for no more).
+//! MPI pool is here. [`Mpi`] is the proof that MPI was initialised; every
+//! call takes `&mut Mpi`, so calls are one at a time. It is not `Sync`,
+//! and it is `Send` only where MPI said any thread may call it, one at a
+//! time (`MPI_THREAD_SERIALIZED`, which [`Mpi::init`] insists on): rank 0
+//! keeps it in a mutex, which its drivers and its MPI thread take in turn.
 
 use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
 use std::marker::PhantomData;
 
 extern "C" {
-    fn cf_mpi_init(rank: *mut c_int, size: *mut c_int, provided: *mut c_int) -> c_int;
+    fn cf_mpi_init(rank: *mut c_int, size: *mut c_int, serialized: *mut c_int) -> c_int;
     fn cf_mpi_node_ranks(count: *mut c_int, index: *mut c_int) -> c_int;
     fn cf_mpi_isend(
         bytes: *const c_void,
@@ -45,9 +46,17 @@ pub(crate) struct Mpi {
     /// Sends under way: each request, and the bytes MPI reads until it
     /// says the send is complete.
     outbox: Vec<(*mut c_void, Vec<u8>)>,
-    /// Not `Send`, not `Sync`: MPI is called from this thread only.
-    _here: PhantomData<*const ()>,
+    /// Not `Sync`: one call at a time.
+    _one_at_a_time: PhantomData<std::cell::Cell<()>>,
 }
+
+// SAFETY: MPI was initialised with `MPI_THREAD_SERIALIZED`, which lets any
+// thread call it as long as no two calls overlap; every call takes
+// `&mut Mpi`, so two cannot, and an `Mpi` that moves between threads does
+// so through a mutex or a channel, which order the calls. Its requests
+// are MPI handles, valid on any thread. `Mpi::init` fails, and makes no
+// `Mpi`, where MPI provides less.
+unsafe impl Send for Mpi {}
 
 impl Drop for Mpi {
     fn drop(&mut self) {
@@ -85,13 +94,20 @@ impl Mpi {
     /// Initialises MPI (`MPI_Init_thread`, serialized) on this thread, and
     /// learns where this rank is. Collective: every rank calls it.
     pub(crate) fn init() -> Result<Mpi, String> {
-        let (mut rank, mut size, mut provided) = (0, 0, 0);
+        let (mut rank, mut size, mut serialized) = (0, 0, 0);
         check(
             // SAFETY: three valid out-pointers; called once per process (by
             // `crate::mpi::run_if_rank`, guarded by a `Once`).
-            unsafe { cf_mpi_init(&mut rank, &mut size, &mut provided) },
+            unsafe { cf_mpi_init(&mut rank, &mut size, &mut serialized) },
             "MPI_Init_thread",
         )?;
+        if serialized == 0 {
+            // `Mpi` is `Send` on the strength of this level.
+            return Err(String::from(
+                "this MPI library does not provide MPI_THREAD_SERIALIZED (calls from any \
+                 thread, one at a time), which this crate needs",
+            ));
+        }
         let (mut count, mut index) = (0, 0);
         check(
             // SAFETY: two valid out-pointers, after MPI_Init.
@@ -116,7 +132,7 @@ impl Mpi {
             node_ranks: count.max(1) as usize,
             node,
             outbox: Vec::new(),
-            _here: PhantomData,
+            _one_at_a_time: PhantomData,
         })
     }
 
