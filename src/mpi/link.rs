@@ -49,11 +49,12 @@ pub(crate) struct MpiLink {
     /// The reply being read, and how much of it is read.
     reply: Vec<u8>,
     at: usize,
-    /// When the task out was sent, and its items.
+    /// When the task out was posted, its send's ticket, and its items.
     sent_at: Instant,
+    ticket: u64,
     items: usize,
-    /// The round trip per item, as last seen (smoothed), in seconds.
-    per_item: Option<f64>,
+    /// Round trips seen: seconds, over items (see [`MpiLink::learn`]).
+    seen: (f64, f64),
 }
 
 impl MpiLink {
@@ -75,8 +76,9 @@ impl MpiLink {
             reply: Vec::new(),
             at: 0,
             sent_at: Instant::now(),
+            ticket: 0,
             items: 0,
-            per_item: None,
+            seen: (0.0, 0.0),
         }
     }
 
@@ -84,7 +86,9 @@ impl MpiLink {
     /// before it is due, from the round trips per item so far; `None`
     /// (at once) for a reply due soon, or with nothing learnt yet.
     fn wake_at(&self) -> Option<Instant> {
-        let expected = Duration::try_from_secs_f64(self.per_item? * self.items as f64).ok()?;
+        let (seconds, items) = self.seen;
+        let per_item = (items > 0.0).then(|| seconds / items)?;
+        let expected = Duration::try_from_secs_f64(per_item * self.items as f64).ok()?;
         if expected <= SLEEP_OVER {
             return None;
         }
@@ -92,45 +96,31 @@ impl MpiLink {
         Some(self.sent_at + expected - expected / 10 - WAKE_AHEAD)
     }
 
-    /// The next reply message: slept for until shortly before it is due,
-    /// then polled for, then slept for again until `deadline`.
+    /// The next reply message. A driver polls MPI while its task is going
+    /// out (a large one goes in pieces, each of which needs this side's
+    /// progress) and from shortly before the reply is due until a little
+    /// after, and sleeps on its lane's channel otherwise, while rank 0's
+    /// MPI thread polls for it.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
         let closed = || Received::Wire(WireError::Closed);
-        let timed_out = |at: Instant| deadline.is_some_and(|d| at >= d);
         if let Some(wake) = self.wake_at() {
+            let ticket = self.ticket;
+            let sent = || self.transport.is_sent(ticket);
+            if let Some(reply) = self.poll_until(wake, deadline, sent) {
+                return reply;
+            }
             let until = deadline.map_or(wake, |d| d.min(wake));
             match self.replies.recv_deadline(until) {
                 Ok(reply) => return Ok(reply),
                 Err(RecvTimeoutError::Disconnected) => return Err(closed()),
-                Err(RecvTimeoutError::Timeout) if timed_out(until) => {
+                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| until >= d) => {
                     return Err(Received::TimedOut)
                 }
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
         let due = self.wake_at().unwrap_or(self.sent_at).max(Instant::now());
-        let until = due + REPLY_SPIN + WAKE_AHEAD;
-        let polled = self.transport.polling(|| loop {
-            match self.replies.try_recv() {
-                Ok(reply) => return Some(Ok(reply)),
-                Err(TryRecvError::Disconnected) => return Some(Err(closed())),
-                Err(TryRecvError::Empty) => {}
-            }
-            if self.transport.poll() {
-                continue;
-            }
-            let now = Instant::now();
-            if timed_out(now) {
-                return Some(Err(Received::TimedOut));
-            }
-            if now >= until {
-                return None;
-            }
-            // A yield, not a pause: on a rank bound to one core the thread
-            // that waits for this driver's result runs at once.
-            std::thread::yield_now();
-        });
-        if let Some(reply) = polled {
+        if let Some(reply) = self.poll_until(due + REPLY_SPIN + WAKE_AHEAD, deadline, || false) {
             return reply;
         }
         let got = match deadline {
@@ -146,16 +136,51 @@ impl MpiLink {
         })
     }
 
-    /// Learns from a reply how long a round trip takes per item.
+    /// Polls MPI for this lane's reply until `until` (or `deadline`), or
+    /// until `enough` says so: the reply or the error, if it came to one.
+    fn poll_until(
+        &self,
+        until: Instant,
+        deadline: Option<Instant>,
+        enough: impl Fn() -> bool,
+    ) -> Option<Result<Vec<u8>, Received>> {
+        self.transport.polling(|| loop {
+            match self.replies.try_recv() {
+                Ok(reply) => return Some(Ok(reply)),
+                Err(TryRecvError::Disconnected) => {
+                    return Some(Err(Received::Wire(WireError::Closed)))
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            if self.transport.poll() {
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Some(Err(Received::TimedOut));
+            }
+            if now >= until || enough() {
+                return None;
+            }
+            // A yield, not a pause: on a rank bound to one core the thread
+            // that waits for this driver's result runs at once.
+            std::thread::yield_now();
+        })
+    }
+
+    /// Learns from a reply how long a round trip takes per item: the time
+    /// over the items of the round trips so far, each weighed by its items
+    /// and halved at every later one (as `map` sizes its chunks), so that
+    /// the one-item chunks a map starts with count for little.
     fn learn(&mut self) {
         if self.items == 0 {
             return;
         }
-        let seen = self.sent_at.elapsed().as_secs_f64() / self.items as f64;
-        self.per_item = Some(match self.per_item {
-            Some(before) => (before + seen) / 2.0,
-            None => seen,
-        });
+        let (seconds, items) = self.seen;
+        self.seen = (
+            seconds / 2.0 + self.sent_at.elapsed().as_secs_f64(),
+            items / 2.0 + self.items as f64,
+        );
     }
 }
 
@@ -191,9 +216,11 @@ impl Link for MpiLink {
         };
         self.sent_at = Instant::now();
         let tag = LANE + self.lane as i32;
-        self.transport
+        self.ticket = self
+            .transport
             .post(bytes, self.rank, tag)
-            .map_err(|_| WireError::Closed)
+            .map_err(|_| WireError::Closed)?;
+        Ok(())
     }
 
     fn receive_into(

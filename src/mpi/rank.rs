@@ -50,7 +50,7 @@ pub(crate) fn serve(mut mpi: Mpi, ours: Result<[u8; PREFIX], String>) -> i32 {
     if let Ok(bytes) = postcard::to_allocvec(&Ready { outcome }) {
         answer.extend_from_slice(&bytes);
     }
-    if let Err(why) = mpi.post(answer, 0, protocol::READY) {
+    if let Err(why) = mpi.post(answer, 0, protocol::READY).map(drop) {
         return failed(&why);
     }
     let outcome = match runner {
@@ -78,7 +78,7 @@ fn failed(why: &str) -> i32 {
 fn stopped(mut mpi: Mpi) -> i32 {
     let finalized = mpi
         .post(Vec::new(), 0, STOPPED)
-        .and_then(|()| mpi.finalize());
+        .and_then(|_| mpi.finalize());
     match finalized {
         Ok(()) => 0,
         Err(why) => failed(&why),

@@ -43,9 +43,11 @@ pub(crate) struct Mpi {
     pub(crate) node_ranks: usize,
     /// This node's name.
     pub(crate) node: String,
-    /// Sends under way: each request, and the bytes MPI reads until it
-    /// says the send is complete.
-    outbox: Vec<(*mut c_void, Vec<u8>)>,
+    /// Sends under way: each one's ticket, request, and the bytes MPI
+    /// reads until it says the send is complete.
+    outbox: Vec<(u64, *mut c_void, Vec<u8>)>,
+    /// The ticket of the next send.
+    next_ticket: u64,
     /// Not `Sync`: one call at a time.
     _one_at_a_time: PhantomData<std::cell::Cell<()>>,
 }
@@ -62,7 +64,7 @@ impl Drop for Mpi {
     fn drop(&mut self) {
         // Sends still under way read their bytes until they complete, which
         // nobody will see now: the bytes are leaked, never freed under MPI.
-        for (_, bytes) in self.outbox.drain(..) {
+        for (_, _, bytes) in self.outbox.drain(..) {
             std::mem::forget(bytes);
         }
     }
@@ -132,13 +134,15 @@ impl Mpi {
             node_ranks: count.max(1) as usize,
             node,
             outbox: Vec::new(),
+            next_ticket: 0,
             _one_at_a_time: PhantomData,
         })
     }
 
     /// Starts sending `bytes` to `dest` with `tag`; the outbox keeps them
-    /// until the send is complete ([`progress`](Self::progress)).
-    pub(crate) fn post(&mut self, bytes: Vec<u8>, dest: usize, tag: i32) -> Result<(), String> {
+    /// until the send is complete ([`progress`](Self::progress)). Its
+    /// ticket says when it is ([`is_sent`](Self::is_sent)).
+    pub(crate) fn post(&mut self, bytes: Vec<u8>, dest: usize, tag: i32) -> Result<u64, String> {
         let mut request = std::ptr::null_mut();
         // SAFETY: `bytes` is valid for its length; its heap buffer does not
         // move when the `Vec` moves into the outbox, which keeps it unchanged
@@ -153,15 +157,23 @@ impl Mpi {
             )
         };
         check(rc, "MPI_Isend")?;
-        self.outbox.push((request, bytes));
-        Ok(())
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.outbox.push((ticket, request, bytes));
+        Ok(ticket)
+    }
+
+    /// Whether the send of `ticket` is complete (as of the last
+    /// [`progress`](Self::progress)).
+    pub(crate) fn is_sent(&self, ticket: u64) -> bool {
+        self.outbox.iter().all(|&(t, ..)| t != ticket)
     }
 
     /// Lets sends under way complete, and frees the bytes of those that
     /// have.
     pub(crate) fn progress(&mut self) -> Result<(), String> {
         let mut failed = None;
-        self.outbox.retain(|&(request, _)| {
+        self.outbox.retain(|&(_, request, _)| {
             if failed.is_some() {
                 return true;
             }

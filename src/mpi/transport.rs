@@ -97,17 +97,27 @@ impl Transport {
     ///
     /// Why not, if MPI failed or was finalised (the lanes then hear of it
     /// as closed channels).
-    pub(crate) fn post(&self, bytes: Vec<u8>, dest: usize, tag: i32) -> Result<(), String> {
+    pub(crate) fn post(&self, bytes: Vec<u8>, dest: usize, tag: i32) -> Result<u64, String> {
         let mut state = self.state.lock();
         let state = &mut *state;
         let Some(mpi) = state.mpi.as_mut() else {
             return Err(state.gone());
         };
-        if let Err(e) = mpi.post(bytes, dest, tag).and_then(|()| mpi.progress()) {
-            state.fail(e.clone());
-            return Err(e);
+        let posted = mpi.post(bytes, dest, tag);
+        match posted.and_then(|ticket| mpi.progress().map(|()| ticket)) {
+            Ok(ticket) => Ok(ticket),
+            Err(e) => {
+                state.fail(e.clone());
+                Err(e)
+            }
         }
-        Ok(())
+    }
+
+    /// Whether the send of `ticket` is complete, as of the last poll (or
+    /// MPI is gone, and it never will be).
+    pub(crate) fn is_sent(&self, ticket: u64) -> bool {
+        let state = self.state.lock();
+        state.mpi.as_ref().map_or(true, |mpi| mpi.is_sent(ticket))
     }
 
     /// Takes the messages that have arrived (a few at most) and hands each
