@@ -75,8 +75,17 @@
 //! One pool per run: the ranks serve the first `MpiPoolExecutor`, and stop
 //! with it.
 //!
-//! Spawn mode (`MPI_Comm_spawn`, rank 0 started alone) is not built yet:
-//! start every rank with the launcher.
+//! # Spawn mode
+//!
+//! [`MpiPoolBuilder::spawn`] starts the worker ranks with `MPI_Comm_spawn`
+//! instead: rank 0 runs alone (`mpirun -n 1 ./app`, or plain `./app`, MPI
+//! then being started as a *singleton* when the pool is built), and the
+//! spawned processes, this same executable with no arguments, serve from
+//! [`init`](crate::init) as launched ranks do. The shim then talks over
+//! the intercommunicator to them, numbering them 1..=n as if they were
+//! ranks of one world (`shim.c`), so everything above it is the same; at
+//! the end both sides disconnect before they finalise. A spawned rank
+//! knows itself by its parent communicator, not by the environment.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Once, OnceLock};
@@ -155,6 +164,9 @@ impl Root {
 
 static START: Once = Once::new();
 static STARTED: OnceLock<Started> = OnceLock::new();
+/// Rank 0's MPI when it was started without a launcher for spawn mode (an
+/// MPI singleton).
+static SINGLETON: OnceLock<Started> = OnceLock::new();
 
 /// Under an MPI launcher, initialises MPI (once); on every rank but 0,
 /// serves rank 0's pool and exits without returning.
@@ -163,6 +175,35 @@ pub(crate) fn run_if_rank() {
         let started = start();
         let _ = STARTED.set(started);
     });
+}
+
+/// What starting MPI came to, for rank 0's pool: under a launcher, what
+/// [`run_if_rank`] started; without one, nothing, or for spawn mode
+/// (`spawn`) MPI started now as a singleton.
+fn started(spawn: bool) -> Option<&'static Started> {
+    run_if_rank();
+    match STARTED.get() {
+        Some(Started::NoLauncher) if spawn => Some(SINGLETON.get_or_init(|| {
+            let started = start_mpi();
+            // Its children (a local pool of its own) are not ranks, should
+            // MPI have put a launcher's variables in the environment. Set
+            // only now: the daemon a singleton's `MPI_Init` starts, and so
+            // the ranks it spawns, must not inherit it.
+            std::env::set_var(RANK_PID, std::process::id().to_string());
+            started
+        })),
+        other => other,
+    }
+}
+
+/// Rank 0's handle, however MPI was started.
+fn root() -> Option<&'static Root> {
+    [STARTED.get(), SINGLETON.get()]
+        .into_iter()
+        .find_map(|started| match started {
+            Some(Started::Root(root)) => Some(root),
+            _ => None,
+        })
 }
 
 fn launched() -> bool {
@@ -182,6 +223,12 @@ fn start() -> Started {
     // Before the MPI thread exists (`init()` runs first in `main`, with one
     // thread): children of this rank inherit it and know they are not ranks.
     std::env::set_var(RANK_PID, std::process::id().to_string());
+    start_mpi()
+}
+
+/// Starts the MPI thread and waits for it to say what it is (a worker
+/// rank's never says: this thread then waits for the process to exit).
+fn start_mpi() -> Started {
     let (told, hear) = crossbeam_channel::bounded(1);
     let spawned = std::thread::Builder::new()
         .name(String::from("concurrent-futures-mpi"))
@@ -240,7 +287,7 @@ fn mpi_thread(told: &Sender<Started>) {
 
 /// At exit on rank 0: stops the worker ranks if the pool did not.
 extern "C" fn stop_at_exit() {
-    if let Some(Started::Root(root)) = STARTED.get() {
+    if let Some(root) = root() {
         if let Err(why) = root.stop(STOP_TIMEOUT) {
             eprintln!("concurrent-futures: could not stop the MPI worker ranks at exit: {why}");
         }

@@ -180,7 +180,7 @@ fn prepare(mpi: &Mpi, ours: &[u8; PREFIX], hello: &[u8]) -> Result<Runner, Strin
 /// the node (rank 0, which mostly waits, is not counted), at least one.
 fn share_of_cpus(mpi: &Mpi, root_node: &str) -> usize {
     let mut workers_here = mpi.node_ranks;
-    if mpi.node == root_node {
+    if mpi.node == root_node && !mpi.spawned {
         workers_here = workers_here.saturating_sub(1);
     }
     (num_cpus::get() / workers_here.max(1)).max(1)

@@ -9,7 +9,13 @@ use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
 use std::marker::PhantomData;
 
 extern "C" {
-    fn cf_mpi_init(rank: *mut c_int, size: *mut c_int, serialized: *mut c_int) -> c_int;
+    fn cf_mpi_init(
+        rank: *mut c_int,
+        size: *mut c_int,
+        serialized: *mut c_int,
+        spawned: *mut c_int,
+    ) -> c_int;
+    fn cf_mpi_spawn(exe: *const c_char, count: c_int, errors: *mut c_int) -> c_int;
     fn cf_mpi_node_ranks(count: *mut c_int, index: *mut c_int) -> c_int;
     fn cf_mpi_isend(
         bytes: *const c_void,
@@ -43,6 +49,10 @@ pub(crate) struct Mpi {
     pub(crate) node_ranks: usize,
     /// This node's name.
     pub(crate) node: String,
+    /// Whether rank 0 started this process with `MPI_Comm_spawn` (its
+    /// node's other ranks are then its fellow workers, rank 0 not among
+    /// them).
+    pub(crate) spawned: bool,
     /// Sends under way: each one's ticket, request, and the bytes MPI
     /// reads until it says the send is complete.
     outbox: Vec<(u64, *mut c_void, Vec<u8>)>,
@@ -96,11 +106,11 @@ impl Mpi {
     /// Initialises MPI (`MPI_Init_thread`, serialized) on this thread, and
     /// learns where this rank is. Collective: every rank calls it.
     pub(crate) fn init() -> Result<Mpi, String> {
-        let (mut rank, mut size, mut serialized) = (0, 0, 0);
+        let (mut rank, mut size, mut serialized, mut spawned) = (0, 0, 0, 0);
         check(
-            // SAFETY: three valid out-pointers; called once per process (by
-            // `crate::mpi::run_if_rank`, guarded by a `Once`).
-            unsafe { cf_mpi_init(&mut rank, &mut size, &mut serialized) },
+            // SAFETY: four valid out-pointers; called once per process (by
+            // `crate::mpi::start_mpi`, guarded by a `Once` or a `OnceLock`).
+            unsafe { cf_mpi_init(&mut rank, &mut size, &mut serialized, &mut spawned) },
             "MPI_Init_thread",
         )?;
         if serialized == 0 {
@@ -133,10 +143,34 @@ impl Mpi {
             size: size.max(0) as usize,
             node_ranks: count.max(1) as usize,
             node,
+            spawned: spawned != 0,
             outbox: Vec::new(),
             next_ticket: 0,
             _one_at_a_time: PhantomData,
         })
+    }
+
+    /// Starts `count` processes of the executable `exe` with
+    /// `MPI_Comm_spawn`; they are ranks `1..=count` from now on. For rank 0
+    /// alone in its world, before any message.
+    pub(crate) fn spawn(&mut self, exe: &CStr, count: usize) -> Result<(), String> {
+        if self.rank != 0 || self.size != 1 {
+            return Err(format!(
+                "spawn mode needs rank 0 alone, and this job has {} ranks",
+                self.size
+            ));
+        }
+        let count_c = c_int::try_from(count).map_err(|_| format!("cannot spawn {count} ranks"))?;
+        let mut errors: Vec<c_int> = vec![0; count];
+        // SAFETY: `exe` is NUL-terminated; `errors` has room for `count`
+        // codes, as MPI_Comm_spawn writes.
+        let rc = unsafe { cf_mpi_spawn(exe.as_ptr(), count_c, errors.as_mut_ptr()) };
+        check(rc, "MPI_Comm_spawn")?;
+        if let Some((at, &code)) = errors.iter().enumerate().find(|(_, &code)| code != 0) {
+            return check(code, &format!("MPI_Comm_spawn of worker {}", at + 1));
+        }
+        self.size = count + 1;
+        Ok(())
     }
 
     /// Starts sending `bytes` to `dest` with `tag`; the outbox keeps them

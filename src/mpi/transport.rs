@@ -37,6 +37,12 @@ pub(crate) enum Command {
         timeout: Duration,
         reply: Sender<Result<Vec<Peer>, String>>,
     },
+    /// Starts `count` worker ranks of the executable `exe` (spawn mode).
+    Spawn {
+        exe: std::ffi::CString,
+        count: usize,
+        reply: Sender<Result<(), String>>,
+    },
     /// Stops every worker rank and finalises MPI; the thread then ends.
     Stop {
         timeout: Duration,
@@ -217,6 +223,10 @@ pub(crate) fn run(
                 let outcome = state.connect(&ours, &hello, timeout);
                 let _ = reply.send(outcome);
             }
+            Ok(Command::Spawn { exe, count, reply }) => {
+                let mut state = transport.state.lock();
+                let _ = reply.send(state.spawn(&exe, count));
+            }
             Ok(Command::Stop { timeout, reply }) => {
                 let mut state = transport.state.lock();
                 let _ = reply.send(state.finish(timeout));
@@ -265,6 +275,16 @@ impl State {
             self.routes.iter_mut().for_each(Vec::clear);
         }
         outcome
+    }
+
+    /// Starts `count` worker ranks (see [`Mpi::spawn`]).
+    fn spawn(&mut self, exe: &std::ffi::CStr, count: usize) -> Result<(), String> {
+        let Some(mpi) = self.mpi.as_mut() else {
+            return Err(self.gone());
+        };
+        mpi.spawn(exe, count)?;
+        self.routes.resize(mpi.size, Vec::new());
+        Ok(())
     }
 
     /// Stops the worker ranks and finalises MPI (unless it failed before).
