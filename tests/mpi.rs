@@ -170,34 +170,19 @@ fn run_case(case: &str) {
                 "one pool per run"
             );
         }
-        "large" => {
+        // `_pieces`: the same, with every MPI message over 1 MB sent in
+        // pieces (as one over 1 GiB is), which the other side puts back
+        // together.
+        "large" | "large_pieces" => {
             let pool = MpiPoolExecutor::new().expect("the pool");
-            for len in [0, 1, 100_000, 9 << 20, 24 << 20] {
-                let back = pool
-                    .submit(echo_large, pattern(len, 1))
-                    .result()
-                    .expect("a result");
-                assert_eq!(back.len(), len);
-                let whole = back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2);
-                assert!(whole, "{len} bytes back whole");
-            }
+            large_round_trips(&pool);
         }
-        "large_direct" => {
+        "large_direct" | "large_direct_pieces" => {
             let pool = MpiPoolExecutor::builder()
                 .direct()
                 .build()
                 .expect("the pool");
-            for len in [0, 1, 100_000, 9 << 20, 24 << 20] {
-                let back = pool
-                    .submit(echo_large, pattern(len, 1))
-                    .result()
-                    .expect("a result");
-                assert_eq!(back.len(), len);
-                assert!(
-                    back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2),
-                    "{len} bytes back whole"
-                );
-            }
+            large_round_trips(&pool);
             let many: Vec<serde_bytes::ByteBuf> = pool
                 .map(echo_large, (0..40).map(|_| pattern(300_000, 1)))
                 .collect::<Result<_, _>>()
@@ -296,6 +281,38 @@ fn run_case(case: &str) {
     }
 }
 
+/// Large arguments and results, one at a time, of sizes around the
+/// piece size of the `_pieces` cases ([`PIECE`]) and far over it.
+fn large_round_trips(pool: &MpiPoolExecutor) {
+    let lens = [
+        0,
+        1,
+        100_000,
+        PIECE - 30,
+        PIECE,
+        PIECE + 1,
+        9 << 20,
+        24 << 20,
+    ];
+    for len in lens {
+        let back = pool
+            .submit(echo_large, pattern(len, 1))
+            .result()
+            .expect("a result");
+        assert_eq!(back.len(), len);
+        let whole = back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2);
+        assert!(whole, "{len} bytes back whole");
+    }
+    // A chunk of large results: one reply of many frames.
+    let backs = pool.map(echo_large, (0..8).map(|_| pattern(3 << 20, 1)));
+    for back in backs {
+        assert_eq!(back.expect("a result").len(), 3 << 20);
+    }
+}
+
+/// The largest MPI message the `_pieces` cases send in one piece.
+const PIECE: usize = 1_000_003;
+
 /// Started by cargo: every case under `mpirun`.
 fn drive(only: Option<&str>) {
     match MpiPoolExecutor::new() {
@@ -310,6 +327,8 @@ fn drive(only: Option<&str>) {
         (3, "direct"),
         (2, "large"),
         (2, "large_direct"),
+        (2, "large_pieces"),
+        (2, "large_direct_pieces"),
         (2, "timeout"),
         (3, "no_pool"),
         (1, "alone"),
@@ -394,6 +413,10 @@ fn launch(parts: &[(usize, &PathBuf)], case: &str) -> Outcome {
             command.arg(":");
         }
         command.arg("-n").arg(ranks.to_string()).arg(exe).arg(case);
+    }
+    if case.ends_with("_pieces") {
+        // Every rank's own sends (mpirun passes its environment on).
+        command.env("CONCURRENT_FUTURES_MPI_MAX_PIECE", PIECE.to_string());
     }
     run_with(&mut command)
 }

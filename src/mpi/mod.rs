@@ -26,7 +26,9 @@
 //! # How the parts fit
 //!
 //! * `sys` and `shim.c`: the few MPI calls, through a C shim built with
-//!   `mpicc` (see `build.rs`); every `unsafe` of MPI is in `sys`.
+//!   `mpicc` (see `build.rs`); every `unsafe` of MPI is in `sys`, which
+//!   also sends a message over 1 GiB in pieces (MPI counts in `int`) and
+//!   puts received pieces back together.
 //! * `protocol`: the tags, the handshake, the proof that every rank runs
 //!   the same build (a hash of the executable file, the protocol version,
 //!   the offset of a known function).

@@ -91,11 +91,10 @@ fn wait_for(mpi: &mut Mpi, buffer: &mut Vec<u8>, tags: &[i32]) -> Result<i32, St
     let mut backoff = Backoff::new();
     loop {
         mpi.progress()?;
-        match mpi.probe(Some(0))? {
-            Some(found) => {
-                mpi.take(found, buffer)?;
-                if tags.contains(&found.tag) {
-                    return Ok(found.tag);
+        match mpi.receive(Some(0), buffer)? {
+            Some((_, tag)) => {
+                if tags.contains(&tag) {
+                    return Ok(tag);
                 }
             }
             None => std::thread::sleep(backoff.idle()),
@@ -245,18 +244,17 @@ impl Direct {
         let mut backoff = Backoff::new();
         loop {
             mpi.progress()?;
-            let Some(found) = mpi.probe(Some(0))? else {
+            let Some((_, tag)) = mpi.receive(Some(0), buffer)? else {
                 std::thread::sleep(backoff.idle());
                 continue;
             };
             backoff.busy();
-            mpi.take(found, buffer)?;
-            match found.tag {
+            match tag {
                 STOP => return Ok(()),
                 tag if tag >= LANE => {}
                 _ => continue,
             }
-            let task = parse_task(found.tag, buffer, self.max_frame, &mut payload)?;
+            let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
             frames.clear();
             self.run(&task, &payload, &mut frames, &mut scratch, &mut spill);
             mpi.post(std::mem::take(&mut frames), 0, LANE + task.lane as i32)?;
@@ -317,10 +315,9 @@ impl Local {
         let lanes = self.pool.max_workers();
         loop {
             let mut busy = false;
-            if let Some(found) = mpi.probe(Some(0))? {
+            if let Some((_, tag)) = mpi.receive(Some(0), buffer)? {
                 busy = true;
-                mpi.take(found, buffer)?;
-                match found.tag {
+                match tag {
                     STOP => {
                         // Nothing runs any more: rank 0 waits for no reply.
                         self.pool.kill_workers();

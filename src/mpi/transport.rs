@@ -243,11 +243,7 @@ pub(crate) fn run(
 
 /// Takes one message that has arrived, if any: its source and tag.
 fn receive(mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<Option<(usize, i32)>, String> {
-    let Some(found) = mpi.probe(None)? else {
-        return Ok(None);
-    };
-    mpi.take(found, buffer)?;
-    Ok(Some((found.from, found.tag)))
+    mpi.receive(None, buffer)
 }
 
 /// Hands a lane's reply to its channel (a reply for no lane is dropped:
