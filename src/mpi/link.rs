@@ -22,18 +22,30 @@ use crate::process_pool::sys::region::Region;
 use crate::process_pool::wire::{self, Message, WireError};
 use crate::Error;
 
-/// How long past its expected arrival a driver polls MPI for its reply
-/// before it sleeps on its lane's channel (and the MPI thread polls for
-/// it): a reply that is a little late then finds the driver awake, which
-/// on these machines saves a wake-up that costs 0.1 to 1 ms.
+/// How long a driver polls MPI without sleeping for the reply of a short
+/// task, before it sleeps on its lane's channel (and the MPI thread polls
+/// for it); for a long task, how late its reply may be before the driver
+/// polls less often. A reply that is a little late then finds the driver
+/// awake, which on these machines saves a wake-up of 0.1 to 1 ms.
 const REPLY_SPIN: Duration = Duration::from_millis(1);
 /// A reply expected later than this is slept for, until a little before
 /// it is due (see [`MpiLink::wake_at`]): a driver that polled through a
 /// whole long chunk would take a core from the ranks (`mpirun -n 3` on 2
 /// cores puts rank 0 beside both workers).
 const SLEEP_OVER: Duration = Duration::from_millis(1);
+/// How long a driver waiting for a long task's reply sleeps between polls.
+const POLL_NAP: Duration = Duration::from_micros(50);
 /// How early a sleeping driver wakes before its reply is due.
 const WAKE_AHEAD: Duration = Duration::from_micros(300);
+
+/// How a driver polls for its reply.
+#[derive(Debug, Clone, Copy)]
+enum Poll {
+    /// Without sleeping, until then.
+    Spin(Instant),
+    /// With naps of [`POLL_NAP`], which grow from then on.
+    Nap(Instant),
+}
 
 /// One lane of one worker rank.
 #[derive(Debug)]
@@ -96,33 +108,51 @@ impl MpiLink {
         Some(self.sent_at + expected - expected / 10 - WAKE_AHEAD)
     }
 
-    /// The next reply message. A driver polls MPI while its task is going
-    /// out (a large one goes in pieces, each of which needs this side's
-    /// progress) and from shortly before the reply is due until a little
-    /// after, and sleeps on its lane's channel otherwise, while rank 0's
-    /// MPI thread polls for it.
+    /// The next reply message.
+    ///
+    /// A reply due soon (a short task, or nothing learnt yet) is polled for
+    /// without sleeping, yielding between polls, for up to [`REPLY_SPIN`];
+    /// then the driver sleeps on its lane's channel, and rank 0's MPI
+    /// thread polls for it.
+    ///
+    /// For a long task the driver polls, with short naps, while the task
+    /// is going out (a large one goes in pieces that may need this side's
+    /// progress), sleeps until shortly before the reply is due, and polls
+    /// again with naps ([`POLL_NAP`], growing once the reply is late).
+    /// Naps rather than a spin: `mpirun -n 3` on 2 cores puts rank 0 beside
+    /// two busy ranks, where a spinning driver takes a core from them and a
+    /// yielding one waits a whole time slice for its next turn.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
-        let closed = || Received::Wire(WireError::Closed);
-        if let Some(wake) = self.wake_at() {
-            let ticket = self.ticket;
-            let sent = || self.transport.is_sent(ticket);
-            if let Some(reply) = self.poll_until(wake, deadline, sent) {
+        let Some(wake) = self.wake_at() else {
+            let until = Instant::now() + REPLY_SPIN;
+            if let Some(reply) = self.poll_until(Poll::Spin(until), deadline, || false) {
                 return reply;
             }
-            let until = deadline.map_or(wake, |d| d.min(wake));
-            match self.replies.recv_deadline(until) {
-                Ok(reply) => return Ok(reply),
-                Err(RecvTimeoutError::Disconnected) => return Err(closed()),
-                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| until >= d) => {
-                    return Err(Received::TimedOut)
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-            }
-        }
-        let due = self.wake_at().unwrap_or(self.sent_at).max(Instant::now());
-        if let Some(reply) = self.poll_until(due + REPLY_SPIN + WAKE_AHEAD, deadline, || false) {
+            return self.sleep_until(deadline);
+        };
+        let ticket = self.ticket;
+        let sent = || self.transport.is_sent(ticket) || Instant::now() >= wake;
+        if let Some(reply) = self.poll_until(Poll::Nap(wake), deadline, sent) {
             return reply;
         }
+        let until = deadline.map_or(wake, |d| d.min(wake));
+        match self.replies.recv_deadline(until) {
+            Ok(reply) => return Ok(reply),
+            Err(RecvTimeoutError::Disconnected) => return Err(Received::Wire(WireError::Closed)),
+            Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| until >= d) => {
+                return Err(Received::TimedOut)
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        let late = Instant::now() + REPLY_SPIN + WAKE_AHEAD;
+        match self.poll_until(Poll::Nap(late), deadline, || false) {
+            Some(reply) => reply,
+            None => self.sleep_until(deadline),
+        }
+    }
+
+    /// Sleeps on the lane's channel until the reply, or `deadline`.
+    fn sleep_until(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
         let got = match deadline {
             Some(deadline) => self.replies.recv_deadline(deadline),
             None => self
@@ -132,18 +162,20 @@ impl MpiLink {
         };
         got.map_err(|e| match e {
             RecvTimeoutError::Timeout => Received::TimedOut,
-            RecvTimeoutError::Disconnected => closed(),
+            RecvTimeoutError::Disconnected => Received::Wire(WireError::Closed),
         })
     }
 
-    /// Polls MPI for this lane's reply until `until` (or `deadline`), or
-    /// until `enough` says so: the reply or the error, if it came to one.
+    /// Polls MPI for this lane's reply, as `how` says, or until `deadline`
+    /// or until `enough` says so: the reply or the error, if it came to
+    /// one; `None` when polling ended without.
     fn poll_until(
         &self,
-        until: Instant,
+        how: Poll,
         deadline: Option<Instant>,
         enough: impl Fn() -> bool,
     ) -> Option<Result<Vec<u8>, Received>> {
+        let mut nap = POLL_NAP;
         self.transport.polling(|| loop {
             match self.replies.try_recv() {
                 Ok(reply) => return Some(Ok(reply)),
@@ -159,12 +191,22 @@ impl MpiLink {
             if deadline.is_some_and(|d| now >= d) {
                 return Some(Err(Received::TimedOut));
             }
-            if now >= until || enough() {
+            if enough() {
                 return None;
             }
-            // A yield, not a pause: on a rank bound to one core the thread
-            // that waits for this driver's result runs at once.
-            std::thread::yield_now();
+            match how {
+                Poll::Spin(until) if now >= until => return None,
+                // A yield, not a pause: on a rank bound to one core the
+                // thread that waits for this driver's result runs at once.
+                Poll::Spin(_) => std::thread::yield_now(),
+                Poll::Nap(until) => {
+                    if now >= until {
+                        // Late: poll less and less often.
+                        nap = (nap * 2).min(super::poll::MAX_NAP);
+                    }
+                    std::thread::sleep(nap);
+                }
+            }
         })
     }
 
