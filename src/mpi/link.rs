@@ -1,11 +1,16 @@
 //! A lane of a worker rank, as rank 0's dispatch sees it: a
 //! [`Link`](crate::process_pool::dispatch::Link) without a shared region.
 //!
-//! A task goes out as one MPI message (its `Task` frame, then where each of
-//! its items ends, so that the rank's local pool can send the rest of it
-//! again after a local worker died); its reply comes back as one message
-//! of frames, `Partial`s then `Done`, which [`MpiLink::receive_into`] reads
-//! one at a time, exactly as a local worker's pipe is read.
+//! A task goes out as one MPI message (its `Task` frame, then, to a rank
+//! with a local pool, where each of its items ends, so that the pool can
+//! send the rest of it again after a local worker died); its reply comes
+//! back as one message of frames, `Partial`s then `Done`, which
+//! [`MpiLink::receive_into`] reads one at a time, exactly as a local
+//! worker's pipe is read. (A message over 1 GiB travels in pieces, which
+//! `sys` puts back together.)
+//!
+//! How a driver waits for the reply, and when it polls MPI itself, is
+//! [`MpiLink::next_reply`]'s to say.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +34,7 @@ use crate::Error;
 /// awake, which on these machines saves a wake-up of 0.1 to 1 ms.
 const REPLY_SPIN: Duration = Duration::from_millis(1);
 /// A reply expected later than this is slept for, until a little before
-/// it is due (see [`MpiLink::wake_at`]): a driver that polled through a
+/// it is due (see [`Due::wake_at`]): a driver that polled through a
 /// whole long chunk would take a core from the ranks (`mpirun -n 3` on 2
 /// cores puts rank 0 beside both workers).
 const SLEEP_OVER: Duration = Duration::from_millis(1);
@@ -37,6 +42,61 @@ const SLEEP_OVER: Duration = Duration::from_millis(1);
 const POLL_NAP: Duration = Duration::from_micros(50);
 /// How early a sleeping driver wakes before its reply is due.
 const WAKE_AHEAD: Duration = Duration::from_micros(300);
+
+/// When the reply of a lane's task is due, from the round trips so far.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    /// When the task out was posted, and its items.
+    sent_at: Instant,
+    items: usize,
+    /// Round trips seen: seconds, over items (see [`Due::replied`]).
+    seen: (f64, f64),
+}
+
+impl Due {
+    fn new() -> Self {
+        Due {
+            sent_at: Instant::now(),
+            items: 0,
+            seen: (0.0, 0.0),
+        }
+    }
+
+    /// A task of `items` items went out `at`.
+    fn sent(&mut self, items: usize, at: Instant) {
+        self.sent_at = at;
+        self.items = items;
+    }
+
+    /// Its reply came `at`: learns how long a round trip takes per item,
+    /// the time over the items of the round trips so far, each weighed by
+    /// its items and halved at every later one (as `map` sizes its chunks),
+    /// so that the one-item chunks a map starts with count for little.
+    fn replied(&mut self, at: Instant) {
+        if self.items == 0 {
+            return;
+        }
+        let (seconds, items) = self.seen;
+        self.seen = (
+            seconds / 2.0 + at.saturating_duration_since(self.sent_at).as_secs_f64(),
+            items / 2.0 + self.items as f64,
+        );
+    }
+
+    /// When to start polling for the reply of the task out: a little
+    /// before it is due; `None` (at once) for a reply due soon, or with
+    /// nothing learnt yet.
+    fn wake_at(&self) -> Option<Instant> {
+        let (seconds, items) = self.seen;
+        let per_item = (items > 0.0).then(|| seconds / items)?;
+        let expected = Duration::try_from_secs_f64(per_item * self.items as f64).ok()?;
+        if expected <= SLEEP_OVER {
+            return None;
+        }
+        // Early by a tenth, for a chunk slower than the last ones.
+        Some(self.sent_at + expected - expected / 10 - WAKE_AHEAD)
+    }
+}
 
 /// How a driver polls for its reply.
 #[derive(Debug, Clone, Copy)]
@@ -61,12 +121,10 @@ pub(crate) struct MpiLink {
     /// The reply being read, and how much of it is read.
     reply: Vec<u8>,
     at: usize,
-    /// When the task out was posted, its send's ticket, and its items.
-    sent_at: Instant,
+    /// The ticket of the send of the task out.
     ticket: u64,
-    items: usize,
-    /// Round trips seen: seconds, over items (see [`MpiLink::learn`]).
-    seen: (f64, f64),
+    /// When its reply is due.
+    due: Due,
 }
 
 impl MpiLink {
@@ -87,25 +145,9 @@ impl MpiLink {
             send_ends,
             reply: Vec::new(),
             at: 0,
-            sent_at: Instant::now(),
             ticket: 0,
-            items: 0,
-            seen: (0.0, 0.0),
+            due: Due::new(),
         }
-    }
-
-    /// When to start polling for the reply of the task out: a little
-    /// before it is due, from the round trips per item so far; `None`
-    /// (at once) for a reply due soon, or with nothing learnt yet.
-    fn wake_at(&self) -> Option<Instant> {
-        let (seconds, items) = self.seen;
-        let per_item = (items > 0.0).then(|| seconds / items)?;
-        let expected = Duration::try_from_secs_f64(per_item * self.items as f64).ok()?;
-        if expected <= SLEEP_OVER {
-            return None;
-        }
-        // Early by a tenth, for a chunk slower than the last ones.
-        Some(self.sent_at + expected - expected / 10 - WAKE_AHEAD)
     }
 
     /// The next reply message.
@@ -123,7 +165,7 @@ impl MpiLink {
     /// two busy ranks, where a spinning driver takes a core from them and a
     /// yielding one waits a whole time slice for its next turn.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
-        let Some(wake) = self.wake_at() else {
+        let Some(wake) = self.due.wake_at() else {
             let until = Instant::now() + REPLY_SPIN;
             if let Some(reply) = self.poll_until(Poll::Spin(until), deadline, || false) {
                 return reply;
@@ -209,21 +251,6 @@ impl MpiLink {
             }
         })
     }
-
-    /// Learns from a reply how long a round trip takes per item: the time
-    /// over the items of the round trips so far, each weighed by its items
-    /// and halved at every later one (as `map` sizes its chunks), so that
-    /// the one-item chunks a map starts with count for little.
-    fn learn(&mut self) {
-        if self.items == 0 {
-            return;
-        }
-        let (seconds, items) = self.seen;
-        self.seen = (
-            seconds / 2.0 + self.sent_at.elapsed().as_secs_f64(),
-            items / 2.0 + self.items as f64,
-        );
-    }
 }
 
 impl Link for MpiLink {
@@ -252,11 +279,11 @@ impl Link for MpiLink {
         for end in &ends {
             bytes.extend_from_slice(&end.to_le_bytes());
         }
-        self.items = match message {
+        let items = match message {
             Message::Task { count, .. } => count as usize,
             _ => 1,
         };
-        self.sent_at = Instant::now();
+        self.due.sent(items, Instant::now());
         let tag = LANE + self.lane as i32;
         self.ticket = self
             .transport
@@ -275,7 +302,7 @@ impl Link for MpiLink {
         if self.at >= self.reply.len() {
             self.reply = self.next_reply(deadline)?;
             self.at = 0;
-            self.learn();
+            self.due.replied(Instant::now());
         }
         let mut rest = &self.reply[self.at..];
         let before = rest.len();
@@ -362,5 +389,35 @@ impl Connect for Lanes {
         // rank's MPI thread and, with a local pool, its pipes and wake-ups
         // (0.1 to 2 ms on a loaded machine). 20 ms keeps that to a few %.
         Duration::from_millis(20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_awaited_at_once_until_round_trips_say_it_takes_long() {
+        let start = Instant::now();
+        let mut due = Due::new();
+        due.sent(1, start);
+        assert_eq!(due.wake_at(), None, "nothing learnt: poll at once");
+        // A one-item probe that took 50 ms, then a chunk of 10 000 items
+        // in 10 ms: the probe is halved, and counts as one item of 10 000.5.
+        due.replied(start + Duration::from_millis(50));
+        let next = start + Duration::from_millis(60);
+        due.sent(10_000, next);
+        due.replied(next + Duration::from_millis(10));
+        let (seconds, items) = due.seen;
+        assert!((seconds - 35e-3).abs() < 1e-9, "{:?}", due.seen);
+        assert!((items - 10_000.5).abs() < 1e-9, "{:?}", due.seen);
+        let later = next + Duration::from_millis(20);
+        due.sent(10_000, later);
+        let wake = due.wake_at().expect("a long task is slept for");
+        let expected = Duration::from_secs_f64(10_000.0 * seconds / items);
+        assert!(wake > later && wake < later + expected, "{wake:?}");
+        // A short task is polled for at once.
+        due.sent(10, later);
+        assert_eq!(due.wake_at(), None);
     }
 }
