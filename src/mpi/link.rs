@@ -83,18 +83,19 @@ impl Due {
         );
     }
 
-    /// When to start polling for the reply of the task out: a little
-    /// before it is due; `None` (at once) for a reply due soon, or with
-    /// nothing learnt yet.
-    fn wake_at(&self) -> Option<Instant> {
+    /// When the reply of a long task is due, and when to start polling
+    /// for it (a little before); `None` (poll at once) for a reply due
+    /// soon, or with nothing learnt yet.
+    fn wake_at(&self) -> Option<(Instant, Instant)> {
         let (seconds, items) = self.seen;
         let per_item = (items > 0.0).then(|| seconds / items)?;
         let expected = Duration::try_from_secs_f64(per_item * self.items as f64).ok()?;
         if expected <= SLEEP_OVER {
             return None;
         }
-        // Early by a tenth, for a chunk slower than the last ones.
-        Some(self.sent_at + expected - expected / 10 - WAKE_AHEAD)
+        // Early by a tenth, for a chunk quicker than the last ones.
+        let due = self.sent_at + expected;
+        Some((due, due - expected / 10 - WAKE_AHEAD))
     }
 }
 
@@ -103,7 +104,9 @@ impl Due {
 enum Poll {
     /// Without sleeping, until then.
     Spin(Instant),
-    /// With naps of [`POLL_NAP`], which grow from then on.
+    /// With naps: a quarter of the time left until the reply is due, at
+    /// least [`POLL_NAP`]; from then on [`POLL_NAP`], for [`REPLY_SPIN`];
+    /// then growing.
     Nap(Instant),
 }
 
@@ -165,7 +168,7 @@ impl MpiLink {
     /// two busy ranks, where a spinning driver takes a core from them and a
     /// yielding one waits a whole time slice for its next turn.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
-        let Some(wake) = self.due.wake_at() else {
+        let Some((due, wake)) = self.due.wake_at() else {
             let until = Instant::now() + REPLY_SPIN;
             if let Some(reply) = self.poll_until(Poll::Spin(until), deadline, || false) {
                 return reply;
@@ -174,7 +177,8 @@ impl MpiLink {
         };
         let ticket = self.ticket;
         let sent = || self.transport.is_sent(ticket) || Instant::now() >= wake;
-        if let Some(reply) = self.poll_until(Poll::Nap(wake), deadline, sent) {
+        // Short naps while it goes out: it is on its way at once.
+        if let Some(reply) = self.poll_until(Poll::Nap(Instant::now()), deadline, sent) {
             return reply;
         }
         let until = deadline.map_or(wake, |d| d.min(wake));
@@ -186,8 +190,7 @@ impl MpiLink {
             }
             Err(RecvTimeoutError::Timeout) => {}
         }
-        let late = Instant::now() + REPLY_SPIN + WAKE_AHEAD;
-        match self.poll_until(Poll::Nap(late), deadline, || false) {
+        match self.poll_until(Poll::Nap(due), deadline, || false) {
             Some(reply) => reply,
             None => self.sleep_until(deadline),
         }
@@ -217,7 +220,7 @@ impl MpiLink {
         deadline: Option<Instant>,
         enough: impl Fn() -> bool,
     ) -> Option<Result<Vec<u8>, Received>> {
-        let mut nap = POLL_NAP;
+        let mut late_nap = POLL_NAP;
         self.transport.polling(|| loop {
             match self.replies.try_recv() {
                 Ok(reply) => return Some(Ok(reply)),
@@ -241,12 +244,17 @@ impl MpiLink {
                 // A yield, not a pause: on a rank bound to one core the
                 // thread that waits for this driver's result runs at once.
                 Poll::Spin(_) => std::thread::yield_now(),
-                Poll::Nap(until) => {
-                    if now >= until {
+                Poll::Nap(due) => {
+                    let nap = if now < due {
+                        ((due - now) / 4).max(POLL_NAP)
+                    } else if now < due + REPLY_SPIN {
+                        POLL_NAP
+                    } else {
                         // Late: poll less and less often.
-                        nap = (nap * 2).min(super::poll::MAX_NAP);
-                    }
-                    std::thread::sleep(nap);
+                        late_nap = (late_nap * 2).min(super::poll::MAX_NAP);
+                        late_nap
+                    };
+                    std::thread::sleep(nap.min(super::poll::MAX_NAP));
                 }
             }
         })
@@ -413,9 +421,10 @@ mod tests {
         assert!((items - 10_000.5).abs() < 1e-9, "{:?}", due.seen);
         let later = next + Duration::from_millis(20);
         due.sent(10_000, later);
-        let wake = due.wake_at().expect("a long task is slept for");
+        let (due_at, wake) = due.wake_at().expect("a long task is slept for");
         let expected = Duration::from_secs_f64(10_000.0 * seconds / items);
-        assert!(wake > later && wake < later + expected, "{wake:?}");
+        assert!(wake > later && wake < due_at, "{wake:?}");
+        assert_eq!(due_at, later + expected);
         // A short task is polled for at once.
         due.sent(10, later);
         assert_eq!(due.wake_at(), None);
