@@ -313,8 +313,28 @@ impl Local {
     fn serve(self, mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<(), String> {
         let mut backoff = Backoff::new();
         let lanes = self.pool.max_workers();
+        // Tasks on the local pool: while every lane has one, rank 0 sends
+        // nothing but `STOP`, which waits for their replies.
+        let mut out = 0usize;
         loop {
             let mut busy = false;
+            if out == lanes && mpi.sending() == 0 {
+                // Nothing to poll MPI for: wait for a reply on the channel,
+                // which wakes this thread, rather than spin beside the
+                // local pool's threads and workers (on a rank bound to one
+                // core they share it).
+                match self.done.recv_timeout(super::poll::MAX_NAP) {
+                    Ok((lane, frames)) => {
+                        out -= 1;
+                        backoff.busy();
+                        mpi.post(frames, 0, LANE + lane as i32)?;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(String::from("its local pool's replies stopped"))
+                    }
+                }
+            }
             if let Some((_, tag)) = mpi.receive(Some(0), buffer)? {
                 busy = true;
                 match tag {
@@ -347,11 +367,13 @@ impl Local {
                             self.replies.clone(),
                         );
                         self.pool.submit_job(Box::new(job));
+                        out += 1;
                     }
                     _ => {}
                 }
             }
             while let Ok((lane, frames)) = self.done.try_recv() {
+                out -= 1;
                 busy = true;
                 mpi.post(frames, 0, LANE + lane as i32)?;
             }
@@ -366,6 +388,7 @@ impl Local {
             }
             match self.done.recv_timeout(nap) {
                 Ok((lane, frames)) => {
+                    out -= 1;
                     backoff.busy();
                     mpi.post(frames, 0, LANE + lane as i32)?;
                 }
