@@ -10,6 +10,16 @@
 //! * **Local** ([`Mode::Local`]): a local `ProcessPoolExecutor` of this
 //!   rank's own, one lane per local worker; each task becomes a [`RawJob`]
 //!   on it, so a crash costs its item alone, exactly as on a local pool.
+//!
+//! A worker rank may have been launched with the job or spawned by rank 0
+//! (spawn mode); it cannot tell the difference past `sys`, which numbers
+//! rank 0 as 0 either way.
+//!
+//! Waiting: between tasks the MPI thread polls MPI, spinning (yielding) a
+//! while after the last event, then napping (`poll`). In local mode, while
+//! every lane has a task on the local pool, rank 0 sends nothing but
+//! `STOP` (which waits for the replies), so the thread sleeps on the
+//! replies' channel instead, leaving the core to the local workers.
 
 use std::time::Instant;
 
