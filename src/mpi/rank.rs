@@ -112,6 +112,10 @@ fn wait_for(mpi: &mut Mpi, buffer: &mut Vec<u8>, tags: &[i32]) -> Result<i32, St
     }
 }
 
+/// A task that ran this long is followed by naps, not a spin, while the
+/// rank waits for the next (see [`Backoff::rested`]).
+const LONG_TASK: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How this rank will run tasks, set up from rank 0's greeting.
 enum Runner {
     Direct(Direct),
@@ -266,8 +270,12 @@ impl Direct {
             }
             let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
             frames.clear();
+            let started = Instant::now();
             self.run(&task, &payload, &mut frames, &mut scratch, &mut spill);
             mpi.post(std::mem::take(&mut frames), 0, LANE + task.lane as i32)?;
+            if started.elapsed() >= LONG_TASK {
+                backoff.rested();
+            }
         }
     }
 
