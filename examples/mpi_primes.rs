@@ -9,6 +9,8 @@
 //! ```text
 //! cargo build --release --features mpi --example mpi_primes
 //! mpirun -n 3 target/release/examples/mpi_primes
+//! # spawn mode: rank 0 alone, which starts 2 worker ranks itself
+//! target/release/examples/mpi_primes --spawn 2
 //! ```
 //!
 //! (As root add `OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1`;
@@ -47,7 +49,14 @@ fn fragile(n: u64) -> u64 {
 
 fn main() -> Result<(), Error> {
     concurrent_futures::init(); // every rank but 0 serves from here, and exits
-    let pool = MpiPoolExecutor::new()?;
+    let args: Vec<String> = std::env::args().collect();
+    let pool = match args.iter().position(|a| a == "--spawn") {
+        Some(at) => {
+            let ranks = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(2);
+            MpiPoolExecutor::builder().spawn(ranks).build()?
+        }
+        None => MpiPoolExecutor::new()?,
+    };
     println!(
         "{} worker ranks, {} tasks at once",
         pool.worker_ranks(),

@@ -62,13 +62,18 @@ fn pid_of_task(_: u8) -> u32 {
     std::process::id()
 }
 
+/// Set by `drive` for a case it starts without a launcher (an MPI
+/// singleton that spawns its ranks).
+const SINGLETON: &str = "CF_MPI_TEST_SINGLETON";
+
 fn main() {
     concurrent_futures::init();
     let args: Vec<String> = std::env::args().collect();
     let case = args.iter().skip(1).find(|a| !a.starts_with('-'));
     let under_launcher = std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some()
         || std::env::var_os("PMI_RANK").is_some()
-        || std::env::var_os("PMIX_RANK").is_some();
+        || std::env::var_os("PMIX_RANK").is_some()
+        || std::env::var_os(SINGLETON).is_some();
     if under_launcher {
         let case = case.map(String::as_str).unwrap_or("");
         run_case(case);
@@ -165,34 +170,19 @@ fn run_case(case: &str) {
                 "one pool per run"
             );
         }
-        "large" => {
+        // `_pieces`: the same, with every MPI message over 1 MB sent in
+        // pieces (as one over 1 GiB is), which the other side puts back
+        // together.
+        "large" | "large_pieces" => {
             let pool = MpiPoolExecutor::new().expect("the pool");
-            for len in [0, 1, 100_000, 9 << 20, 24 << 20] {
-                let back = pool
-                    .submit(echo_large, pattern(len, 1))
-                    .result()
-                    .expect("a result");
-                assert_eq!(back.len(), len);
-                let whole = back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2);
-                assert!(whole, "{len} bytes back whole");
-            }
+            large_round_trips(&pool);
         }
-        "large_direct" => {
+        "large_direct" | "large_direct_pieces" => {
             let pool = MpiPoolExecutor::builder()
                 .direct()
                 .build()
                 .expect("the pool");
-            for len in [0, 1, 100_000, 9 << 20, 24 << 20] {
-                let back = pool
-                    .submit(echo_large, pattern(len, 1))
-                    .result()
-                    .expect("a result");
-                assert_eq!(back.len(), len);
-                assert!(
-                    back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2),
-                    "{len} bytes back whole"
-                );
-            }
+            large_round_trips(&pool);
             let many: Vec<serde_bytes::ByteBuf> = pool
                 .map(echo_large, (0..40).map(|_| pattern(300_000, 1)))
                 .collect::<Result<_, _>>()
@@ -227,6 +217,37 @@ fn run_case(case: &str) {
                 .build();
             assert!(matches!(refused, Err(Error::InvalidArgument { .. })));
         }
+        "spawn" => {
+            // Rank 0 alone (`mpirun -n 1`, or a singleton), two spawned ranks.
+            let pool = MpiPoolExecutor::builder()
+                .spawn(2)
+                .workers_per_rank(1)
+                .build()
+                .expect("spawned ranks");
+            assert_eq!(pool.worker_ranks(), 2);
+            assert_eq!(pool.max_workers(), 2);
+            let primes = pool.map(is_prime, 0..20_000u64).filter(|r| r == &Ok(true));
+            assert_eq!(primes.count(), 2262);
+            let pids: Vec<u32> = (0..8u8)
+                .map(|i| pool.submit(pid_of_task, i))
+                .map(|f| f.result().expect("a pid"))
+                .collect();
+            assert!(
+                pids.iter().all(|&pid| pid != std::process::id()),
+                "{pids:?}"
+            );
+            // A crash on a spawned rank costs its item alone, as on any.
+            let out: Vec<_> = pool.map(faulty, 27..32u64).collect();
+            assert!(matches!(out[2], Err(Error::WorkerDied { .. })), "{out:?}");
+            assert_eq!(out[3], Ok(60));
+            pool.shutdown();
+        }
+        "spawn_with_ranks" => match MpiPoolExecutor::builder().spawn(1).build() {
+            Err(Error::InvalidArgument { reason }) => {
+                assert!(reason.contains("rank 0 alone"), "{reason}");
+            }
+            other => panic!("spawn mode in a job of 2 ranks: {other:?}"),
+        },
         "no_pool" => {
             // Rank 0 never makes a pool: the ranks still stop at exit.
         }
@@ -260,6 +281,38 @@ fn run_case(case: &str) {
     }
 }
 
+/// Large arguments and results, one at a time, of sizes around the
+/// piece size of the `_pieces` cases ([`PIECE`]) and far over it.
+fn large_round_trips(pool: &MpiPoolExecutor) {
+    let lens = [
+        0,
+        1,
+        100_000,
+        PIECE - 30,
+        PIECE,
+        PIECE + 1,
+        9 << 20,
+        24 << 20,
+    ];
+    for len in lens {
+        let back = pool
+            .submit(echo_large, pattern(len, 1))
+            .result()
+            .expect("a result");
+        assert_eq!(back.len(), len);
+        let whole = back.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 2);
+        assert!(whole, "{len} bytes back whole");
+    }
+    // A chunk of large results: one reply of many frames.
+    let backs = pool.map(echo_large, (0..8).map(|_| pattern(3 << 20, 1)));
+    for back in backs {
+        assert_eq!(back.expect("a result").len(), 3 << 20);
+    }
+}
+
+/// The largest MPI message the `_pieces` cases send in one piece.
+const PIECE: usize = 1_000_003;
+
 /// Started by cargo: every case under `mpirun`.
 fn drive(only: Option<&str>) {
     match MpiPoolExecutor::new() {
@@ -274,10 +327,14 @@ fn drive(only: Option<&str>) {
         (3, "direct"),
         (2, "large"),
         (2, "large_direct"),
+        (2, "large_pieces"),
+        (2, "large_direct_pieces"),
         (2, "timeout"),
         (3, "no_pool"),
         (1, "alone"),
         (3, "exit_without_shutdown"),
+        (1, "spawn"),
+        (2, "spawn_with_ranks"),
     ];
     let mut ran = 0;
     for (ranks, case) in cases {
@@ -305,6 +362,15 @@ fn drive(only: Option<&str>) {
         );
         no_process_left(&exe, "panic_in_main");
         println!("test mpi::panic_in_main ... ok");
+        ran += 1;
+    }
+    if only.map_or(true, |o| o == "spawn_singleton") {
+        // No launcher at all: rank 0 starts MPI as a singleton, and spawns.
+        let out = run_with(Command::new(&exe).arg("spawn").env(SINGLETON, "1"));
+        assert!(out.ok, "spawn_singleton failed\n{}", out.text);
+        assert!(out.stdout.contains("case spawn passed"), "{}", out.text);
+        no_process_left(&exe, "spawn_singleton");
+        println!("test mpi::spawn_singleton ... ok");
         ran += 1;
     }
     if only.map_or(true, |o| o == "mismatch") {
@@ -339,7 +405,7 @@ struct Outcome {
 }
 
 /// Runs `mpirun` with `parts` (ranks, executable) as MPMD, each given
-/// `case`; kills it after a generous limit, so that a hang fails the test.
+/// `case`.
 fn launch(parts: &[(usize, &PathBuf)], case: &str) -> Outcome {
     let mut command = Command::new("mpirun");
     for (i, (ranks, exe)) in parts.iter().enumerate() {
@@ -348,6 +414,17 @@ fn launch(parts: &[(usize, &PathBuf)], case: &str) -> Outcome {
         }
         command.arg("-n").arg(ranks.to_string()).arg(exe).arg(case);
     }
+    if case.ends_with("_pieces") {
+        // Every rank's own sends (mpirun passes its environment on).
+        command.env("CONCURRENT_FUTURES_MPI_MAX_PIECE", PIECE.to_string());
+    }
+    run_with(&mut command)
+}
+
+/// Runs `command` (`mpirun`, or a singleton) to its end, its output
+/// captured; kills it after a generous limit, so that a hang fails the
+/// test.
+fn run_with(command: &mut Command) -> Outcome {
     command
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")

@@ -1,19 +1,25 @@
 //! A lane of a worker rank, as rank 0's dispatch sees it: a
 //! [`Link`](crate::process_pool::dispatch::Link) without a shared region.
 //!
-//! A task goes out as one MPI message (its `Task` frame, then where each of
-//! its items ends, so that the rank's local pool can send the rest of it
-//! again after a local worker died); its reply comes back as one message
-//! of frames, `Partial`s then `Done`, which [`MpiLink::receive_into`] reads
-//! one at a time, exactly as a local worker's pipe is read.
+//! A task goes out as one MPI message (its `Task` frame, then, to a rank
+//! with a local pool, where each of its items ends, so that the pool can
+//! send the rest of it again after a local worker died); its reply comes
+//! back as one message of frames, `Partial`s then `Done`, which
+//! [`MpiLink::receive_into`] reads one at a time, exactly as a local
+//! worker's pipe is read. (A message over 1 GiB travels in pieces, which
+//! `sys` puts back together.)
+//!
+//! How a driver waits for the reply, and when it polls MPI itself, is
+//! [`MpiLink::next_reply`]'s to say.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use parking_lot::Mutex;
 
 use super::protocol::LANE;
-use super::transport::Command;
+use super::transport::Transport;
 use crate::process_pool::dispatch::{refuse_descriptors, Connect, Link};
 use crate::process_pool::job::ProcessJob;
 use crate::process_pool::spawn::{Exit, Received};
@@ -21,9 +27,91 @@ use crate::process_pool::sys::region::Region;
 use crate::process_pool::wire::{self, Message, WireError};
 use crate::Error;
 
-/// How long a driver polls its lane's channel before it sleeps on it: a
-/// short task's reply then finds the driver awake.
-const REPLY_SPIN: Duration = Duration::from_micros(50);
+/// How long a driver polls MPI without sleeping for the reply of a short
+/// task, before it sleeps on its lane's channel (and the MPI thread polls
+/// for it); for a long task, how late its reply may be before the driver
+/// polls less often. A reply that is a little late then finds the driver
+/// awake, which on these machines saves a wake-up of 0.1 to 1 ms.
+const REPLY_SPIN: Duration = Duration::from_millis(1);
+/// A reply expected later than this is slept for, until a little before
+/// it is due (see [`Due::wake_at`]): a driver that polled through a
+/// whole long chunk would take a core from the ranks (`mpirun -n 3` on 2
+/// cores puts rank 0 beside both workers).
+const SLEEP_OVER: Duration = Duration::from_millis(1);
+/// A driver spinning for a short task's reply yields at every this many
+/// polls.
+const YIELD_EVERY: u32 = 16;
+/// How long a driver waiting for a long task's reply sleeps between polls.
+const POLL_NAP: Duration = Duration::from_micros(50);
+/// How early a sleeping driver wakes before its reply is due.
+const WAKE_AHEAD: Duration = Duration::from_micros(300);
+
+/// When the reply of a lane's task is due, from the round trips so far.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    /// When the task out was posted, and its items.
+    sent_at: Instant,
+    items: usize,
+    /// Round trips seen: seconds, over items (see [`Due::replied`]).
+    seen: (f64, f64),
+}
+
+impl Due {
+    fn new() -> Self {
+        Due {
+            sent_at: Instant::now(),
+            items: 0,
+            seen: (0.0, 0.0),
+        }
+    }
+
+    /// A task of `items` items went out `at`.
+    fn sent(&mut self, items: usize, at: Instant) {
+        self.sent_at = at;
+        self.items = items;
+    }
+
+    /// Its reply came `at`: learns how long a round trip takes per item,
+    /// the time over the items of the round trips so far, each weighed by
+    /// its items and halved at every later one (as `map` sizes its chunks),
+    /// so that the one-item chunks a map starts with count for little.
+    fn replied(&mut self, at: Instant) {
+        if self.items == 0 {
+            return;
+        }
+        let (seconds, items) = self.seen;
+        self.seen = (
+            seconds / 2.0 + at.saturating_duration_since(self.sent_at).as_secs_f64(),
+            items / 2.0 + self.items as f64,
+        );
+    }
+
+    /// When the reply of a long task is due, and when to start polling
+    /// for it (a little before); `None` (poll at once) for a reply due
+    /// soon, or with nothing learnt yet.
+    fn wake_at(&self) -> Option<(Instant, Instant)> {
+        let (seconds, items) = self.seen;
+        let per_item = (items > 0.0).then(|| seconds / items)?;
+        let expected = Duration::try_from_secs_f64(per_item * self.items as f64).ok()?;
+        if expected <= SLEEP_OVER {
+            return None;
+        }
+        // Early by a tenth, for a chunk quicker than the last ones.
+        let due = self.sent_at + expected;
+        Some((due, due - expected / 10 - WAKE_AHEAD))
+    }
+}
+
+/// How a driver polls for its reply.
+#[derive(Debug, Clone, Copy)]
+enum Poll {
+    /// Without sleeping, until then.
+    Spin(Instant),
+    /// With naps: a quarter of the time left until the reply is due, at
+    /// least [`POLL_NAP`]; from then on [`POLL_NAP`], for [`REPLY_SPIN`];
+    /// then growing.
+    Nap(Instant),
+}
 
 /// One lane of one worker rank.
 #[derive(Debug)]
@@ -31,11 +119,18 @@ pub(crate) struct MpiLink {
     pub(crate) rank: usize,
     pub(crate) lane: usize,
     pub(crate) pid: u32,
-    pub(crate) commands: Sender<Command>,
-    pub(crate) replies: Receiver<Vec<u8>>,
+    transport: Arc<Transport>,
+    replies: Receiver<Vec<u8>>,
+    /// Whether the rank wants each item's end with a task (its local pool
+    /// resends the rest of a task from there after a local worker died).
+    send_ends: bool,
     /// The reply being read, and how much of it is read.
     reply: Vec<u8>,
     at: usize,
+    /// The ticket of the send of the task out.
+    ticket: u64,
+    /// When its reply is due.
+    due: Due,
 }
 
 impl MpiLink {
@@ -43,32 +138,69 @@ impl MpiLink {
         rank: usize,
         lane: usize,
         pid: u32,
-        commands: Sender<Command>,
+        transport: Arc<Transport>,
         replies: Receiver<Vec<u8>>,
+        send_ends: bool,
     ) -> Self {
         MpiLink {
             rank,
             lane,
             pid,
-            commands,
+            transport,
             replies,
+            send_ends,
             reply: Vec::new(),
             at: 0,
+            ticket: 0,
+            due: Due::new(),
         }
     }
 
-    /// The next reply message: polled for a moment, then waited for until
-    /// `deadline`.
+    /// The next reply message.
+    ///
+    /// A reply due soon (a short task, or nothing learnt yet) is polled for
+    /// without sleeping, yielding between polls, for up to [`REPLY_SPIN`];
+    /// then the driver sleeps on its lane's channel, and rank 0's MPI
+    /// thread polls for it.
+    ///
+    /// For a long task the driver polls, with short naps, while the task
+    /// is going out (a large one goes in pieces that may need this side's
+    /// progress), sleeps until shortly before the reply is due, and polls
+    /// again with naps ([`POLL_NAP`], growing once the reply is late).
+    /// Naps rather than a spin: `mpirun -n 3` on 2 cores puts rank 0 beside
+    /// two busy ranks, where a spinning driver takes a core from them and a
+    /// yielding one waits a whole time slice for its next turn.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
-        let closed = || Received::Wire(WireError::Closed);
-        let until = Instant::now() + REPLY_SPIN;
-        while crate::future::spinning_helps() && Instant::now() < until {
-            match self.replies.try_recv() {
-                Ok(reply) => return Ok(reply),
-                Err(TryRecvError::Disconnected) => return Err(closed()),
-                Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        let Some((due, wake)) = self.due.wake_at() else {
+            let until = Instant::now() + REPLY_SPIN;
+            if let Some(reply) = self.poll_until(Poll::Spin(until), deadline, || false) {
+                return reply;
             }
+            return self.sleep_until(deadline);
+        };
+        let ticket = self.ticket;
+        let sent = || self.transport.is_sent(ticket) || Instant::now() >= wake;
+        // Short naps while it goes out: it is on its way at once.
+        if let Some(reply) = self.poll_until(Poll::Nap(Instant::now()), deadline, sent) {
+            return reply;
         }
+        let until = deadline.map_or(wake, |d| d.min(wake));
+        match self.replies.recv_deadline(until) {
+            Ok(reply) => return Ok(reply),
+            Err(RecvTimeoutError::Disconnected) => return Err(Received::Wire(WireError::Closed)),
+            Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| until >= d) => {
+                return Err(Received::TimedOut)
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        match self.poll_until(Poll::Nap(due), deadline, || false) {
+            Some(reply) => reply,
+            None => self.sleep_until(deadline),
+        }
+    }
+
+    /// Sleeps on the lane's channel until the reply, or `deadline`.
+    fn sleep_until(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
         let got = match deadline {
             Some(deadline) => self.replies.recv_deadline(deadline),
             None => self
@@ -78,7 +210,70 @@ impl MpiLink {
         };
         got.map_err(|e| match e {
             RecvTimeoutError::Timeout => Received::TimedOut,
-            RecvTimeoutError::Disconnected => closed(),
+            RecvTimeoutError::Disconnected => Received::Wire(WireError::Closed),
+        })
+    }
+
+    /// Polls MPI for this lane's reply, as `how` says, or until `deadline`
+    /// or until `enough` says so: the reply or the error, if it came to
+    /// one; `None` when polling ended without.
+    fn poll_until(
+        &self,
+        how: Poll,
+        deadline: Option<Instant>,
+        enough: impl Fn() -> bool,
+    ) -> Option<Result<Vec<u8>, Received>> {
+        let mut late_nap = POLL_NAP;
+        let mut spins = 0u32;
+        self.transport.polling(|| loop {
+            match self.replies.try_recv() {
+                Ok(reply) => return Some(Ok(reply)),
+                Err(TryRecvError::Disconnected) => {
+                    return Some(Err(Received::Wire(WireError::Closed)))
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            if self.transport.poll() {
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Some(Err(Received::TimedOut));
+            }
+            if enough() {
+                return None;
+            }
+            match how {
+                Poll::Spin(until) if now >= until => return None,
+                Poll::Spin(_) => {
+                    // A yield now and then, not a pause: on a rank bound to
+                    // one core a thread woken there (the one that waits
+                    // for this driver's result) runs within microseconds.
+                    // Not at every poll: a yield is a system call, and
+                    // with nothing else to run it only delays the next
+                    // poll (no-op round trip, -n 2: 12.0 -> 11.2 us).
+                    spins = spins.wrapping_add(1);
+                    if spins % YIELD_EVERY == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        for _ in 0..32 {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+                Poll::Nap(due) => {
+                    let nap = if now < due {
+                        ((due - now) / 4).max(POLL_NAP)
+                    } else if now < due + REPLY_SPIN {
+                        POLL_NAP
+                    } else {
+                        // Late: poll less and less often.
+                        late_nap = (late_nap * 2).min(super::poll::MAX_NAP);
+                        late_nap
+                    };
+                    std::thread::sleep(nap.min(super::poll::MAX_NAP));
+                }
+            }
         })
     }
 }
@@ -99,20 +294,27 @@ impl Link for MpiLink {
     fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {
         refuse_descriptors(job.descriptors())?;
         let (message, payload) = job.message(slot);
-        let ends = job.item_ends();
+        let ends = if self.send_ends {
+            job.item_ends()
+        } else {
+            Vec::new()
+        };
         let mut bytes = Vec::with_capacity(payload.len() + 64 + 4 * ends.len());
         wire::encode_frame(&message, payload, max, &mut bytes)?;
-        for end in ends {
+        for end in &ends {
             bytes.extend_from_slice(&end.to_le_bytes());
         }
+        let items = match message {
+            Message::Task { count, .. } => count as usize,
+            _ => 1,
+        };
+        self.due.sent(items, Instant::now());
         let tag = LANE + self.lane as i32;
-        self.commands
-            .send(Command::Send {
-                dest: self.rank,
-                tag,
-                bytes,
-            })
-            .map_err(|_| WireError::Closed)
+        self.ticket = self
+            .transport
+            .post(bytes, self.rank, tag)
+            .map_err(|_| WireError::Closed)?;
+        Ok(())
     }
 
     fn receive_into(
@@ -125,6 +327,7 @@ impl Link for MpiLink {
         if self.at >= self.reply.len() {
             self.reply = self.next_reply(deadline)?;
             self.at = 0;
+            self.due.replied(Instant::now());
         }
         let mut rest = &self.reply[self.at..];
         let before = rest.len();
@@ -211,5 +414,36 @@ impl Connect for Lanes {
         // rank's MPI thread and, with a local pool, its pipes and wake-ups
         // (0.1 to 2 ms on a loaded machine). 20 ms keeps that to a few %.
         Duration::from_millis(20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_awaited_at_once_until_round_trips_say_it_takes_long() {
+        let start = Instant::now();
+        let mut due = Due::new();
+        due.sent(1, start);
+        assert_eq!(due.wake_at(), None, "nothing learnt: poll at once");
+        // A one-item probe that took 50 ms, then a chunk of 10 000 items
+        // in 10 ms: the probe is halved, and counts as one item of 10 000.5.
+        due.replied(start + Duration::from_millis(50));
+        let next = start + Duration::from_millis(60);
+        due.sent(10_000, next);
+        due.replied(next + Duration::from_millis(10));
+        let (seconds, items) = due.seen;
+        assert!((seconds - 35e-3).abs() < 1e-9, "{:?}", due.seen);
+        assert!((items - 10_000.5).abs() < 1e-9, "{:?}", due.seen);
+        let later = next + Duration::from_millis(20);
+        due.sent(10_000, later);
+        let (due_at, wake) = due.wake_at().expect("a long task is slept for");
+        let expected = Duration::from_secs_f64(10_000.0 * seconds / items);
+        assert!(wake > later && wake < due_at, "{wake:?}");
+        assert_eq!(due_at, later + expected);
+        // A short task is polled for at once.
+        due.sent(10, later);
+        assert_eq!(due.wake_at(), None);
     }
 }

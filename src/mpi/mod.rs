@@ -26,18 +26,24 @@
 //! # How the parts fit
 //!
 //! * `sys` and `shim.c`: the few MPI calls, through a C shim built with
-//!   `mpicc` (see `build.rs`); every `unsafe` of MPI is in `sys`.
+//!   `mpicc` (see `build.rs`); every `unsafe` of MPI is in `sys`, which
+//!   also sends a message over 1 GiB in pieces (MPI counts in `int`) and
+//!   puts received pieces back together.
 //! * `protocol`: the tags, the handshake, the proof that every rank runs
 //!   the same build (a hash of the executable file, the protocol version,
 //!   the offset of a known function).
-//! * `transport`: rank 0's one MPI thread (`MPI_THREAD_SERIALIZED`): it
-//!   posts tasks, hands replies to their lanes, and stops the ranks.
+//! * `transport`: MPI on rank 0, behind one mutex (`MPI_THREAD_SERIALIZED`):
+//!   each driver posts its lane's tasks and polls for their replies itself,
+//!   handing whatever it takes to the lane it is for; rank 0's MPI thread
+//!   greets the ranks, polls while no driver does, and stops the ranks.
 //! * `link`: a lane of a worker rank as rank 0's dispatch sees it, one
 //!   more `Link` under the process pool's own dispatch: chunking, automatic
 //!   chunk sizes, `Map`'s window and every fault rule are the local pool's.
 //! * `rank`: a worker rank's loop, running tasks itself ("direct") or on a
 //!   local process pool of its own, through a type-erased `raw_job`.
-//! * `poll`: how those threads wait: a bounded spin, then growing naps.
+//! * `poll`: how those threads wait: a bounded spin, then growing naps (a
+//!   driver sleeps through most of a long task, from the round trip per
+//!   item it has seen, and polls from shortly before its reply is due).
 //!
 //! # Faults: what is survived and what is not
 //!
@@ -71,8 +77,17 @@
 //! One pool per run: the ranks serve the first `MpiPoolExecutor`, and stop
 //! with it.
 //!
-//! Spawn mode (`MPI_Comm_spawn`, rank 0 started alone) is not built yet:
-//! start every rank with the launcher.
+//! # Spawn mode
+//!
+//! [`MpiPoolBuilder::spawn`] starts the worker ranks with `MPI_Comm_spawn`
+//! instead: rank 0 runs alone (`mpirun -n 1 ./app`, or plain `./app`, MPI
+//! then being started as a *singleton* when the pool is built), and the
+//! spawned processes, this same executable with no arguments, serve from
+//! [`init`](crate::init) as launched ranks do. The shim then talks over
+//! the intercommunicator to them, numbering them 1..=n as if they were
+//! ranks of one world (`shim.c`), so everything above it is the same; at
+//! the end both sides disconnect before they finalise. A spawned rank
+//! knows itself by its parent communicator, not by the environment.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Once, OnceLock};
@@ -93,7 +108,7 @@ mod transport;
 pub use pool::{MpiPoolBuilder, MpiPoolExecutor};
 
 use protocol::PREFIX;
-use transport::Command;
+use transport::{Command, Transport};
 
 /// The environment variables by which MPI launchers (Open MPI's `mpirun`,
 /// MPICH's Hydra, Slurm's PMI and PMIx) tell a process it is a rank.
@@ -121,6 +136,7 @@ enum Started {
 #[derive(Debug)]
 struct Root {
     commands: Sender<Command>,
+    transport: std::sync::Arc<Transport>,
     size: usize,
     node: String,
     prefix: Result<[u8; PREFIX], String>,
@@ -150,6 +166,9 @@ impl Root {
 
 static START: Once = Once::new();
 static STARTED: OnceLock<Started> = OnceLock::new();
+/// Rank 0's MPI when it was started without a launcher for spawn mode (an
+/// MPI singleton).
+static SINGLETON: OnceLock<Started> = OnceLock::new();
 
 /// Under an MPI launcher, initialises MPI (once); on every rank but 0,
 /// serves rank 0's pool and exits without returning.
@@ -158,6 +177,35 @@ pub(crate) fn run_if_rank() {
         let started = start();
         let _ = STARTED.set(started);
     });
+}
+
+/// What starting MPI came to, for rank 0's pool: under a launcher, what
+/// [`run_if_rank`] started; without one, nothing, or for spawn mode
+/// (`spawn`) MPI started now as a singleton.
+fn started(spawn: bool) -> Option<&'static Started> {
+    run_if_rank();
+    match STARTED.get() {
+        Some(Started::NoLauncher) if spawn => Some(SINGLETON.get_or_init(|| {
+            let started = start_mpi();
+            // Its children (a local pool of its own) are not ranks, should
+            // MPI have put a launcher's variables in the environment. Set
+            // only now: the daemon a singleton's `MPI_Init` starts, and so
+            // the ranks it spawns, must not inherit it.
+            std::env::set_var(RANK_PID, std::process::id().to_string());
+            started
+        })),
+        other => other,
+    }
+}
+
+/// Rank 0's handle, however MPI was started.
+fn root() -> Option<&'static Root> {
+    [STARTED.get(), SINGLETON.get()]
+        .into_iter()
+        .find_map(|started| match started {
+            Some(Started::Root(root)) => Some(root),
+            _ => None,
+        })
 }
 
 fn launched() -> bool {
@@ -177,6 +225,12 @@ fn start() -> Started {
     // Before the MPI thread exists (`init()` runs first in `main`, with one
     // thread): children of this rank inherit it and know they are not ranks.
     std::env::set_var(RANK_PID, std::process::id().to_string());
+    start_mpi()
+}
+
+/// Starts the MPI thread and waits for it to say what it is (a worker
+/// rank's never says: this thread then waits for the process to exit).
+fn start_mpi() -> Started {
     let (told, hear) = crossbeam_channel::bounded(1);
     let spawned = std::thread::Builder::new()
         .name(String::from("concurrent-futures-mpi"))
@@ -215,26 +269,27 @@ fn mpi_thread(told: &Sender<Started>) {
     }
     let (commands, receive) = crossbeam_channel::unbounded();
     let ours = *prefix.as_ref().unwrap_or(&[0; PREFIX]);
-    let root = Root {
-        commands,
-        size: mpi.size,
-        node: mpi.node.clone(),
-        prefix,
-        claimed: AtomicBool::new(false),
-        stopped: Mutex::new(false),
-    };
-    // SAFETY: registers a plain `extern "C" fn()` with the C library, which
-    // calls it once at `exit`.
-    unsafe { libc::atexit(stop_at_exit) };
-    if told.send(Started::Root(root)).is_err() {
-        return;
-    }
-    transport::run(mpi, ours, receive);
+    let (size, node) = (mpi.size, mpi.node.clone());
+    transport::run(mpi, ours, &receive, |transport| {
+        let root = Root {
+            commands,
+            transport,
+            size,
+            node,
+            prefix,
+            claimed: AtomicBool::new(false),
+            stopped: Mutex::new(false),
+        };
+        // SAFETY: registers a plain `extern "C" fn()` with the C library,
+        // which calls it once at `exit`.
+        unsafe { libc::atexit(stop_at_exit) };
+        told.send(Started::Root(root)).is_ok()
+    });
 }
 
 /// At exit on rank 0: stops the worker ranks if the pool did not.
 extern "C" fn stop_at_exit() {
-    if let Some(Started::Root(root)) = STARTED.get() {
+    if let Some(root) = root() {
         if let Err(why) = root.stop(STOP_TIMEOUT) {
             eprintln!("concurrent-futures: could not stop the MPI worker ranks at exit: {why}");
         }

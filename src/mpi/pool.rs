@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::link::{Lanes, MpiLink};
 use super::protocol::{Hello, Mode};
 use super::transport::{Command, Peer};
-use super::{Root, Started, STARTED, STOP_TIMEOUT};
+use super::{Root, Started, STOP_TIMEOUT};
 use crate::process_pool::sys;
 use crate::process_pool::wire::DEFAULT_MAX_FRAME;
 use crate::{Error, Future, Map, ProcessPoolExecutor};
@@ -241,6 +241,7 @@ pub struct MpiPoolBuilder {
     task_timeout: Option<Duration>,
     max_message_size: u32,
     startup_timeout: Duration,
+    spawn: Option<usize>,
 }
 
 impl MpiPoolBuilder {
@@ -262,6 +263,7 @@ impl MpiPoolBuilder {
             task_timeout: None,
             max_message_size: DEFAULT_MAX_FRAME,
             startup_timeout: Duration::from_secs(60),
+            spawn: None,
         }
     }
 
@@ -374,6 +376,35 @@ impl MpiPoolBuilder {
         self
     }
 
+    /// Spawn mode: starts `ranks` worker ranks of this same executable with
+    /// `MPI_Comm_spawn`, rather than using ranks started with the job.
+    /// Rank 0 then runs alone: `mpirun -n 1 ./app`, or plain `./app` (MPI
+    /// then starts as a *singleton*, and Open MPI runs a helper daemon for
+    /// the spawned ranks). Where those ranks run is the MPI library's
+    /// choice (its hostfile, or the job's allocation; Open MPI refuses
+    /// more ranks than it has slots unless oversubscription is allowed,
+    /// `OMPI_MCA_rmaps_base_oversubscribe=1`). Everything else is as in
+    /// the default mode: the spawned ranks serve from
+    /// [`init`](crate::init) and stop with the pool.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concurrent_futures::mpi::MpiPoolExecutor;
+    ///
+    /// fn main() -> Result<(), concurrent_futures::Error> {
+    ///     concurrent_futures::init(); // the spawned ranks serve from here
+    ///     let pool = MpiPoolExecutor::builder().spawn(4).build()?; // `./app` alone
+    ///     assert_eq!(pool.worker_ranks(), 4);
+    ///     Ok(())
+    /// }
+    /// ```
+    #[doc(alias = "MPI_Comm_spawn")]
+    pub fn spawn(mut self, ranks: usize) -> Self {
+        self.spawn = Some(ranks);
+        self
+    }
+
     /// Greets every worker rank and builds the pool. On a worker rank this
     /// never returns.
     ///
@@ -409,9 +440,11 @@ impl MpiPoolBuilder {
         if self.workers_per_rank > super::protocol::MAX_LANES {
             return Err(invalid("workers_per_rank is more than one rank can serve"));
         }
-        super::run_if_rank();
+        if self.spawn == Some(0) {
+            return Err(invalid("spawn needs at least 1 rank"));
+        }
         let spawn = |reason: String| Error::Spawn { reason };
-        let root = match STARTED.get() {
+        let root = match super::started(self.spawn.is_some()) {
             Some(Started::Root(root)) => root,
             Some(Started::Failed(why)) => return Err(spawn(format!("MPI failed: {why}"))),
             _ => {
@@ -423,7 +456,14 @@ impl MpiPoolBuilder {
             }
         };
         let prefix = root.prefix.clone().map_err(spawn)?;
-        if root.size < 2 {
+        if self.spawn.is_some() && root.size != 1 {
+            return Err(invalid(&format!(
+                "spawn mode needs rank 0 alone (`mpirun -n 1`, or no launcher), and this job \
+                 has {} ranks: start it with one, or drop spawn() to use them",
+                root.size
+            )));
+        }
+        if self.spawn.is_none() && root.size < 2 {
             return Err(spawn(String::from(
                 "no MPI worker ranks: the job has rank 0 alone; start it with \
                  `mpirun -n 2` or more",
@@ -434,7 +474,10 @@ impl MpiPoolBuilder {
                 "one MpiPoolExecutor per run: the worker ranks serve the first, and stop with it",
             ));
         }
-        let peers = match self.connect(root, &prefix) {
+        let connected = self
+            .spawn_ranks(root)
+            .and_then(|()| self.connect(root, &prefix));
+        let peers = match connected {
             Ok(peers) => peers,
             Err(why) => {
                 // Refused: stop every rank, so that the job can end.
@@ -446,13 +489,13 @@ impl MpiPoolBuilder {
         let mut links = Vec::new();
         for peer in peers {
             for (lane, replies) in peer.lanes.into_iter().enumerate() {
-                let commands = root.commands.clone();
                 links.push(MpiLink::new(
                     peer.rank,
                     lane,
                     peer.info.pid,
-                    commands,
+                    Arc::clone(&root.transport),
                     replies,
+                    !self.direct,
                 ));
             }
         }
@@ -462,6 +505,26 @@ impl MpiPoolBuilder {
             .links(Arc::new(Lanes::new(links)))
             .build()?;
         Ok(MpiPoolExecutor { pool, root, ranks })
+    }
+
+    /// In spawn mode, starts the worker ranks.
+    fn spawn_ranks(&self, root: &Root) -> Result<(), String> {
+        let Some(count) = self.spawn else {
+            return Ok(());
+        };
+        // The file itself: `/proc/self/exe` would name the MPI daemon's
+        // own executable in the daemon that starts the ranks.
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map_err(|e| format!("cannot find its own executable to spawn: {e}"))?;
+        let exe = std::ffi::CString::new(exe.into_os_string().into_encoded_bytes())
+            .map_err(|_| String::from("its executable's path holds a NUL byte"))?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        root.commands
+            .send(Command::Spawn { exe, count, reply })
+            .map_err(|_| String::from("rank 0's MPI thread has ended"))?;
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(String::from("rank 0's MPI thread has ended")))
     }
 
     /// The handshake with every worker rank.

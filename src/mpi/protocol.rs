@@ -7,6 +7,7 @@
 //! rank 0 → r   LANE+l   a Task frame (the process pool's wire) ‖ its items' ends, u32 LE each
 //! r → rank 0   LANE+l   frames: Partial*, then Done whose payload is the last outcomes' block
 //! rank 0 → r   STOP     (empty)
+//! either way   MORE     a piece of the message that follows (any over 1 GiB)
 //! r → rank 0   STOPPED  (empty), then r finalises MPI and exits 0
 //! ```
 //!
@@ -29,6 +30,9 @@ pub(crate) const READY: i32 = 2;
 pub(crate) const STOP: i32 = 3;
 /// A worker rank: stopping.
 pub(crate) const STOPPED: i32 = 4;
+/// Every piece but the last of a message sent in pieces (one over 1 GiB;
+/// see `sys::Mpi::post`).
+pub(crate) const MORE: i32 = 5;
 /// The tag of lane 0; lane `l` uses `LANE + l`.
 pub(crate) const LANE: i32 = 16;
 /// The most lanes (local workers) one rank may offer: MPI guarantees tags
@@ -36,7 +40,7 @@ pub(crate) const LANE: i32 = 16;
 pub(crate) const MAX_LANES: usize = 32_000;
 
 /// The protocol's version; both sides must agree exactly.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 const MAGIC: [u8; 4] = *b"CFMP";
 /// The prefix's length.
 pub(crate) const PREFIX: usize = 24;

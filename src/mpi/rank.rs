@@ -10,6 +10,16 @@
 //! * **Local** ([`Mode::Local`]): a local `ProcessPoolExecutor` of this
 //!   rank's own, one lane per local worker; each task becomes a [`RawJob`]
 //!   on it, so a crash costs its item alone, exactly as on a local pool.
+//!
+//! A worker rank may have been launched with the job or spawned by rank 0
+//! (spawn mode); it cannot tell the difference past `sys`, which numbers
+//! rank 0 as 0 either way.
+//!
+//! Waiting: between tasks the MPI thread polls MPI, spinning (yielding) a
+//! while after the last event, then napping (`poll`). In local mode, while
+//! every lane has a task on the local pool, rank 0 sends nothing but
+//! `STOP` (which waits for the replies), so the thread sleeps on the
+//! replies' channel instead, leaving the core to the local workers.
 
 use std::time::Instant;
 
@@ -50,7 +60,7 @@ pub(crate) fn serve(mut mpi: Mpi, ours: Result<[u8; PREFIX], String>) -> i32 {
     if let Ok(bytes) = postcard::to_allocvec(&Ready { outcome }) {
         answer.extend_from_slice(&bytes);
     }
-    if let Err(why) = mpi.post(answer, 0, protocol::READY) {
+    if let Err(why) = mpi.post(answer, 0, protocol::READY).map(drop) {
         return failed(&why);
     }
     let outcome = match runner {
@@ -78,7 +88,7 @@ fn failed(why: &str) -> i32 {
 fn stopped(mut mpi: Mpi) -> i32 {
     let finalized = mpi
         .post(Vec::new(), 0, STOPPED)
-        .and_then(|()| mpi.finalize());
+        .and_then(|_| mpi.finalize());
     match finalized {
         Ok(()) => 0,
         Err(why) => failed(&why),
@@ -91,17 +101,20 @@ fn wait_for(mpi: &mut Mpi, buffer: &mut Vec<u8>, tags: &[i32]) -> Result<i32, St
     let mut backoff = Backoff::new();
     loop {
         mpi.progress()?;
-        match mpi.probe(Some(0))? {
-            Some(found) => {
-                mpi.take(found, buffer)?;
-                if tags.contains(&found.tag) {
-                    return Ok(found.tag);
+        match mpi.receive(Some(0), buffer)? {
+            Some((_, tag)) => {
+                if tags.contains(&tag) {
+                    return Ok(tag);
                 }
             }
             None => std::thread::sleep(backoff.idle()),
         }
     }
 }
+
+/// A task that ran this long is followed by naps, not a spin, while the
+/// rank waits for the next (see [`Backoff::rested`]).
+const LONG_TASK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How this rank will run tasks, set up from rank 0's greeting.
 enum Runner {
@@ -180,7 +193,7 @@ fn prepare(mpi: &Mpi, ours: &[u8; PREFIX], hello: &[u8]) -> Result<Runner, Strin
 /// the node (rank 0, which mostly waits, is not counted), at least one.
 fn share_of_cpus(mpi: &Mpi, root_node: &str) -> usize {
     let mut workers_here = mpi.node_ranks;
-    if mpi.node == root_node {
+    if mpi.node == root_node && !mpi.spawned {
         workers_here = workers_here.saturating_sub(1);
     }
     (num_cpus::get() / workers_here.max(1)).max(1)
@@ -210,7 +223,8 @@ fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result
     else {
         return Err(format!("rank 0 sent {message:?} for a task"));
     };
-    if rest.len() != 4 * count as usize {
+    // A rank in direct mode is sent no ends: it has no use for them.
+    if !rest.is_empty() && rest.len() != 4 * count as usize {
         return Err(format!(
             "rank 0 sent {} bytes of item ends for {count} items",
             rest.len()
@@ -244,21 +258,24 @@ impl Direct {
         let mut backoff = Backoff::new();
         loop {
             mpi.progress()?;
-            let Some(found) = mpi.probe(Some(0))? else {
+            let Some((_, tag)) = mpi.receive(Some(0), buffer)? else {
                 std::thread::sleep(backoff.idle());
                 continue;
             };
             backoff.busy();
-            mpi.take(found, buffer)?;
-            match found.tag {
+            match tag {
                 STOP => return Ok(()),
                 tag if tag >= LANE => {}
                 _ => continue,
             }
-            let task = parse_task(found.tag, buffer, self.max_frame, &mut payload)?;
+            let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
             frames.clear();
+            let started = Instant::now();
             self.run(&task, &payload, &mut frames, &mut scratch, &mut spill);
             mpi.post(std::mem::take(&mut frames), 0, LANE + task.lane as i32)?;
+            if started.elapsed() >= LONG_TASK {
+                backoff.rested();
+            }
         }
     }
 
@@ -314,12 +331,31 @@ impl Local {
     fn serve(self, mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<(), String> {
         let mut backoff = Backoff::new();
         let lanes = self.pool.max_workers();
+        // Tasks on the local pool: while every lane has one, rank 0 sends
+        // nothing but `STOP`, which waits for their replies.
+        let mut out = 0usize;
         loop {
             let mut busy = false;
-            if let Some(found) = mpi.probe(Some(0))? {
+            if out == lanes && mpi.sending() == 0 {
+                // Nothing to poll MPI for: wait for a reply on the channel,
+                // which wakes this thread, rather than spin beside the
+                // local pool's threads and workers (on a rank bound to one
+                // core they share it).
+                match self.done.recv_timeout(super::poll::MAX_NAP) {
+                    Ok((lane, frames)) => {
+                        out -= 1;
+                        backoff.busy();
+                        mpi.post(frames, 0, LANE + lane as i32)?;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(String::from("its local pool's replies stopped"))
+                    }
+                }
+            }
+            if let Some((_, tag)) = mpi.receive(Some(0), buffer)? {
                 busy = true;
-                mpi.take(found, buffer)?;
-                match found.tag {
+                match tag {
                     STOP => {
                         // Nothing runs any more: rank 0 waits for no reply.
                         self.pool.kill_workers();
@@ -330,6 +366,13 @@ impl Local {
                         let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
                         if task.lane >= lanes {
                             return Err(format!("rank 0 sent a task for lane {}", task.lane));
+                        }
+                        if task.ends.len() != task.count as usize {
+                            return Err(format!(
+                                "rank 0 sent {} item ends for {} items",
+                                task.ends.len(),
+                                task.count
+                            ));
                         }
                         let job = RawJob::new(
                             task.lane,
@@ -342,11 +385,13 @@ impl Local {
                             self.replies.clone(),
                         );
                         self.pool.submit_job(Box::new(job));
+                        out += 1;
                     }
                     _ => {}
                 }
             }
             while let Ok((lane, frames)) = self.done.try_recv() {
+                out -= 1;
                 busy = true;
                 mpi.post(frames, 0, LANE + lane as i32)?;
             }
@@ -361,6 +406,7 @@ impl Local {
             }
             match self.done.recv_timeout(nap) {
                 Ok((lane, frames)) => {
+                    out -= 1;
                     backoff.busy();
                     mpi.post(frames, 0, LANE + lane as i32)?;
                 }

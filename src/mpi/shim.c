@@ -16,15 +16,67 @@
 static MPI_Message pending = MPI_MESSAGE_NULL;
 static int pending_len = 0;
 
-int cf_mpi_init(int *rank, int *size, int *provided) {
+/* The communicator rank 0 and its workers talk over, and how its ranks are
+ * numbered: the crate's rank r is `comm`'s rank r - peer_offset.
+ * - Started together (mpirun -n N): MPI_COMM_WORLD, offset 0.
+ * - Rank 0 that spawned its workers: the intercommunicator to them, whose
+ *   remote ranks 0..n-1 are the crate's 1..n: offset 1.
+ * - A spawned worker: the intercommunicator to its parent, whose one
+ *   remote rank 0 is the crate's rank 0: offset 0 (its own number is its
+ *   world rank + 1). */
+static MPI_Comm comm = MPI_COMM_NULL;
+static int peer_offset = 0;
+/* Whether `comm` is an intercommunicator to disconnect before finalising. */
+static int connected = 0;
+
+/* *serialized = 1 if MPI may be called from any thread, one at a time
+ * (MPI_THREAD_SERIALIZED or more was provided); 0 if only from this one.
+ * *spawned = 1 in a worker that rank 0 started with MPI_Comm_spawn: its
+ * *rank is then its world rank + 1 and *size its world's + 1, as rank 0
+ * numbers them. */
+int cf_mpi_init(int *rank, int *size, int *serialized, int *spawned) {
     int argc = 0;
     char **argv = NULL;
-    int rc = MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, provided);
+    int provided = MPI_THREAD_SINGLE;
+    int rc = MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return rc;
+    *serialized = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm parent = MPI_COMM_NULL;
+    rc = MPI_Comm_get_parent(&parent);
+    if (rc != MPI_SUCCESS) return rc;
     rc = MPI_Comm_rank(MPI_COMM_WORLD, rank);
     if (rc != MPI_SUCCESS) return rc;
-    return MPI_Comm_size(MPI_COMM_WORLD, size);
+    rc = MPI_Comm_size(MPI_COMM_WORLD, size);
+    if (rc != MPI_SUCCESS) return rc;
+    *spawned = parent != MPI_COMM_NULL;
+    if (*spawned) {
+        MPI_Comm_set_errhandler(parent, MPI_ERRORS_RETURN);
+        comm = parent;
+        connected = 1;
+        *rank += 1;
+        *size += 1;
+    } else {
+        comm = MPI_COMM_WORLD;
+    }
+    return MPI_SUCCESS;
+}
+
+/* Starts `count` processes of `exe` (no arguments) as workers, and talks
+ * to them from now on: they are ranks 1..count. For a process alone in
+ * its world (a singleton, or mpirun -n 1). errors[count] gets each
+ * process's error code. */
+int cf_mpi_spawn(const char *exe, int count, int *errors) {
+    if (comm != MPI_COMM_WORLD || connected) return MPI_ERR_OTHER;
+    MPI_Comm children = MPI_COMM_NULL;
+    int rc = MPI_Comm_spawn(exe, MPI_ARGV_NULL, count, MPI_INFO_NULL, 0, MPI_COMM_SELF,
+                            &children, errors);
+    if (rc != MPI_SUCCESS) return rc;
+    MPI_Comm_set_errhandler(children, MPI_ERRORS_RETURN);
+    comm = children;
+    peer_offset = 1;
+    connected = 1;
+    return MPI_SUCCESS;
 }
 
 /* How many ranks share this rank's node, and this rank's place among them. */
@@ -47,7 +99,7 @@ int cf_mpi_isend(const void *bytes, long long len, int dest, int tag, void **req
     if (len < 0 || len > INT_MAX) return MPI_ERR_COUNT;
     MPI_Request *handle = malloc(sizeof *handle);
     if (handle == NULL) return MPI_ERR_NO_MEM;
-    int rc = MPI_Isend(bytes, (int)len, MPI_BYTE, dest, tag, MPI_COMM_WORLD, handle);
+    int rc = MPI_Isend(bytes, (int)len, MPI_BYTE, dest - peer_offset, tag, comm, handle);
     if (rc != MPI_SUCCESS) {
         free(handle);
         return rc;
@@ -73,13 +125,13 @@ int cf_mpi_probe(int source, int *found, int *from, int *tag, long long *len) {
     MPI_Status status;
     *found = 0;
     if (pending != MPI_MESSAGE_NULL) return MPI_ERR_PENDING;
-    int rc = MPI_Improbe(source < 0 ? MPI_ANY_SOURCE : source, MPI_ANY_TAG, MPI_COMM_WORLD,
+    int rc = MPI_Improbe(source < 0 ? MPI_ANY_SOURCE : source - peer_offset, MPI_ANY_TAG, comm,
                          found, &pending, &status);
     if (rc != MPI_SUCCESS || !*found) return rc;
     int count = 0;
     rc = MPI_Get_count(&status, MPI_BYTE, &count);
     if (rc != MPI_SUCCESS) return rc;
-    *from = status.MPI_SOURCE;
+    *from = status.MPI_SOURCE + peer_offset;
     *tag = status.MPI_TAG;
     *len = count;
     pending_len = count;
@@ -94,7 +146,16 @@ int cf_mpi_take(void *bytes, long long len) {
     return MPI_Mrecv(bytes, pending_len, MPI_BYTE, &pending, MPI_STATUS_IGNORE);
 }
 
-int cf_mpi_finalize(void) { return MPI_Finalize(); }
+/* Disconnects from the parent or the spawned workers (collective: both
+ * sides call it, after the stop exchange), then finalises. */
+int cf_mpi_finalize(void) {
+    if (connected) {
+        int rc = MPI_Comm_disconnect(&comm);
+        connected = 0;
+        if (rc != MPI_SUCCESS) return rc;
+    }
+    return MPI_Finalize();
+}
 
 void cf_mpi_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
 

@@ -1,12 +1,27 @@
-//! Rank 0's MPI thread: the one thread of the application's process that
-//! calls MPI (`MPI_THREAD_SERIALIZED`). Everything else talks to it through
-//! [`Command`]s; it greets the worker ranks, posts the drivers' tasks, hands
-//! every reply to the channel of its lane, and at the end stops the ranks
-//! and finalises MPI.
+//! Rank 0's side of MPI: the [`Transport`] every thread of rank 0 calls
+//! MPI through, and the MPI thread that started it.
+//!
+//! MPI runs `MPI_THREAD_SERIALIZED`: any thread may call it, one at a
+//! time. So MPI sits behind one mutex, and the hot path has no hand-offs:
+//! a driver posts its lane's task itself ([`Transport::post`]) and polls
+//! MPI itself for the reply ([`Transport::poll`]); whoever holds the mutex
+//! while polling hands every reply it takes to the channel of its lane,
+//! its own included. (Before, every task and every reply went through the
+//! MPI thread: two more thread wake-ups per round trip, which on a rank
+//! bound to one core cost more than the round trip itself.)
+//!
+//! The MPI thread is what is left: it greets the worker ranks
+//! ([`Command::Connect`]), polls in the background while no driver does
+//! (a driver waiting for a long task sleeps on its channel), and at the
+//! end stops the ranks and finalises MPI, on the thread that initialised
+//! it, as MPI asks.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
 
 use super::poll::Backoff;
 use super::protocol::{self, RankInfo, Ready, HELLO, LANE, MAX_LANES, PREFIX, STOP, STOPPED};
@@ -22,11 +37,11 @@ pub(crate) enum Command {
         timeout: Duration,
         reply: Sender<Result<Vec<Peer>, String>>,
     },
-    /// Posts `bytes` to rank `dest` with `tag`.
-    Send {
-        dest: usize,
-        tag: i32,
-        bytes: Vec<u8>,
+    /// Starts `count` worker ranks of the executable `exe` (spawn mode).
+    Spawn {
+        exe: std::ffi::CString,
+        count: usize,
+        reply: Sender<Result<(), String>>,
     },
     /// Stops every worker rank and finalises MPI; the thread then ends.
     Stop {
@@ -43,135 +58,192 @@ pub(crate) struct Peer {
     pub(crate) lanes: Vec<Receiver<Vec<u8>>>,
 }
 
-/// The thread's body.
-pub(crate) fn run(mut mpi: Mpi, ours: [u8; PREFIX], commands: Receiver<Command>) {
-    let mut routes: Vec<Vec<Sender<Vec<u8>>>> = vec![Vec::new(); mpi.size];
-    let mut backoff = Backoff::new();
-    let mut buffer = Vec::new();
-    // Set once MPI failed: nothing goes out any more.
-    let mut broken: Option<String> = None;
-    // How long to wait for the first command: zero while spinning.
-    let mut nap = Duration::ZERO;
-    loop {
-        let mut busy = false;
-        let mut next = next_command(&commands, nap);
-        loop {
-            match next {
-                Ok(command) => {
-                    busy = true;
-                    let flow = handle(&mut mpi, &ours, command, &mut routes, &mut broken);
-                    if let Flow::End(timeout, reply) = flow {
-                        return finish(mpi, broken, timeout, &reply, &mut buffer);
-                    }
-                }
-                // Nobody can send commands any more: the process is going.
-                Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) => break,
-            }
-            next = next_command(&commands, Duration::ZERO);
-        }
-        if broken.is_none() {
-            match receive(&mut mpi, &mut buffer) {
-                Ok(Some((from, tag))) => {
-                    busy = true;
-                    route(&routes, from, tag, &mut buffer);
-                }
-                Ok(None) => {}
-                Err(e) => fail(&mut broken, &mut routes, e),
-            }
-            if let Err(e) = mpi.progress() {
-                fail(&mut broken, &mut routes, e);
-            }
-        }
-        nap = if busy {
-            backoff.busy();
-            Duration::ZERO
-        } else {
-            backoff.idle()
-        };
-    }
+/// MPI on rank 0, for every thread.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    state: Mutex<State>,
+    /// Drivers polling MPI for a reply right now: while any does, the MPI
+    /// thread does not (it would only take a core from them).
+    pollers: AtomicUsize,
 }
 
-/// The next command: one already queued, or one that comes within `wait`.
-fn next_command(commands: &Receiver<Command>, wait: Duration) -> Result<Command, RecvTimeoutError> {
-    if !wait.is_zero() {
-        return commands.recv_timeout(wait);
-    }
-    commands.try_recv().map_err(|e| match e {
-        TryRecvError::Empty => RecvTimeoutError::Timeout,
-        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-    })
-}
-
-enum Flow {
-    Go,
-    /// Stop the ranks, finalise, answer on the sender, end.
-    End(Duration, Sender<Result<(), String>>),
-}
-
-fn handle(
-    mpi: &mut Mpi,
-    ours: &[u8; PREFIX],
-    command: Command,
-    routes: &mut [Vec<Sender<Vec<u8>>>],
-    broken: &mut Option<String>,
-) -> Flow {
-    match command {
-        Command::Send { dest, tag, bytes } => {
-            if broken.is_none() {
-                if let Err(e) = mpi.post(bytes, dest, tag) {
-                    fail(broken, routes, e);
-                }
-            }
-            Flow::Go
-        }
-        Command::Connect {
-            hello,
-            timeout,
-            reply,
-        } => {
-            let outcome = match broken {
-                Some(why) => Err(why.clone()),
-                None => connect(mpi, ours, &hello, timeout, routes, &mut Vec::new()),
-            };
-            let _ = reply.send(outcome);
-            Flow::Go
-        }
-        Command::Stop { timeout, reply } => Flow::End(timeout, reply),
-    }
-}
-
-/// Stops the worker ranks and finalises MPI (unless it failed before).
-fn finish(
-    mut mpi: Mpi,
+#[derive(Debug)]
+struct State {
+    /// `None` once MPI is finalised or failed: nothing goes out any more.
+    mpi: Option<Mpi>,
+    /// Why MPI failed, if it did.
     broken: Option<String>,
-    timeout: Duration,
-    reply: &Sender<Result<(), String>>,
-    buffer: &mut Vec<u8>,
-) {
-    let outcome = match broken {
-        Some(why) => Err(why),
-        // Every rank said it stopped, so none sends any more; `finalize`
-        // waits for this rank's own sends.
-        None => stop(&mut mpi, timeout, buffer).and_then(|()| mpi.finalize()),
-    };
-    let _ = reply.send(outcome);
+    /// Per rank, per lane, where its replies go.
+    routes: Vec<Vec<Sender<Vec<u8>>>>,
+    /// The message being received.
+    buffer: Vec<u8>,
 }
 
-/// MPI failed: the lanes hear of it as a closed channel.
-fn fail(broken: &mut Option<String>, routes: &mut [Vec<Sender<Vec<u8>>>], why: String) {
-    eprintln!("concurrent-futures: MPI failed on rank 0: {why}");
-    *broken = Some(why);
-    routes.iter_mut().for_each(Vec::clear);
+/// The most messages one [`Transport::poll`] takes: a poller that finds a
+/// flood lets the mutex go now and then.
+const POLL_BATCH: usize = 16;
+
+impl Transport {
+    fn new(mpi: Mpi) -> Self {
+        let routes = vec![Vec::new(); mpi.size];
+        Transport {
+            state: Mutex::new(State {
+                mpi: Some(mpi),
+                broken: None,
+                routes,
+                buffer: Vec::new(),
+            }),
+            pollers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Starts sending `bytes` to rank `dest` with `tag`.
+    ///
+    /// # Errors
+    ///
+    /// Why not, if MPI failed or was finalised (the lanes then hear of it
+    /// as closed channels).
+    pub(crate) fn post(&self, bytes: Vec<u8>, dest: usize, tag: i32) -> Result<u64, String> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let Some(mpi) = state.mpi.as_mut() else {
+            return Err(state.gone());
+        };
+        let posted = mpi.post(bytes, dest, tag);
+        match posted.and_then(|ticket| mpi.progress().map(|()| ticket)) {
+            Ok(ticket) => Ok(ticket),
+            Err(e) => {
+                state.fail(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the send of `ticket` is complete, as of the last poll (or
+    /// MPI is gone, and it never will be).
+    pub(crate) fn is_sent(&self, ticket: u64) -> bool {
+        let state = self.state.lock();
+        state.mpi.as_ref().map_or(true, |mpi| mpi.is_sent(ticket))
+    }
+
+    /// Takes the messages that have arrived (a few at most) and hands each
+    /// to its lane's channel, unless another thread is at it; whether any
+    /// was taken.
+    pub(crate) fn poll(&self) -> bool {
+        match self.state.try_lock() {
+            Some(mut state) => state.poll(),
+            None => false,
+        }
+    }
+
+    /// Runs `wait` counted as a driver that polls.
+    pub(crate) fn polling<T>(&self, wait: impl FnOnce() -> T) -> T {
+        // ORDERING: Relaxed: a hint to the MPI thread, which only decides
+        // whether to poll from it; nothing else depends on it.
+        self.pollers.fetch_add(1, Ordering::Relaxed);
+        let outcome = wait();
+        self.pollers.fetch_sub(1, Ordering::Relaxed);
+        outcome
+    }
+
+    fn drivers_poll(&self) -> bool {
+        // ORDERING: Relaxed: see `polling`.
+        self.pollers.load(Ordering::Relaxed) > 0
+    }
+}
+
+impl State {
+    fn gone(&self) -> String {
+        self.broken
+            .clone()
+            .unwrap_or_else(|| String::from("MPI is finalised on rank 0"))
+    }
+
+    /// MPI failed: nothing is sent any more, and the lanes hear of it as
+    /// closed channels.
+    fn fail(&mut self, why: String) {
+        eprintln!("concurrent-futures: MPI failed on rank 0: {why}");
+        self.broken = Some(why);
+        self.mpi = None;
+        self.routes.iter_mut().for_each(Vec::clear);
+    }
+
+    fn poll(&mut self) -> bool {
+        let Some(mpi) = self.mpi.as_mut() else {
+            return false;
+        };
+        let mut taken = 0;
+        let outcome = loop {
+            if taken == POLL_BATCH {
+                break Ok(());
+            }
+            match receive(mpi, &mut self.buffer) {
+                Ok(Some((from, tag))) => {
+                    taken += 1;
+                    route(&self.routes, from, tag, &mut self.buffer);
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = outcome.and_then(|()| mpi.progress()) {
+            self.fail(e);
+        }
+        taken > 0
+    }
+}
+
+/// Starts rank 0's transport on this thread (the one that initialised MPI):
+/// `started` gets the transport, and the thread serves `commands` until
+/// told to stop, or until nobody can send commands any more.
+pub(crate) fn run(
+    mpi: Mpi,
+    ours: [u8; PREFIX],
+    commands: &Receiver<Command>,
+    started: impl FnOnce(Arc<Transport>) -> bool,
+) {
+    let transport = Arc::new(Transport::new(mpi));
+    if !started(Arc::clone(&transport)) {
+        return;
+    }
+    let mut backoff = Backoff::new();
+    loop {
+        let nap = if transport.drivers_poll() {
+            super::poll::MAX_NAP
+        } else {
+            backoff.nap()
+        };
+        match commands.recv_timeout(nap) {
+            Ok(Command::Connect {
+                hello,
+                timeout,
+                reply,
+            }) => {
+                let mut state = transport.state.lock();
+                let outcome = state.connect(&ours, &hello, timeout);
+                let _ = reply.send(outcome);
+            }
+            Ok(Command::Spawn { exe, count, reply }) => {
+                let mut state = transport.state.lock();
+                let _ = reply.send(state.spawn(&exe, count));
+            }
+            Ok(Command::Stop { timeout, reply }) => {
+                let mut state = transport.state.lock();
+                let _ = reply.send(state.finish(timeout));
+                return;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if !transport.drivers_poll() && transport.poll() {
+            backoff.busy();
+        }
+    }
 }
 
 /// Takes one message that has arrived, if any: its source and tag.
 fn receive(mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<Option<(usize, i32)>, String> {
-    let Some(found) = mpi.probe(None)? else {
-        return Ok(None);
-    };
-    mpi.take(found, buffer)?;
-    Ok(Some((found.from, found.tag)))
+    mpi.receive(None, buffer)
 }
 
 /// Hands a lane's reply to its channel (a reply for no lane is dropped:
@@ -183,27 +255,67 @@ fn route(routes: &[Vec<Sender<Vec<u8>>>], from: usize, tag: i32, buffer: &mut Ve
     }
 }
 
-/// Greets every worker rank and waits for each one's answer.
-fn connect(
+impl State {
+    /// Greets every worker rank and waits for each one's answer.
+    fn connect(
+        &mut self,
+        ours: &[u8; PREFIX],
+        hello: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<Peer>, String> {
+        let Some(mpi) = self.mpi.as_mut() else {
+            return Err(self.gone());
+        };
+        let outcome = greet(mpi, ours, hello, timeout, &mut self.routes);
+        if outcome.is_err() {
+            self.routes.iter_mut().for_each(Vec::clear);
+        }
+        outcome
+    }
+
+    /// Starts `count` worker ranks (see [`Mpi::spawn`]).
+    fn spawn(&mut self, exe: &std::ffi::CStr, count: usize) -> Result<(), String> {
+        let Some(mpi) = self.mpi.as_mut() else {
+            return Err(self.gone());
+        };
+        mpi.spawn(exe, count)?;
+        self.routes.resize(mpi.size, Vec::new());
+        Ok(())
+    }
+
+    /// Stops the worker ranks and finalises MPI (unless it failed before).
+    fn finish(&mut self, timeout: Duration) -> Result<(), String> {
+        self.routes.iter_mut().for_each(Vec::clear);
+        let Some(mut mpi) = self.mpi.take() else {
+            return Err(self.gone());
+        };
+        // Every rank said it stopped, so none sends any more; `finalize`
+        // waits for this rank's own sends.
+        stop(&mut mpi, timeout, &mut self.buffer).and_then(|()| mpi.finalize())
+    }
+}
+
+/// The handshake: every worker rank greeted, its answer awaited and read.
+fn greet(
     mpi: &mut Mpi,
     ours: &[u8; PREFIX],
     hello: &[u8],
     timeout: Duration,
     routes: &mut [Vec<Sender<Vec<u8>>>],
-    buffer: &mut Vec<u8>,
 ) -> Result<Vec<Peer>, String> {
     let ranks = 1..mpi.size;
     for rank in ranks.clone() {
         mpi.post(hello.to_vec(), rank, HELLO)?;
     }
+    let mut buffer = Vec::new();
     let mut answers: Vec<Option<Vec<u8>>> = vec![None; mpi.size];
     let deadline = Instant::now() + timeout;
     let mut backoff = Backoff::new();
     while ranks.clone().any(|r| answers[r].is_none()) {
         mpi.progress()?;
-        match receive(mpi, buffer)? {
+        match receive(mpi, &mut buffer)? {
             Some((from, protocol::READY)) if from < answers.len() => {
-                answers[from] = Some(std::mem::take(buffer));
+                answers[from] = Some(std::mem::take(&mut buffer));
                 backoff.busy();
             }
             Some(_) => backoff.busy(),
@@ -256,7 +368,6 @@ fn connect(
     if refusals.is_empty() {
         Ok(peers)
     } else {
-        routes.iter_mut().for_each(Vec::clear);
         Err(refusals.join("; "))
     }
 }
