@@ -19,7 +19,7 @@ pub(crate) struct Spares {
 /// At most this many buffers of each kind are kept: a map keeps a few
 /// chunks in flight per worker, and the buffers of the ones answered come
 /// back before the next are encoded.
-const KEPT: usize = 16;
+const KEPT: usize = 4;
 
 /// A payload over this size is kept only if it was at least half used: a
 /// large buffer is kept only while large arguments keep coming.
