@@ -341,17 +341,7 @@ impl Local {
                 // which wakes this thread, rather than spin beside the
                 // local pool's threads and workers (on a rank bound to one
                 // core they share it).
-                match self.done.recv_timeout(super::poll::MAX_NAP) {
-                    Ok((lane, frames)) => {
-                        out -= 1;
-                        backoff.busy();
-                        mpi.post(frames, 0, LANE + lane as i32)?;
-                    }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => {
-                        return Err(String::from("its local pool's replies stopped"))
-                    }
-                }
+                self.await_reply(mpi, super::poll::MAX_NAP, &mut out, &mut backoff)?;
             }
             if let Some((_, tag)) = mpi.receive(Some(0), buffer)? {
                 busy = true;
@@ -404,16 +394,28 @@ impl Local {
             if nap.is_zero() {
                 continue;
             }
-            match self.done.recv_timeout(nap) {
-                Ok((lane, frames)) => {
-                    out -= 1;
-                    backoff.busy();
-                    mpi.post(frames, 0, LANE + lane as i32)?;
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(String::from("its local pool's replies stopped"))
-                }
+            self.await_reply(mpi, nap, &mut out, &mut backoff)?;
+        }
+    }
+
+    /// Waits up to `nap` for a reply of the local pool, and posts it to
+    /// rank 0 (one task fewer `out`).
+    fn await_reply(
+        &self,
+        mpi: &mut Mpi,
+        nap: std::time::Duration,
+        out: &mut usize,
+        backoff: &mut Backoff,
+    ) -> Result<(), String> {
+        match self.done.recv_timeout(nap) {
+            Ok((lane, frames)) => {
+                *out -= 1;
+                backoff.busy();
+                mpi.post(frames, 0, LANE + lane as i32).map(drop)
+            }
+            Err(RecvTimeoutError::Timeout) => Ok(()),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(String::from("its local pool's replies stopped"))
             }
         }
     }
