@@ -5,7 +5,7 @@
 //! Fresh memory is faulted in (and, on a virtual machine, often backed by
 //! the host) page by page: that cost a 64 MiB argument more than copying
 //! it, and a fine-grained `map`, which encodes a chunk of tens of
-//! thousands of items every couple of milliseconds, about a nanosecond an
+//! thousands of items every few milliseconds, about a nanosecond an
 //! item (glibc gives the freed chunks back to the system, so each new one
 //! faults again).
 
@@ -21,8 +21,10 @@ pub(crate) struct Spares {
 /// back before the next are encoded.
 const KEPT: usize = 4;
 
-/// A payload over this size is kept only if it was at least half used: a
-/// large buffer is kept only while large arguments keep coming.
+/// A payload over this size is kept only if it was at least half used
+/// and no other one this large is kept: a large buffer is kept only while
+/// large arguments keep coming, and one at a time (four idle 64 MiB
+/// buffers would be a quarter of a GiB held for nothing).
 const SMALL: usize = 64 * 1024;
 
 impl Spares {
@@ -42,7 +44,10 @@ impl Spares {
     /// keep (a job that keeps its buffers gives empty ones), enough are
     /// kept already, or the payload is large and was less than half used.
     pub(crate) fn keep(&mut self, mut payload: Vec<u8>, bounds: Vec<u32>) {
-        let oversized = payload.capacity() > SMALL && payload.len() < payload.capacity() / 2;
+        let large = payload.capacity() > SMALL;
+        let oversized = large
+            && (payload.len() < payload.capacity() / 2
+                || self.payloads.iter().any(|kept| kept.capacity() > SMALL));
         if payload.capacity() > 0 && !oversized && self.payloads.len() < KEPT {
             payload.clear();
             self.payloads.push(payload);
@@ -75,6 +80,11 @@ mod tests {
         large.push(0u8);
         spares.keep(large, Vec::new());
         assert_eq!(spares.payload().capacity(), 0);
+        // Two large ones, well used: only the first is kept.
+        spares.keep(vec![1; 2 * SMALL], Vec::new());
+        spares.keep(vec![2; 2 * SMALL], Vec::new());
+        assert_eq!(spares.payloads.len(), 1);
+        assert_eq!(spares.payload().capacity(), 2 * SMALL);
         for _ in 0..2 * KEPT {
             spares.keep(vec![0; 8], vec![0; 8]);
         }

@@ -322,9 +322,16 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        // A hint, never trusted beyond the bytes there are: each element
-        // takes at least... nothing (a unit), so cap it by what a
-        // collection may reserve without harm.
+        self.hint()
+    }
+}
+
+impl Elements<'_, '_> {
+    /// How many elements to expect, for a collection to reserve: the
+    /// length the bytes claim, but never more than the bytes left or
+    /// 2^16 (a claimed length comes from another process).
+    #[inline]
+    fn hint(&self) -> Option<usize> {
         Some(self.left.min(self.de.bytes.len()).min(1 << 16))
     }
 }
@@ -351,7 +358,7 @@ impl<'de> de::MapAccess<'de> for Elements<'_, 'de> {
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left.min(self.de.bytes.len()).min(1 << 16))
+        self.hint()
     }
 }
 

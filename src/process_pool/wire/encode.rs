@@ -137,11 +137,11 @@ pub(crate) fn encode<T: Serialize + ?Sized, O: Out>(value: &T, out: O) -> Result
 /// The values whose varint fits 8 bytes: 56 bits.
 const NARROW: u64 = 1 << 56;
 
-/// A `value` under [`NARROW`] as a LEB128 varint: its bytes, little-endian
-/// in a number, and their count (1 to 8). Without a branch: each group of
-/// 7 bits moves to its byte, and every byte but the last gets its
-/// continuation bit. (A loop of one byte a step, as usual, costs several
-/// times more on a mix of lengths, and `pdep` is slow on some CPUs.)
+/// A `value` under [`NARROW`] as a LEB128 varint (a length or a variant
+/// index): its bytes, little-endian in a number, and their count (1 to 8),
+/// stored as one block like a fixed-width number. Without a branch: each
+/// group of 7 bits moves to its byte, and every byte but the last gets its
+/// continuation bit.
 #[inline(always)]
 fn narrow_varint(value: u64) -> (u64, usize) {
     debug_assert!(value < NARROW);
