@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use crate::future::Promise;
 use crate::map::ChunkOutput;
 use crate::process_pool::job::{Completion, Job, ProcessJob};
-use crate::process_pool::wire::{self, outcome, Block, Entry, PanicInfo, WireError};
+use crate::process_pool::wire::{self, outcome, Block, Bounds, Entry, PanicInfo, WireError};
 use crate::Error;
 
 /// The pid the targets' blocks are taken to come from.
@@ -34,7 +34,7 @@ where
         0,
         0,
         Vec::new(),
-        vec![0; sent],
+        Bounds::zero_sized(sent),
         Completion::Chunk(promise),
     ));
     for (block, clean) in blocks {

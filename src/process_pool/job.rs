@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-use super::wire::{self, outcome, Block, Entry, Message, PanicInfo};
+use super::wire::{self, outcome, Block, Bounds, Entry, Message, PanicInfo};
 use crate::future::{Canceller, Claim, Promise};
 use crate::map::ChunkOutput;
 use crate::queue::Abandon;
@@ -129,7 +129,7 @@ pub(crate) struct Job<R> {
     pub(crate) unsent: Vec<(usize, Error)>,
     /// Where each sent item's argument ends in `payload`: where the items
     /// to send again start.
-    pub(crate) bounds: Vec<u32>,
+    pub(crate) bounds: Bounds,
     /// The descriptors of the handles in the arguments.
     pub(crate) fds: Vec<OwnedFd>,
     pub(crate) completion: Completion<R>,
@@ -149,7 +149,7 @@ impl<R> Job<R> {
         call: u64,
         func: u64,
         payload: Vec<u8>,
-        bounds: Vec<u32>,
+        bounds: Bounds,
         completion: Completion<R>,
     ) -> Self {
         let sent = bounds.len();
@@ -375,7 +375,7 @@ where
     }
 
     fn take_bounds(&mut self) -> Vec<u32> {
-        std::mem::take(&mut self.bounds)
+        std::mem::take(&mut self.bounds).into_buffer()
     }
 
     fn descriptors(&self) -> &[OwnedFd] {
@@ -383,12 +383,13 @@ where
     }
 
     fn item_ends(&self) -> Vec<u32> {
-        ends_from(&self.bounds[..self.sent], self.resolved, self.offset)
+        self.bounds.ends_from(self.resolved, self.offset)
     }
 }
 
 /// Where each item from `resolved` on ends, counted from `offset` (where
-/// the next message's payload starts).
+/// the next message's payload starts), for a job that lists them.
+#[cfg(feature = "mpi")]
 pub(crate) fn ends_from(bounds: &[u32], resolved: usize, offset: usize) -> Vec<u32> {
     let start = offset as u32;
     bounds[resolved.min(bounds.len())..]
@@ -399,6 +400,7 @@ pub(crate) fn ends_from(bounds: &[u32], resolved: usize, offset: usize) -> Vec<u
 
 /// Where the arguments after the first `resolved` items start in a payload
 /// of `len` bytes whose items end at `bounds`.
+#[cfg(feature = "mpi")]
 pub(crate) fn offset_after(bounds: &[u32], resolved: usize, len: usize) -> usize {
     match resolved {
         0 => 0,
@@ -433,7 +435,7 @@ impl<R> Job<R> {
     /// Moves `offset` past the items resolved: where the next message's
     /// arguments start.
     fn advance(&mut self) {
-        self.offset = offset_after(&self.bounds, self.resolved, self.payload.len());
+        self.offset = self.bounds.offset_after(self.resolved, self.payload.len());
         self.message_start = self.resolved;
     }
 }

@@ -298,7 +298,7 @@ impl ProcessPoolExecutor {
             }));
             return future;
         }
-        let bounds = vec![payload.len() as u32];
+        let bounds = wire::Bounds::one(payload.len() as u32);
         let mut job = Job::new(call, func, payload, bounds, Completion::Single(promise));
         job.fds = fds;
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
@@ -550,7 +550,7 @@ fn encode_argument<A: Serialize>(payload: &mut Vec<u8>, arg: &A) -> Result<(), S
 /// index with why.
 fn encode_arguments<A: Serialize>(
     payload: &mut Vec<u8>,
-    bounds: &mut Vec<u32>,
+    bounds: &mut wire::Bounds,
     items: &[A],
 ) -> Vec<(usize, Error)> {
     let mut refused = Vec::new();
@@ -559,9 +559,6 @@ fn encode_arguments<A: Serialize>(
         pos: payload.len(),
         ..Default::default()
     };
-    // A kept buffer comes with its old bounds in it: every one the run
-    // needs is written over, so only room beyond them is zeroed.
-    bounds.resize(items.len(), 0);
     // One catch for the chunk, entered again after a panic.
     while state.index < items.len() {
         let caught = crate::unwind::catch(
@@ -578,7 +575,6 @@ fn encode_arguments<A: Serialize>(
         }
     }
     payload.truncate(state.pos);
-    bounds.truncate(state.sent);
     // The ones refused, with their reasons, among the ones that panicked,
     // by index.
     let mut unsent: Vec<(usize, Error)> = unsent
@@ -627,8 +623,7 @@ where
         };
         let mut payload = self.shared.payload_buffer();
         payload.reserve(len.saturating_mul(per_item).min(MAX_GUESS));
-        let mut bounds = self.shared.bounds_buffer();
-        bounds.reserve(len);
+        let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
         // One descriptor table for the chunk: its items' handles index it.
         let (unsent, fds) =
             transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items));

@@ -21,11 +21,16 @@ pub(crate) struct Spares {
 /// back before the next are encoded.
 const KEPT: usize = 4;
 
-/// A payload over this size is kept only if it was at least half used
-/// and no other one this large is kept: a large buffer is kept only while
-/// large arguments keep coming, and one at a time (four idle 64 MiB
-/// buffers would be a quarter of a GiB held for nothing).
+/// A payload over this size is kept only if it was at least half used: a
+/// large buffer is kept only while large arguments keep coming.
 const SMALL: usize = 64 * 1024;
+
+/// Large payloads are kept together only while their capacities add up to
+/// at most this much; past it, one at a time. A `map` of small items
+/// encodes chunks of a few hundred KiB (four of them fit), and a pool
+/// passing 64 MiB arguments keeps one such buffer, not four (a quarter of
+/// a GiB held for nothing).
+const LARGE_TOGETHER: usize = 8 << 20;
 
 impl Spares {
     /// A payload buffer, empty, a kept one if there is one.
@@ -45,9 +50,15 @@ impl Spares {
     /// kept already, or the payload is large and was less than half used.
     pub(crate) fn keep(&mut self, mut payload: Vec<u8>, bounds: Vec<u32>) {
         let large = payload.capacity() > SMALL;
+        let kept_large: usize = self
+            .payloads
+            .iter()
+            .map(Vec::capacity)
+            .filter(|&capacity| capacity > SMALL)
+            .sum();
         let oversized = large
             && (payload.len() < payload.capacity() / 2
-                || self.payloads.iter().any(|kept| kept.capacity() > SMALL));
+                || (kept_large > 0 && kept_large + payload.capacity() > LARGE_TOGETHER));
         if payload.capacity() > 0 && !oversized && self.payloads.len() < KEPT {
             payload.clear();
             self.payloads.push(payload);
@@ -80,11 +91,20 @@ mod tests {
         large.push(0u8);
         spares.keep(large, Vec::new());
         assert_eq!(spares.payload().capacity(), 0);
-        // Two large ones, well used: only the first is kept.
-        spares.keep(vec![1; 2 * SMALL], Vec::new());
-        spares.keep(vec![2; 2 * SMALL], Vec::new());
+        // Large ones, well used, are kept together while they fit in
+        // LARGE_TOGETHER; one past it is not.
+        let half = LARGE_TOGETHER / 2;
+        spares.keep(vec![1; half], Vec::new());
+        spares.keep(vec![2; half], Vec::new());
+        spares.keep(vec![3; 2 * SMALL], Vec::new());
+        assert_eq!(spares.payloads.len(), 2);
+        assert_eq!(spares.payload().capacity(), half);
+        assert_eq!(spares.payload().capacity(), half);
+        // One larger than all of it is kept alone, and nothing joins it.
+        spares.keep(vec![4; 2 * LARGE_TOGETHER], Vec::new());
+        spares.keep(vec![5; 2 * SMALL], Vec::new());
         assert_eq!(spares.payloads.len(), 1);
-        assert_eq!(spares.payload().capacity(), 2 * SMALL);
+        assert_eq!(spares.payload().capacity(), 2 * LARGE_TOGETHER);
         for _ in 0..2 * KEPT {
             spares.keep(vec![0; 8], vec![0; 8]);
         }

@@ -34,6 +34,7 @@
 //! Errors are postcard's own (`postcard::Error`), so that the rest of the
 //! wire reports them in the same words.
 
+use super::bounds::Bounds;
 use postcard::Error;
 use serde::ser::{self, Serialize};
 
@@ -444,60 +445,93 @@ impl<O: Out> ser::SerializeMap for &mut Serializer<O> {
     }
 }
 
-/// Where [`encode_run`] is: the next item, where it starts in the
-/// payload, and how many bounds are written. Kept outside the run so that
-/// a panic in an item's `Serialize` leaves it behind, to go on from.
+/// Where [`encode_run`] is: the next item and where it starts in the
+/// payload. Kept outside the run so that a panic in an item's `Serialize`
+/// leaves it behind, to go on from.
 #[derive(Debug, Default)]
 pub(crate) struct RunState {
     /// The index of the item being encoded (or next).
     pub(crate) index: usize,
     /// Where that item starts in the payload: the payload's true length.
     pub(crate) pos: usize,
-    /// Bounds written (one per item encoded).
-    pub(crate) sent: usize,
+}
+
+/// Where a run is, held in registers while it runs and written back to
+/// the caller's [`RunState`] and [`Bounds`] when it ends, whether by
+/// returning or by a panic unwinding out of an item's `Serialize`.
+struct Position<'a> {
+    state: &'a mut RunState,
+    bounds: &'a mut Bounds,
+    index: usize,
+    pos: usize,
+    /// Items encoded to the bounds' stride and not yet counted in them.
+    uniform: usize,
+    /// The bounds' stride, while they have one.
+    stride: Option<u32>,
+}
+
+impl Position<'_> {
+    /// Counts the items of the bounds' stride in them.
+    fn flush(&mut self) {
+        self.bounds
+            .extend_uniform(std::mem::take(&mut self.uniform));
+    }
+}
+
+impl Drop for Position<'_> {
+    fn drop(&mut self) {
+        self.flush();
+        self.state.index = self.index;
+        self.state.pos = self.pos;
+    }
 }
 
 /// Encodes `items[state.index..]` one after another into `payload` from
-/// `state.pos` on, and where each ends into `bounds[state.sent..]`
-/// (`bounds` has room for one per item). An item whose `Serialize` fails
-/// is left out, its index and error in `refused`. A panic in a
-/// `Serialize` unwinds out of here with `state` at that item (the caller
-/// goes on from there; `payload` then holds what the item wrote half-way,
-/// which the next run cuts off).
+/// `state.pos` on, and where each ends into `bounds`. An item whose
+/// `Serialize` fails is left out, its index and error in `refused`. A
+/// panic in a `Serialize` unwinds out of here with `state` at that item
+/// (the caller goes on from there; `payload` then holds what the item
+/// wrote half-way, which the next run cuts off).
 pub(crate) fn encode_run<A: Serialize>(
     payload: &mut Vec<u8>,
-    bounds: &mut [u32],
+    bounds: &mut Bounds,
     items: &[A],
     state: &mut RunState,
     refused: &mut Vec<(usize, Error)>,
 ) {
-    debug_assert!(bounds.len() >= items.len(), "a bound for every item");
     payload.truncate(state.pos);
     let mut serializer = Serializer {
         out: Append::new(payload),
     };
-    let mut index = state.index;
-    let mut sent = state.sent;
-    while let Some(item) = items.get(index) {
+    let mut at = Position {
+        index: state.index,
+        pos: state.pos,
+        stride: bounds.stride(),
+        uniform: 0,
+        state,
+        bounds,
+    };
+    while let Some(item) = items.get(at.index) {
         let start = serializer.out.len();
-        state.index = index;
-        state.pos = start;
+        at.pos = start;
         match item.serialize(&mut serializer) {
             Ok(()) => {
-                if let Some(bound) = bounds.get_mut(sent) {
-                    // Frames, and so payloads, are under 4 GiB.
-                    *bound = serializer.out.len() as u32;
+                // Frames, and so payloads, are under 4 GiB.
+                let (start, end) = (start as u32, serializer.out.len() as u32);
+                if at.stride == Some(end - start) {
+                    at.uniform += 1;
+                } else {
+                    at.flush();
+                    at.bounds.push(start, end);
+                    at.stride = at.bounds.stride();
                 }
-                sent += 1;
-                state.sent = sent;
             }
             Err(e) => {
                 serializer.out.truncate(start);
-                refused.push((index, e));
+                refused.push((at.index, e));
             }
         }
-        index += 1;
+        at.index += 1;
     }
-    state.index = index;
-    state.pos = serializer.out.len();
+    at.pos = serializer.out.len();
 }

@@ -68,10 +68,12 @@ use serde::{Deserialize, Serialize};
 use super::sys;
 
 mod block;
+mod bounds;
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod remote;
 pub(crate) use block::{Block, Entry};
+pub(crate) use bounds::Bounds;
 pub(crate) use decode::{decode_all, from_bytes, Deserializer};
 pub(crate) use encode::{encode, encode_run, Append, Bounded, RunState};
 
