@@ -16,7 +16,8 @@
 //! An argument picks workloads by name (`round_trip`, `submit_all`, `map`,
 //! `python`; several may be given); without one, all run. The
 //! submit-all workload also prints the CPU time per task of each
-//! candidate (`getrusage(RUSAGE_SELF)`: every thread of this process, so a
+//! candidate, and the map workload that of ours (automatic chunks) and
+//! rayon's (`getrusage(RUSAGE_SELF)`: every thread of this process, so a
 //! pool's spinning and waking count), summed over its timed runs.
 
 use std::cell::Cell;
@@ -244,10 +245,12 @@ fn map(threads: usize) -> Vec<Row> {
         .num_threads(threads)
         .build()
         .expect("a rayon pool");
+    let cpu: [Cell<f64>; 2] = Default::default();
     let mut candidates = vec![Candidate::new(
         format!("{OURS} map, automatic chunksize"),
         N,
         || {
+            let _cpu = CpuMeter::new(&cpu[0]);
             let out = ours
                 .map(|x| x * 2, black_box(0..N))
                 .collect::<Result<Vec<u64>, _>>()
@@ -276,6 +279,7 @@ fn map(threads: usize) -> Vec<Row> {
             format!("rayon({threads}) into_par_iter().map().collect()"),
             N,
             || {
+                let _cpu = CpuMeter::new(&cpu[1]);
                 let out: Vec<u64> =
                     rayon.install(|| black_box(0..N).into_par_iter().map(|x| x * 2).collect());
                 check(&out);
@@ -311,7 +315,23 @@ fn map(threads: usize) -> Vec<Row> {
             check(&out);
         }),
     ]);
-    measure(W3, "item", candidates)
+    let rows = measure(W3, "item", candidates);
+    // The warm-up run is measured too: one more run than the samples.
+    let runs = (samples() + 1) as f64;
+    println!("{W3}: CPU time per item (user + system, all threads, mean over the runs):");
+    let metered =
+        [OURS, "rayon"].map(|prefix| rows.iter().find(|row| row.name.starts_with(prefix)));
+    for (row, cpu) in metered.iter().zip(&cpu) {
+        if let Some(row) = row {
+            println!(
+                "  {:<48} {:>8.2} ns",
+                row.name,
+                cpu.get() / runs / N as f64 * 1e9
+            );
+        }
+    }
+    println!();
+    rows
 }
 
 /// The part of a lazy, ordered `map` that no number of threads shares:

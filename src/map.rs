@@ -206,8 +206,10 @@ pub struct Map<I: Iterator, R> {
     gathered: Vec<I::Item>,
     /// Values of the current chunk not yet yielded, if no item of it
     /// failed: the fast lane, which `next` drains with nothing else to
-    /// check.
-    values: VecDeque<R>,
+    /// check. A vector's iterator, whose `next` is a pointer compare and
+    /// bump: a deque's `pop_front` here (wrapping head, length) made a
+    /// `collect` over tiny items 60% slower (2.4 against 1.5 ns an item).
+    values: std::vec::IntoIter<R>,
     /// Values of the current chunk not yet yielded, if some item of it
     /// failed: interleaved with `failures` by position, in `next_slow`.
     mixed: std::vec::IntoIter<R>,
@@ -241,7 +243,7 @@ impl<I: Iterator, R> Map<I, R> {
             window_set: false,
             in_flight: VecDeque::new(),
             gathered: Vec::new(),
-            values: VecDeque::new(),
+            values: Vec::new().into_iter(),
             mixed: Vec::new().into_iter(),
             failures: Vec::new().into_iter(),
             position: 0,
@@ -443,11 +445,11 @@ impl<I: Iterator, R> Map<I, R> {
     /// Makes `output` the current chunk.
     fn set_current(&mut self, output: ChunkOutput<R>) {
         if output.failures.is_empty() {
-            // The last chunk's vector, empty, goes back to the pool (a
-            // deque from a vector and back is free when it is empty).
-            let done = std::mem::replace(&mut self.values, VecDeque::from(output.values));
+            // The last chunk's vector, empty, goes back to the pool.
+            let done = std::mem::replace(&mut self.values, output.values.into_iter());
+            let done = buffer_of(done);
             if done.capacity() > 0 {
-                self.runner.recycle(Vec::from(done));
+                self.runner.recycle(done);
             }
         } else {
             self.mixed = output.values.into_iter();
@@ -473,7 +475,7 @@ impl<I: Iterator, R> Map<I, R> {
                 self.position += 1;
                 return Some(Ok(value));
             }
-            if let Some(value) = self.values.pop_front() {
+            if let Some(value) = self.values.next() {
                 return Some(Ok(value));
             }
             if self.finished {
@@ -541,7 +543,7 @@ impl<I: Iterator, R> Iterator for Map<I, R> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(value) = self.values.pop_front() {
+        if let Some(value) = self.values.next() {
             return Some(Ok(value));
         }
         self.next_slow()
@@ -557,14 +559,10 @@ impl<I: Iterator, R> Iterator for Map<I, R> {
     {
         let mut acc = init;
         loop {
-            // As a vector (free unless `next` took some first), whose
-            // drain is a plain walk over memory, the deque's a wrapping
-            // index.
-            let mut values = Vec::from(std::mem::take(&mut self.values));
-            for value in values.drain(..) {
-                acc = f(acc, Ok(value));
-            }
-            self.values = VecDeque::from(values);
+            acc = self
+                .values
+                .by_ref()
+                .fold(acc, |acc, value| f(acc, Ok(value)));
             match self.next_slow() {
                 Some(item) => acc = f(acc, item),
                 None => return acc,
@@ -593,6 +591,15 @@ impl<I: Iterator, R> Iterator for Map<I, R> {
     }
 }
 
+/// The buffer of a drained vector iterator, empty, with its capacity:
+/// collecting a `vec::IntoIter` through an adapter reuses its allocation
+/// (std's in-place collection), and `filter` drops whatever was left.
+/// Should a std release stop doing so, the buffer comes back without
+/// capacity and is merely not reused (the test below would say).
+fn buffer_of<R>(drained: std::vec::IntoIter<R>) -> Vec<R> {
+    drained.filter(|_| false).collect()
+}
+
 impl<I: Iterator, R> Drop for Map<I, R> {
     fn drop(&mut self) {
         self.stop();
@@ -607,5 +614,19 @@ impl<I: Iterator, R> fmt::Debug for Map<I, R> {
             .field("in_flight", &self.in_flight.len())
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_drained_lane_gives_its_buffer_back() {
+        let values: Vec<u64> = (0..1000).collect();
+        let address = values.as_ptr();
+        let mut lane = values.into_iter();
+        assert_eq!(lane.by_ref().count(), 1000);
+        let buffer = super::buffer_of(lane);
+        assert!(buffer.is_empty());
+        assert_eq!((buffer.capacity(), buffer.as_ptr()), (1000, address));
     }
 }
