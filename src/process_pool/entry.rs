@@ -16,7 +16,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -261,6 +261,7 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
     let mut spill = Vec::new();
     // The descriptors for the next task's multiprocessing handles.
     let mut descriptors = Vec::new();
+    let waits = sys::RunQueueWait::of_this_thread();
     loop {
         let message = match wire::read_frame_into(&mut tasks, max_frame, &mut payload) {
             Ok(message) => message,
@@ -298,6 +299,10 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
             continue;
         }
         let start = Instant::now();
+        // A chunk's time, which sizes the next ones, leaves out the time
+        // this worker waited for a CPU (see `sys::RunQueueWait`); a lone
+        // call's is not used for that, and skips the two reads.
+        let waited_before = if count > 1 { waits.total() } else { None };
         let mut outcomes = Outcomes::new(
             &mut region,
             slot,
@@ -320,11 +325,16 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
         }
         // `spill` serves the next task too: none of it may still be lent.
         outcomes.reclaim_spill();
+        let waited = match (waited_before, waited_before.and_then(|_| waits.total())) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => Duration::ZERO,
+        };
+        let elapsed = start.elapsed().saturating_sub(waited);
         let done = Message::Done {
             slot: slot as u8,
             count: outcomes.done_counts().0,
             failed: outcomes.done_counts().1,
-            elapsed_nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            elapsed_nanos: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
         };
         // Before the Done: once the parent has the Done it may hand the slot
         // to a new task, whose gate this must not overwrite. ORDERING:

@@ -24,7 +24,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub(crate) use append::Appender;
 
 mod append;
+mod waits;
 pub(crate) mod overflow;
+pub(crate) use waits::RunQueueWait;
 mod process;
 pub(crate) mod region;
 
