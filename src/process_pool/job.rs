@@ -408,7 +408,7 @@ pub(crate) fn offset_after(bounds: &[u32], resolved: usize, len: usize) -> usize
     }
 }
 
-impl<R: DeserializeOwned> Job<R> {
+impl<R: DeserializeOwned + 'static> Job<R> {
     /// The fast path for outcomes that are all values: one decoder over
     /// their bytes, no per-item lookups. `false`, with nothing taken, if
     /// any value fails to decode or they do not end exactly where the

@@ -624,9 +624,16 @@ where
         let mut payload = self.shared.payload_buffer();
         payload.reserve(len.saturating_mul(per_item).min(MAX_GUESS));
         let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
-        // One descriptor table for the chunk: its items' handles index it.
-        let (unsent, fds) =
-            transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items));
+        // Plain numbers in one copy; anything else item by item, with one
+        // descriptor table for the chunk (its items' handles index it).
+        let start = payload.len();
+        let (unsent, fds) = match wire::bulk::encode_numbers(items, &mut payload) {
+            Some(size) => {
+                bounds.push_run(start as u32, size, len);
+                (Vec::new(), Vec::new())
+            }
+            None => transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items)),
+        };
         // Their buffer stays with the map, for the next chunk.
         items.clear();
         if len > 0 {

@@ -24,8 +24,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub(crate) use append::Appender;
 
 mod append;
-mod waits;
 pub(crate) mod overflow;
+mod waits;
 pub(crate) use waits::RunQueueWait;
 mod process;
 pub(crate) mod region;

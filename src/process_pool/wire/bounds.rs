@@ -79,6 +79,20 @@ impl Bounds {
         self.len += 1;
     }
 
+    /// Adds `count` items of `size` bytes each, the first from `start`.
+    pub(crate) fn push_run(&mut self, start: u32, size: u32, count: usize) {
+        if count > 0 {
+            self.push(start, start + size);
+            if self.stride() == Some(size) {
+                self.extend_uniform(count - 1);
+            } else {
+                for k in 1..count as u32 {
+                    self.push(start + k * size, start + (k + 1) * size);
+                }
+            }
+        }
+    }
+
     /// The size of every item so far, if there is one and they share it.
     #[inline]
     pub(crate) fn stride(&self) -> Option<u32> {
@@ -190,6 +204,21 @@ mod tests {
         }
         assert_eq!(bounds.end(999), 8000);
         assert_eq!(bounds.into_buffer().capacity(), 0, "nothing listed");
+    }
+
+    #[test]
+    fn a_run_of_one_size_extends_the_stride_or_the_list() {
+        let mut uniform = Bounds::with_buffer(Vec::new());
+        uniform.push_run(4, 8, 3);
+        assert_eq!((uniform.len(), uniform.end(2)), (3, 28));
+        let mut mixed = Bounds::with_buffer(Vec::new());
+        mixed.push(0, 3);
+        mixed.push(3, 5);
+        mixed.push_run(5, 8, 2);
+        let ends: Vec<u32> = (0..mixed.len()).map(|i| mixed.end(i)).collect();
+        assert_eq!(ends, [3, 5, 13, 21]);
+        mixed.push_run(21, 8, 0);
+        assert_eq!(mixed.len(), 4);
     }
 
     #[test]

@@ -413,17 +413,30 @@ pub(crate) fn from_bytes<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Resu
 
 /// Decodes `count` values from `bytes` onto the end of `values`: `true` if
 /// they all decode and end exactly at the end of `bytes`; `false` if one
-/// fails or they do not (then `values` holds those before it, which the
-/// caller drops: the item-by-item path finds out which failed). A panic in
+/// fails or they do not (then `values` may hold some of those before it,
+/// which the caller drops: the item-by-item path finds out which failed). A panic in
 /// a `Deserialize` goes on to the caller.
 ///
-/// One pass with `Vec::extend` over an exact-length iterator, which keeps
+/// Plain numbers take the bulk path ([`super::bulk`]); other types, one
+/// pass with `Vec::extend` over an exact-length iterator, which keeps
 /// the vector's length in a register, where `push` after `push` loads and
 /// stores it around every value (the parent decodes every result of a
 /// `map`). A value that fails to decode stops the pass by unwinding with a
 /// private payload (`resume_unwind`, which runs no panic hook: nothing is
 /// printed), caught right here.
-pub(crate) fn decode_all<R: de::DeserializeOwned>(
+pub(crate) fn decode_all<R: de::DeserializeOwned + 'static>(
+    bytes: &[u8],
+    count: usize,
+    values: &mut Vec<R>,
+) -> bool {
+    match super::bulk::decode_numbers(bytes, count, values) {
+        Some(decoded) => decoded,
+        None => decode_each(bytes, count, values),
+    }
+}
+
+/// [`decode_all`] for any type: one decoder call per value.
+pub(crate) fn decode_each<R: de::DeserializeOwned>(
     bytes: &[u8],
     count: usize,
     values: &mut Vec<R>,

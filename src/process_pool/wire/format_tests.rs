@@ -304,8 +304,16 @@ fn decode_all_takes_a_clean_run_and_refuses_a_bad_one() {
     assert!(!super::decode_all::<u64>(&bytes, 2, &mut values));
     // A value that does not decode stops the pass quietly.
     let mut flags = Vec::new();
-    assert!(!super::decode_all::<bool>(&[1, 0, 7, 1], 4, &mut flags));
+    assert!(!super::decode::decode_each::<bool>(
+        &[1, 0, 7, 1],
+        4,
+        &mut flags
+    ));
     assert_eq!(flags, [true, false]);
+    // The bulk path for plain numbers refuses it too, taking nothing.
+    let mut flags = Vec::new();
+    assert!(!super::decode_all::<bool>(&[1, 0, 7, 1], 4, &mut flags));
+    assert!(flags.is_empty());
     // A Deserialize that panics: the panic goes on to the caller.
     struct Bomb;
     impl<'de> Deserialize<'de> for Bomb {

@@ -69,6 +69,7 @@ use super::sys;
 
 mod block;
 mod bounds;
+pub(crate) mod bulk;
 pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod remote;

@@ -1,0 +1,177 @@
+//! The bulk path for chunks of plain numbers.
+//!
+//! The values format writes every number fixed-width, little-endian: a
+//! slice of `u64`s encodes to exactly the bytes it holds in memory on a
+//! little-endian machine, and those bytes decode back to it. So a chunk of
+//! arguments that are plain numbers (`bool`, the integers, `f32`, `f64`)
+//! is encoded with one copy instead of an encoder call per item, and a
+//! chunk of such results is decoded with one pass that a compiler turns
+//! into vector code (checking, for `bool`, that every byte is 0 or 1, as
+//! the per-item decoder does). The bytes are the very ones the per-item
+//! path writes and reads (the property tests compare them), so the worker,
+//! which runs the function item by item, sees no difference; every other
+//! type takes the per-item path.
+//!
+//! Which types qualify is decided by `TypeId`, at no cost per item.
+
+use std::any::Any;
+
+/// Appends the encodings of `items` to `payload` in one copy, if `A` is a
+/// plain number type: the size of each; `None`, with nothing written,
+/// for any other type.
+// A `Vec`, not a slice: what is asked is whether it is a `Vec<u64>` (say),
+// and a slice, unsized, cannot be asked.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn encode_numbers<A: 'static>(items: &Vec<A>, payload: &mut Vec<u8>) -> Option<u32> {
+    let items: &dyn Any = items;
+    macro_rules! copy {
+        ($($number:ty),*) => {$(
+            if let Some(numbers) = items.downcast_ref::<Vec<$number>>() {
+                payload.extend_from_slice(bytemuck::cast_slice::<$number, u8>(numbers));
+                return Some(std::mem::size_of::<$number>() as u32);
+            }
+        )*};
+    }
+    if cfg!(target_endian = "little") {
+        copy!(u64, i64, u32, i32, f64, f32, u16, i16, u8, i8, bool, u128, i128);
+        #[cfg(target_pointer_width = "64")]
+        copy!(usize, isize);
+    }
+    None
+}
+
+/// Decodes `count` values from `bytes` into `values` in one pass, if `R`
+/// is a plain number type: `Some(true)` if `bytes` held exactly `count` of
+/// them (and, for `bool`, each was 0 or 1), `Some(false)` with nothing
+/// taken if not; `None` for any other type.
+// A `Vec`, not a slice: it is extended, through `Any`, which clippy cannot
+// see.
+#[allow(clippy::ptr_arg)]
+pub(crate) fn decode_numbers<R: 'static>(
+    bytes: &[u8],
+    count: usize,
+    values: &mut Vec<R>,
+) -> Option<bool> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let values: &mut dyn Any = values;
+    if let Some(flags) = values.downcast_mut::<Vec<bool>>() {
+        let fits = bytes.len() == count && bytes.iter().all(|&byte| byte <= 1);
+        if fits {
+            flags.extend(bytes.iter().map(|&byte| byte != 0));
+        }
+        return Some(fits);
+    }
+    macro_rules! read {
+        ($($number:ty),*) => {$(
+            if let Some(numbers) = values.downcast_mut::<Vec<$number>>() {
+                const SIZE: usize = std::mem::size_of::<$number>();
+                let fits = bytes.len() == count.saturating_mul(SIZE);
+                if fits {
+                    numbers.extend(
+                        bytes
+                            .chunks_exact(SIZE)
+                            .map(bytemuck::pod_read_unaligned::<$number>),
+                    );
+                }
+                return Some(fits);
+            }
+        )*};
+    }
+    read!(u64, i64, u32, i32, f64, f32, u16, i16, u8, i8, u128, i128);
+    #[cfg(target_pointer_width = "64")]
+    read!(usize, isize);
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process_pool::wire::decode::decode_each;
+    use crate::process_pool::wire::push_value;
+    use proptest::prelude::*;
+    use serde::{de::DeserializeOwned, Serialize};
+    use std::fmt::Debug;
+
+    /// The bulk bytes are the per-item encoder's, and they decode, in bulk
+    /// and item by item, to the values they came from.
+    fn agrees<T>(items: Vec<T>) -> Result<(), TestCaseError>
+    where
+        T: Serialize + DeserializeOwned + PartialEq + Debug + 'static,
+    {
+        let mut bulk = vec![9u8];
+        let size = encode_numbers(&items, &mut bulk);
+        prop_assert_eq!(size, Some(std::mem::size_of::<T>() as u32));
+        let mut one_by_one = vec![9u8];
+        for item in &items {
+            push_value(&mut one_by_one, item).expect("a number encodes");
+        }
+        prop_assert_eq!(&bulk, &one_by_one);
+        let mut values: Vec<T> = Vec::new();
+        prop_assert_eq!(
+            decode_numbers(&bulk[1..], items.len(), &mut values),
+            Some(true)
+        );
+        prop_assert_eq!(&values, &items);
+        let mut generic: Vec<T> = Vec::new();
+        prop_assert!(decode_each(&bulk[1..], items.len(), &mut generic));
+        prop_assert_eq!(&generic, &items);
+        // A count that does not match the bytes takes nothing.
+        let mut none: Vec<T> = Vec::new();
+        prop_assert_eq!(
+            decode_numbers(&bulk[1..], items.len() + 1, &mut none),
+            Some(false)
+        );
+        prop_assert!(none.is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_in_bulk_are_the_per_item_bytes(
+            u in proptest::collection::vec(any::<u64>(), 0..40),
+            i in proptest::collection::vec(any::<i32>(), 0..40),
+            f in proptest::collection::vec(any::<f64>().prop_filter("NaN != NaN", |x| !x.is_nan()), 0..40),
+            b in proptest::collection::vec(any::<bool>(), 0..40),
+            s in proptest::collection::vec(any::<i16>(), 0..40),
+            w in proptest::collection::vec(any::<u128>(), 0..10),
+            z in proptest::collection::vec(any::<usize>(), 0..10),
+        ) {
+            agrees(u)?;
+            agrees(i)?;
+            agrees(f)?;
+            agrees(b)?;
+            agrees(s)?;
+            agrees(w)?;
+            agrees(z)?;
+        }
+
+        /// A byte other than 0 or 1 where a `bool` should be is refused,
+        /// by the bulk path as by the per-item one.
+        #[test]
+        fn a_bad_bool_is_refused(
+            mut bytes in proptest::collection::vec(0u8..2, 1..40),
+            at in any::<proptest::sample::Index>(),
+            bad in 2u8..,
+        ) {
+            let at = at.index(bytes.len());
+            bytes[at] = bad;
+            let mut flags: Vec<bool> = Vec::new();
+            prop_assert_eq!(decode_numbers(&bytes, bytes.len(), &mut flags), Some(false));
+            prop_assert!(flags.is_empty());
+            let mut generic: Vec<bool> = Vec::new();
+            prop_assert!(!decode_each(&bytes, bytes.len(), &mut generic));
+        }
+    }
+
+    #[test]
+    fn other_types_take_the_per_item_path() {
+        let mut payload = Vec::new();
+        assert_eq!(encode_numbers(&vec![(1u8, 2u8)], &mut payload), None);
+        assert_eq!(encode_numbers(&vec![String::new()], &mut payload), None);
+        assert!(payload.is_empty());
+        let mut values: Vec<char> = Vec::new();
+        assert_eq!(decode_numbers(b"abcd", 1, &mut values), None);
+    }
+}
