@@ -394,7 +394,7 @@ impl Local {
             }
             mpi.progress()?;
             if busy {
-                backoff.busy();
+                outbox.after_event(&mut backoff);
                 continue;
             }
             let nap = backoff.idle();
@@ -415,8 +415,9 @@ impl Local {
     ) -> Result<(), String> {
         match self.done.recv_timeout(nap) {
             Ok(reply) => {
-                backoff.busy();
-                outbox.deliver(mpi, reply)
+                outbox.deliver(mpi, reply)?;
+                outbox.after_event(backoff);
+                Ok(())
             }
             Err(RecvTimeoutError::Timeout) => Ok(()),
             Err(RecvTimeoutError::Disconnected) => {
@@ -430,12 +431,16 @@ impl Local {
 /// each lane's tasks: a lane's two tasks may run on two local workers, and
 /// the second may end first.
 struct Outbox {
-    /// Per lane, the slots of its tasks on the local pool, oldest first.
-    order: Vec<VecDeque<u8>>,
+    /// Per lane, the slots of its tasks on the local pool, oldest first,
+    /// and when each went there.
+    order: Vec<VecDeque<(u8, Instant)>>,
     /// Per lane, replies that came before the one ahead of them.
     held: Vec<Vec<(u8, Vec<u8>)>>,
     /// Tasks on the local pool whose reply is not sent yet.
     out: usize,
+    /// Whether a task sent back since the last [`Outbox::after_event`]
+    /// took [`LONG_TASK`] or more.
+    long: bool,
 }
 
 impl Outbox {
@@ -444,6 +449,7 @@ impl Outbox {
             order: vec![VecDeque::new(); lanes],
             held: vec![Vec::new(); lanes],
             out: 0,
+            long: false,
         }
     }
 
@@ -453,7 +459,7 @@ impl Outbox {
         if order.len() >= DEPTH {
             return Err(format!("rank 0 sent lane {lane} more than {DEPTH} tasks"));
         }
-        order.push_back(slot);
+        order.push_back((slot, Instant::now()));
         self.out += 1;
         Ok(())
     }
@@ -464,6 +470,18 @@ impl Outbox {
         self.release(reply, |lane, frames| {
             mpi.post(frames, 0, LANE + lane as i32).map(drop)
         })
+    }
+
+    /// Something happened: after long tasks, poll with naps rather than
+    /// a spin (see [`Backoff::rested`]): rank 0's next task is a round
+    /// trip away, and a spinning thread would take the core that the
+    /// local workers and rank 0's driver need meanwhile.
+    fn after_event(&mut self, backoff: &mut Backoff) {
+        if std::mem::take(&mut self.long) {
+            backoff.rested();
+        } else {
+            backoff.busy();
+        }
     }
 
     /// Passes `reply` to `post` if it is its lane's oldest, then any held
@@ -478,10 +496,11 @@ impl Outbox {
             return Err(format!("its local pool answered for lane {lane}"));
         };
         held.push((slot, frames));
-        while let Some(&next) = order.front() {
+        while let Some(&(next, since)) = order.front() {
             let Some(at) = held.iter().position(|(s, _)| *s == next) else {
                 break;
             };
+            self.long |= since.elapsed() >= LONG_TASK;
             let (_, frames) = held.swap_remove(at);
             order.pop_front();
             self.out -= 1;
