@@ -155,6 +155,15 @@ fn run_case(case: &str) {
                 .collect::<Result<_, _>>()
                 .expect("all");
             assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+            // Chunks of more items than a region slot holds: their replies
+            // come in several frames, which must name the task's own slot
+            // (each lane has two tasks out, in slots 0 and 1).
+            let got: Vec<u64> = pool
+                .map(double, 0..560_000u64)
+                .chunksize(Chunksize::Fixed(NonZeroUsize::new(70_000).unwrap()))
+                .collect::<Result<_, _>>()
+                .expect("all");
+            assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
             match pool.submit(faulty, 13).result() {
                 Err(Error::Panicked { message, .. }) => assert!(message.contains("item 13")),
                 other => panic!("{other:?}"),

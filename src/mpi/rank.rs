@@ -232,6 +232,9 @@ fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result
     else {
         return Err(format!("rank 0 sent {message:?} for a task"));
     };
+    if usize::from(slot) >= sys::region::SLOTS {
+        return Err(format!("rank 0 sent a task for slot {slot}"));
+    }
     // A rank in direct mode is sent no ends: it has no use for them.
     if !rest.is_empty() && rest.len() != 4 * count as usize {
         return Err(format!(
@@ -299,9 +302,12 @@ impl Direct {
     ) {
         let start = Instant::now();
         let max = self.max_frame;
+        // The slot rank 0 named (its Partial frames name it too): with two
+        // tasks out on the lane, rank 0 tells their replies apart by it.
+        let slot = usize::from(task.slot);
         let mut outcomes = Outcomes::new(
             &mut self.region,
-            0,
+            slot,
             Sink::Buffer(frames),
             max,
             scratch,
@@ -321,7 +327,7 @@ impl Direct {
         // them under the frame limit).
         outcomes.reclaim_spill();
         let (count, _) = outcomes.done_counts();
-        let view = self.region.slot(0);
+        let view = self.region.slot(slot);
         let ends = &view.ends[..count as usize];
         let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         frames.extend_from_slice(&encode_reply(ends, view.data, task.slot, max, elapsed));
