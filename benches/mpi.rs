@@ -292,12 +292,48 @@ fn cpu_seconds(who: libc::c_int) -> f64 {
 /// Runs `work` once and prints its `measured` line: wall time and this
 /// process's CPU.
 fn timed(key: &str, items: u64, work: impl FnOnce()) {
+    let threads = std::env::var_os(THREADS_VAR).is_some().then(thread_cpu);
     let cpu = cpu_seconds(libc::RUSAGE_SELF);
     let start = Instant::now();
     work();
     let wall = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(libc::RUSAGE_SELF) - cpu;
     println!("measured {key} {items} {wall:e} {cpu:e}");
+    if let Some(before) = threads {
+        for (tid, (name, after)) in thread_cpu() {
+            let spent = after - before.get(&tid).map_or(0.0, |(_, cpu)| *cpu);
+            if spent > 0.0 {
+                eprintln!("thread {key} {name} {:.1} ms", spent * 1e3);
+            }
+        }
+    }
+}
+
+/// With this variable set, a timed run also prints each thread's CPU
+/// (for finding where rank 0's time goes).
+const THREADS_VAR: &str = "CONCURRENT_FUTURES_BENCH_MPI_THREADS";
+
+/// Each thread of this process: its name and CPU seconds so far, by
+/// `/proc/self/task/*/schedstat` (nanoseconds on the CPU).
+fn thread_cpu() -> std::collections::BTreeMap<u64, (String, f64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let read = |file: &str| std::fs::read_to_string(task.path().join(file));
+        let (Ok(name), Ok(schedstat)) = (read("comm"), read("schedstat")) else {
+            continue;
+        };
+        let nanos: f64 = schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
+        out.insert(tid, (name.trim().replace(' ', "_"), nanos * 1e-9));
+    }
+    out
 }
 
 fn count_primes(flags: impl Iterator<Item = Result<bool, Error>>) -> usize {

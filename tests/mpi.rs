@@ -155,6 +155,15 @@ fn run_case(case: &str) {
                 .collect::<Result<_, _>>()
                 .expect("all");
             assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+            // Chunks of more items than a region slot holds: their replies
+            // come in several frames, which must name the task's own slot
+            // (each lane has two tasks out, in slots 0 and 1).
+            let got: Vec<u64> = pool
+                .map(double, 0..560_000u64)
+                .chunksize(Chunksize::Fixed(NonZeroUsize::new(70_000).unwrap()))
+                .collect::<Result<_, _>>()
+                .expect("all");
+            assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
             match pool.submit(faulty, 13).result() {
                 Err(Error::Panicked { message, .. }) => assert!(message.contains("item 13")),
                 other => panic!("{other:?}"),
@@ -242,6 +251,35 @@ fn run_case(case: &str) {
             assert_eq!(out[3], Ok(60));
             pool.shutdown();
         }
+        "lanes" => {
+            // Two lanes a rank, each with two tasks out: a lane's tasks may
+            // run on both local workers and end out of order, and their
+            // replies must still come back in order (rank 0 breaks the
+            // pool on a reply for the wrong task).
+            let pool = MpiPoolExecutor::builder()
+                .workers_per_rank(2)
+                .build()
+                .expect("the pool");
+            assert_eq!(pool.max_workers(), 4);
+            // Slow and quick tasks mixed: a large prime, then small numbers.
+            let inputs: Vec<u64> = (0..400u64)
+                .map(|i| if i % 3 == 0 { 1_000_000_007 } else { i })
+                .collect();
+            let futures: Vec<_> = inputs.iter().map(|&n| pool.submit(is_prime, n)).collect();
+            for (n, f) in inputs.iter().zip(futures) {
+                assert_eq!(f.result(), Ok(is_prime(*n)), "is_prime({n})");
+            }
+            let got: Vec<bool> = pool
+                .map(is_prime, 0..60_000u64)
+                .chunksize(Chunksize::Fixed(NonZeroUsize::new(37).unwrap()))
+                .collect::<Result<_, _>>()
+                .expect("every item");
+            assert!(got
+                .iter()
+                .enumerate()
+                .all(|(i, &p)| p == is_prime(i as u64)));
+            pool.shutdown();
+        }
         "spawn_with_ranks" => match MpiPoolExecutor::builder().spawn(1).build() {
             Err(Error::InvalidArgument { reason }) => {
                 assert!(reason.contains("rank 0 alone"), "{reason}");
@@ -325,6 +363,7 @@ fn drive(only: Option<&str>) {
         (3, "submit"),
         (3, "faults"),
         (3, "direct"),
+        (3, "lanes"),
         (2, "large"),
         (2, "large_direct"),
         (2, "large_pieces"),

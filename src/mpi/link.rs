@@ -12,13 +12,14 @@
 //! How a driver waits for the reply, and when it polls MPI itself, is
 //! [`MpiLink::next_reply`]'s to say.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use parking_lot::Mutex;
 
-use super::protocol::LANE;
+use super::protocol::{DEPTH, LANE};
 use super::transport::Transport;
 use crate::process_pool::dispatch::{refuse_descriptors, Connect, Link};
 use crate::process_pool::job::ProcessJob;
@@ -43,15 +44,21 @@ const SLEEP_OVER: Duration = Duration::from_millis(1);
 const YIELD_EVERY: u32 = 16;
 /// How long a driver waiting for a long task's reply sleeps between polls.
 const POLL_NAP: Duration = Duration::from_micros(50);
+/// How long a driver whose rank holds the next task sleeps between polls
+/// for the reply of the one before (see [`MpiLink::next_reply`]).
+const QUEUED_NAP: Duration = Duration::from_micros(250);
 /// How early a sleeping driver wakes before its reply is due.
 const WAKE_AHEAD: Duration = Duration::from_micros(300);
 
-/// When the reply of a lane's task is due, from the round trips so far.
-#[derive(Debug, Clone, Copy)]
+/// When the reply of a lane's front task is due, from the round trips so
+/// far.
+#[derive(Debug, Clone)]
 struct Due {
-    /// When the task out was posted, and its items.
-    sent_at: Instant,
-    items: usize,
+    /// The tasks out, oldest first: when each was posted, and its items.
+    out: VecDeque<(Instant, usize)>,
+    /// When the last reply came: a task posted behind another starts on
+    /// the rank when that one ends, about then.
+    last_reply: Option<Instant>,
     /// Round trips seen: seconds, over items (see [`Due::replied`]).
     seen: (f64, f64),
 }
@@ -59,45 +66,63 @@ struct Due {
 impl Due {
     fn new() -> Self {
         Due {
-            sent_at: Instant::now(),
-            items: 0,
+            out: VecDeque::new(),
+            last_reply: None,
             seen: (0.0, 0.0),
         }
     }
 
     /// A task of `items` items went out `at`.
     fn sent(&mut self, items: usize, at: Instant) {
-        self.sent_at = at;
-        self.items = items;
+        self.out.push_back((at, items));
     }
 
-    /// Its reply came `at`: learns how long a round trip takes per item,
-    /// the time over the items of the round trips so far, each weighed by
-    /// its items and halved at every later one (as `map` sizes its chunks),
-    /// so that the one-item chunks a map starts with count for little.
+    /// When the front task started on the rank, as far as this side
+    /// knows: when it was posted, or when the reply of the task ahead of
+    /// it came, whichever is later.
+    fn front_start(&self) -> Option<(Instant, usize)> {
+        let &(sent_at, items) = self.out.front()?;
+        let start = self.last_reply.map_or(sent_at, |last| last.max(sent_at));
+        Some((start, items))
+    }
+
+    /// The front task's reply came `at`: learns how long a task takes per
+    /// item, the time over the items of the tasks so far (each from its
+    /// start, see [`Due::front_start`]), each weighed by its items and
+    /// halved at every later one (as `map` sizes its chunks), so that the
+    /// one-item chunks a map starts with count for little.
     fn replied(&mut self, at: Instant) {
-        if self.items == 0 {
-            return;
+        if let Some((start, items)) = self.front_start() {
+            let (seconds, seen) = self.seen;
+            self.seen = (
+                seconds / 2.0 + at.saturating_duration_since(start).as_secs_f64(),
+                seen / 2.0 + items as f64,
+            );
         }
-        let (seconds, items) = self.seen;
-        self.seen = (
-            seconds / 2.0 + at.saturating_duration_since(self.sent_at).as_secs_f64(),
-            items / 2.0 + self.items as f64,
-        );
+        self.out.pop_front();
+        self.last_reply = Some(at);
     }
 
-    /// When the reply of a long task is due, and when to start polling
-    /// for it (a little before); `None` (poll at once) for a reply due
-    /// soon, or with nothing learnt yet.
+    /// Whether the rank holds a task behind the front one: it goes on
+    /// with that one when the front ends, so the front's reply is not
+    /// urgent.
+    fn queued(&self) -> bool {
+        self.out.len() > 1
+    }
+
+    /// When the front task's reply is due, and when to start polling for
+    /// it (a little before); `None` (poll at once) for a reply due soon,
+    /// or with nothing learnt yet.
     fn wake_at(&self) -> Option<(Instant, Instant)> {
-        let (seconds, items) = self.seen;
-        let per_item = (items > 0.0).then(|| seconds / items)?;
-        let expected = Duration::try_from_secs_f64(per_item * self.items as f64).ok()?;
+        let (start, items) = self.front_start()?;
+        let (seconds, seen) = self.seen;
+        let per_item = (seen > 0.0).then(|| seconds / seen)?;
+        let expected = Duration::try_from_secs_f64(per_item * items as f64).ok()?;
         if expected <= SLEEP_OVER {
             return None;
         }
         // Early by a tenth, for a chunk quicker than the last ones.
-        let due = self.sent_at + expected;
+        let due = start + expected;
         Some((due, due - expected / 10 - WAKE_AHEAD))
     }
 }
@@ -111,6 +136,8 @@ enum Poll {
     /// least [`POLL_NAP`]; from then on [`POLL_NAP`], for [`REPLY_SPIN`];
     /// then growing.
     Nap(Instant),
+    /// With naps of [`QUEUED_NAP`], growing once the reply is late.
+    Lazy,
 }
 
 /// One lane of one worker rank.
@@ -170,6 +197,13 @@ impl MpiLink {
     /// Naps rather than a spin: `mpirun -n 3` on 2 cores puts rank 0 beside
     /// two busy ranks, where a spinning driver takes a core from them and a
     /// yielding one waits a whole time slice for its next turn.
+    ///
+    /// While the rank holds the next task behind it ([`Due::queued`]), a
+    /// long task's reply is not urgent: the rank goes on without this
+    /// side. The driver then sleeps until the reply is due (not watching
+    /// the next task go out: the rank takes it only when this one ends),
+    /// and polls with longer naps ([`QUEUED_NAP`]): every wake-up of rank
+    /// 0 takes a moment of a core from the ranks beside it.
     fn next_reply(&self, deadline: Option<Instant>) -> Result<Vec<u8>, Received> {
         let Some((due, wake)) = self.due.wake_at() else {
             let until = Instant::now() + REPLY_SPIN;
@@ -178,6 +212,26 @@ impl MpiLink {
             }
             return self.sleep_until(deadline);
         };
+        if self.due.queued() {
+            // Nothing to watch while it goes out either: the rank takes
+            // it only when the task ahead of it ends, and rank 0's MPI
+            // thread keeps the send going meanwhile.
+            let until = deadline.map_or(due, |d| d.min(due));
+            match self.replies.recv_deadline(until) {
+                Ok(reply) => return Ok(reply),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Received::Wire(WireError::Closed))
+                }
+                Err(RecvTimeoutError::Timeout) if deadline.is_some_and(|d| until >= d) => {
+                    return Err(Received::TimedOut)
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            return match self.poll_until(Poll::Lazy, deadline, || false) {
+                Some(reply) => reply,
+                None => self.sleep_until(deadline),
+            };
+        }
         let ticket = self.ticket;
         let sent = || self.transport.is_sent(ticket) || Instant::now() >= wake;
         // Short naps while it goes out: it is on its way at once.
@@ -224,6 +278,7 @@ impl MpiLink {
         enough: impl Fn() -> bool,
     ) -> Option<Result<Vec<u8>, Received>> {
         let mut late_nap = POLL_NAP;
+        let mut lazy_nap = QUEUED_NAP;
         let mut spins = 0u32;
         self.transport.polling(|| loop {
             match self.replies.try_recv() {
@@ -273,6 +328,11 @@ impl MpiLink {
                     };
                     std::thread::sleep(nap.min(super::poll::MAX_NAP));
                 }
+                Poll::Lazy => {
+                    let nap = lazy_nap;
+                    lazy_nap = (lazy_nap * 2).min(super::poll::MAX_NAP);
+                    std::thread::sleep(nap);
+                }
             }
         })
     }
@@ -289,6 +349,13 @@ impl Link for MpiLink {
 
     fn region(&self) -> Option<&std::sync::Arc<Region>> {
         None
+    }
+
+    /// Two: the rank queues the second task and starts it the moment the
+    /// first ends, without waiting for a round trip (see
+    /// [`protocol::DEPTH`](super::protocol::DEPTH)).
+    fn depth(&self) -> usize {
+        DEPTH
     }
 
     fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {
@@ -410,9 +477,12 @@ impl Connect for Lanes {
     }
 
     fn target_chunk_time(&self) -> Duration {
-        // A lane holds one chunk, and idles for its round trip: MPI, the
-        // rank's MPI thread and, with a local pool, its pipes and wake-ups
-        // (0.1 to 2 ms on a loaded machine). 20 ms keeps that to a few %.
+        // A lane holds the next chunk behind the one it runs, so it idles
+        // for a round trip (MPI, the rank's MPI thread and, with a local
+        // pool, its pipes and wake-ups: 0.1 to 2 ms on a loaded machine)
+        // only when rank 0 is later than a whole chunk with the next one,
+        // a busy machine's time slices being milliseconds. 20 ms leaves
+        // that room, and keeps rank 0's wake-ups per chunk to a few %.
         Duration::from_millis(20)
     }
 }
@@ -442,8 +512,16 @@ mod tests {
         let expected = Duration::from_secs_f64(10_000.0 * seconds / items);
         assert!(wake > later && wake < due_at, "{wake:?}");
         assert_eq!(due_at, later + expected);
-        // A short task is polled for at once.
+        assert!(!due.queued());
+        // A second task behind it: queued on the rank, due after the
+        // first's reply, from when that came.
         due.sent(10, later);
+        assert!(due.queued());
+        let first_reply = later + Duration::from_millis(7);
+        due.replied(first_reply);
+        assert!(!due.queued());
+        assert_eq!(due.front_start(), Some((first_reply, 10)));
+        // A short task is polled for at once.
         assert_eq!(due.wake_at(), None);
     }
 }

@@ -45,6 +45,18 @@
 //!   driver sleeps through most of a long task, from the round trip per
 //!   item it has seen, and polls from shortly before its reply is due).
 //!
+//! # `running()` and `cancel()`
+//!
+//! Each lane (a direct rank, or one local worker of a rank) holds two
+//! tasks: the one it runs and the next, queued on the rank, so that it
+//! never waits a round trip between tasks. No shared memory spans the
+//! ranks, so a task cannot be taken back once it has gone to a rank: a
+//! task is marked running when it is sent, and from then on `running()`
+//! is true and `cancel()` returns `false`, also while it waits behind the
+//! other on its lane (as Python reports the tasks in its call queue).
+//! Tasks still in rank 0's queue are pending and can be cancelled; rank 0
+//! sends a lane its second task only while no other lane is idle.
+//!
 //! # Faults: what is survived and what is not
 //!
 //! * **A task that panics** fails its item alone, in both modes.

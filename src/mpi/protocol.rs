@@ -5,7 +5,9 @@
 //! rank 0 → r   HELLO    prefix ‖ postcard(Hello)
 //! r → rank 0   READY    prefix ‖ postcard(Ready)      (prefix alone if r refuses)
 //! rank 0 → r   LANE+l   a Task frame (the process pool's wire) ‖ its items' ends, u32 LE each
+//!                       (up to DEPTH tasks out per lane; the rank queues them)
 //! r → rank 0   LANE+l   frames: Partial*, then Done whose payload is the last outcomes' block
+//!                       (one reply per task, in the order of the lane's tasks)
 //! rank 0 → r   STOP     (empty)
 //! either way   MORE     a piece of the message that follows (any over 1 GiB)
 //! r → rank 0   STOPPED  (empty), then r finalises MPI and exits 0
@@ -35,12 +37,17 @@ pub(crate) const STOPPED: i32 = 4;
 pub(crate) const MORE: i32 = 5;
 /// The tag of lane 0; lane `l` uses `LANE + l`.
 pub(crate) const LANE: i32 = 16;
+/// How many tasks rank 0 keeps out on one lane: the one the rank runs and
+/// the next, which the rank queues and starts the moment the first ends,
+/// so that it never idles for a round trip between tasks. The lane's
+/// replies come in the order of its tasks.
+pub(crate) const DEPTH: usize = 2;
 /// The most lanes (local workers) one rank may offer: MPI guarantees tags
 /// up to 32767.
 pub(crate) const MAX_LANES: usize = 32_000;
 
 /// The protocol's version; both sides must agree exactly.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 const MAGIC: [u8; 4] = *b"CFMP";
 /// The prefix's length.
 pub(crate) const PREFIX: usize = 24;

@@ -15,18 +15,27 @@
 //! (spawn mode); it cannot tell the difference past `sys`, which numbers
 //! rank 0 as 0 either way.
 //!
+//! Rank 0 keeps up to [`DEPTH`] tasks out on each lane: the rank queues
+//! the next behind the one it runs (direct: unread in MPI until the first
+//! is answered; local: on the local pool, whose own dispatch hands it to a
+//! worker behind its running task) and answers each lane's tasks in order
+//! ([`Outbox`]).
+//!
 //! Waiting: between tasks the MPI thread polls MPI, spinning (yielding) a
 //! while after the last event, then napping (`poll`). In local mode, while
-//! every lane has a task on the local pool, rank 0 sends nothing but
-//! `STOP` (which waits for the replies), so the thread sleeps on the
-//! replies' channel instead, leaving the core to the local workers.
+//! every lane holds [`DEPTH`] tasks, rank 0 sends nothing but `STOP`
+//! (which waits for the replies), so the thread sleeps on the replies'
+//! channel instead, leaving the core to the local workers.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::poll::Backoff;
-use super::protocol::{self, Hello, Mode, RankInfo, Ready, HELLO, LANE, PREFIX, STOP, STOPPED};
+use super::protocol::{
+    self, Hello, Mode, RankInfo, Ready, DEPTH, HELLO, LANE, PREFIX, STOP, STOPPED,
+};
 use super::raw_job::{encode_reply, RawJob, Reply};
 use super::sys::Mpi;
 use crate::process_pool::outcomes::{Outcomes, Sink};
@@ -223,6 +232,9 @@ fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result
     else {
         return Err(format!("rank 0 sent {message:?} for a task"));
     };
+    if usize::from(slot) >= sys::region::SLOTS {
+        return Err(format!("rank 0 sent a task for slot {slot}"));
+    }
     // A rank in direct mode is sent no ends: it has no use for them.
     if !rest.is_empty() && rest.len() != 4 * count as usize {
         return Err(format!(
@@ -290,9 +302,12 @@ impl Direct {
     ) {
         let start = Instant::now();
         let max = self.max_frame;
+        // The slot rank 0 named (its Partial frames name it too): with two
+        // tasks out on the lane, rank 0 tells their replies apart by it.
+        let slot = usize::from(task.slot);
         let mut outcomes = Outcomes::new(
             &mut self.region,
-            0,
+            slot,
             Sink::Buffer(frames),
             max,
             scratch,
@@ -312,7 +327,7 @@ impl Direct {
         // them under the frame limit).
         outcomes.reclaim_spill();
         let (count, _) = outcomes.done_counts();
-        let view = self.region.slot(0);
+        let view = self.region.slot(slot);
         let ends = &view.ends[..count as usize];
         let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         frames.extend_from_slice(&encode_reply(ends, view.data, task.slot, max, elapsed));
@@ -331,17 +346,16 @@ impl Local {
     fn serve(self, mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<(), String> {
         let mut backoff = Backoff::new();
         let lanes = self.pool.max_workers();
-        // Tasks on the local pool: while every lane has one, rank 0 sends
-        // nothing but `STOP`, which waits for their replies.
-        let mut out = 0usize;
+        let mut outbox = Outbox::new(lanes);
         loop {
             let mut busy = false;
-            if out == lanes && mpi.sending() == 0 {
-                // Nothing to poll MPI for: wait for a reply on the channel,
-                // which wakes this thread, rather than spin beside the
-                // local pool's threads and workers (on a rank bound to one
-                // core they share it).
-                self.await_reply(mpi, super::poll::MAX_NAP, &mut out, &mut backoff)?;
+            if outbox.out == lanes * DEPTH && mpi.sending() == 0 {
+                // Every lane holds all rank 0 sends it, so rank 0 sends
+                // nothing but `STOP` (which waits for the replies): wait
+                // for a reply on the channel, which wakes this thread,
+                // rather than spin beside the local pool's threads and
+                // workers (on a rank bound to one core they share it).
+                self.await_reply(mpi, super::poll::MAX_NAP, &mut outbox, &mut backoff)?;
             }
             if let Some((_, tag)) = mpi.receive(Some(0), buffer)? {
                 busy = true;
@@ -364,6 +378,7 @@ impl Local {
                                 task.count
                             ));
                         }
+                        outbox.expect(task.lane, task.slot)?;
                         let job = RawJob::new(
                             task.lane,
                             task.slot,
@@ -375,48 +390,163 @@ impl Local {
                             self.replies.clone(),
                         );
                         self.pool.submit_job(Box::new(job));
-                        out += 1;
                     }
                     _ => {}
                 }
             }
-            while let Ok((lane, frames)) = self.done.try_recv() {
-                out -= 1;
+            while let Ok(reply) = self.done.try_recv() {
                 busy = true;
-                mpi.post(frames, 0, LANE + lane as i32)?;
+                outbox.deliver(mpi, reply)?;
             }
             mpi.progress()?;
             if busy {
-                backoff.busy();
+                outbox.after_event(&mut backoff);
                 continue;
             }
             let nap = backoff.idle();
             if nap.is_zero() {
                 continue;
             }
-            self.await_reply(mpi, nap, &mut out, &mut backoff)?;
+            self.await_reply(mpi, nap, &mut outbox, &mut backoff)?;
         }
     }
 
-    /// Waits up to `nap` for a reply of the local pool, and posts it to
-    /// rank 0 (one task fewer `out`).
+    /// Waits up to `nap` for a reply of the local pool, and sends it on.
     fn await_reply(
         &self,
         mpi: &mut Mpi,
         nap: std::time::Duration,
-        out: &mut usize,
+        outbox: &mut Outbox,
         backoff: &mut Backoff,
     ) -> Result<(), String> {
         match self.done.recv_timeout(nap) {
-            Ok((lane, frames)) => {
-                *out -= 1;
-                backoff.busy();
-                mpi.post(frames, 0, LANE + lane as i32).map(drop)
+            Ok(reply) => {
+                outbox.deliver(mpi, reply)?;
+                outbox.after_event(backoff);
+                Ok(())
             }
             Err(RecvTimeoutError::Timeout) => Ok(()),
             Err(RecvTimeoutError::Disconnected) => {
                 Err(String::from("its local pool's replies stopped"))
             }
         }
+    }
+}
+
+/// The replies of a rank with a local pool, sent to rank 0 in the order of
+/// each lane's tasks: a lane's two tasks may run on two local workers, and
+/// the second may end first.
+struct Outbox {
+    /// Per lane, the slots of its tasks on the local pool, oldest first,
+    /// and when each went there.
+    order: Vec<VecDeque<(u8, Instant)>>,
+    /// Per lane, replies that came before the one ahead of them.
+    held: Vec<Vec<(u8, Vec<u8>)>>,
+    /// Tasks on the local pool whose reply is not sent yet.
+    out: usize,
+    /// Whether a task sent back since the last [`Outbox::after_event`]
+    /// took [`LONG_TASK`] or more.
+    long: bool,
+}
+
+impl Outbox {
+    fn new(lanes: usize) -> Self {
+        Outbox {
+            order: vec![VecDeque::new(); lanes],
+            held: vec![Vec::new(); lanes],
+            out: 0,
+            long: false,
+        }
+    }
+
+    /// A task for `lane`'s `slot` goes to the local pool.
+    fn expect(&mut self, lane: usize, slot: u8) -> Result<(), String> {
+        let order = &mut self.order[lane];
+        if order.len() >= DEPTH {
+            return Err(format!("rank 0 sent lane {lane} more than {DEPTH} tasks"));
+        }
+        order.push_back((slot, Instant::now()));
+        self.out += 1;
+        Ok(())
+    }
+
+    /// Sends `reply` to rank 0 if it is its lane's oldest, then any held
+    /// one that is now; holds it otherwise.
+    fn deliver(&mut self, mpi: &mut Mpi, reply: Reply) -> Result<(), String> {
+        self.release(reply, |lane, frames| {
+            mpi.post(frames, 0, LANE + lane as i32).map(drop)
+        })
+    }
+
+    /// Something happened: after long tasks, poll with naps rather than
+    /// a spin (see [`Backoff::rested`]): rank 0's next task is a round
+    /// trip away, and a spinning thread would take the core that the
+    /// local workers and rank 0's driver need meanwhile.
+    fn after_event(&mut self, backoff: &mut Backoff) {
+        if std::mem::take(&mut self.long) {
+            backoff.rested();
+        } else {
+            backoff.busy();
+        }
+    }
+
+    /// Passes `reply` to `post` if it is its lane's oldest, then any held
+    /// one that is now; holds it otherwise.
+    fn release(
+        &mut self,
+        reply: Reply,
+        mut post: impl FnMut(usize, Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let (lane, slot, frames) = reply;
+        let (Some(order), Some(held)) = (self.order.get_mut(lane), self.held.get_mut(lane)) else {
+            return Err(format!("its local pool answered for lane {lane}"));
+        };
+        held.push((slot, frames));
+        while let Some(&(next, since)) = order.front() {
+            let Some(at) = held.iter().position(|(s, _)| *s == next) else {
+                break;
+            };
+            self.long |= since.elapsed() >= LONG_TASK;
+            let (_, frames) = held.swap_remove(at);
+            order.pop_front();
+            self.out -= 1;
+            post(lane, frames)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_s_replies_go_in_the_order_of_its_tasks() {
+        let mut outbox = Outbox::new(2);
+        for (lane, slot) in [(0, 0), (0, 1), (1, 1), (1, 0)] {
+            outbox.expect(lane, slot).expect("room");
+        }
+        assert!(outbox.expect(0, 0).is_err(), "a third task on lane 0");
+        let mut sent = Vec::new();
+        let mut post = |reply: Reply, outbox: &mut Outbox| {
+            outbox
+                .release(reply, |lane, frames| {
+                    sent.push((lane, frames));
+                    Ok(())
+                })
+                .expect("posted");
+        };
+        // Lane 0's second task ends first: held until the first's reply.
+        post((0, 1, vec![2]), &mut outbox);
+        assert_eq!(outbox.out, 4);
+        post((1, 1, vec![4]), &mut outbox);
+        post((0, 0, vec![1]), &mut outbox);
+        post((1, 0, vec![3]), &mut outbox);
+        assert_eq!(outbox.out, 0);
+        assert_eq!(
+            sent,
+            vec![(1, vec![4]), (0, vec![1]), (0, vec![2]), (1, vec![3])]
+        );
+        assert!(outbox.release((2, 0, Vec::new()), |_, _| Ok(())).is_err());
     }
 }

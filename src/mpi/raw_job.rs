@@ -21,8 +21,9 @@ use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FA
 use crate::queue::Abandon;
 use crate::Error;
 
-/// A reply for rank 0: the lane it answers, and its frames.
-pub(crate) type Reply = (usize, Vec<u8>);
+/// A reply for rank 0: the lane it answers, the slot rank 0 named for its
+/// task, and its frames.
+pub(crate) type Reply = (usize, u8, Vec<u8>);
 
 /// One task of rank 0, on a worker rank.
 #[derive(Debug)]
@@ -101,7 +102,7 @@ impl RawJob {
         }
         let elapsed = u64::try_from(self.elapsed.as_nanos()).unwrap_or(u64::MAX);
         let frames = encode_reply(&self.ends, &self.data, self.slot, self.max_frame, elapsed);
-        let _ = self.replies.send((self.lane, frames));
+        let _ = self.replies.send((self.lane, self.slot, frames));
     }
 }
 

@@ -5,12 +5,21 @@
 //! hand, claims, time limits, what a dead worker leaves) and asks the link
 //! only what it can answer.
 //!
-//! A link without a shared region ([`Link::region`] is `None`) holds one
-//! task at a time ([`Link::depth`] 1): nothing can claim a handed task on
-//! the far side, so none is handed, and `running()` is true from the send
-//! (the task starts as soon as it arrives, its link being free). Its
-//! outcomes come in the payload of the `Done` frame, not in a slot. Time
-//! limits are the far side's to enforce.
+//! A link without a shared region ([`Link::region`] is `None`) has no gate
+//! that the far side and this one can both swap, so none of its tasks is
+//! ever *handed* (pending and cancellable while a worker holds it): each
+//! is marked running when it is sent, and from then on `running()` is
+//! true and `cancel()` fails, for the second one too. By default such a
+//! link holds one task at a time ([`Link::depth`] 1), which then starts as
+//! soon as it arrives, its link being free, so `running()` is exact. A
+//! link that queues a second task on the far side (an MPI lane, depth 2,
+//! so that the far side never idles for a round trip between tasks) says
+//! so in its docs: its second task reports running while it waits there,
+//! as Python reports the tasks in its call queue, and is never taken back
+//! for an idle worker; dispatch hands out a second task only while no
+//! other driver is idle. Its outcomes come in the payload of the `Done`
+//! frame, not in a slot, in the order of its tasks. Time limits are the
+//! far side's to enforce.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -30,7 +39,9 @@ pub(crate) trait Link: Send {
     fn local_pid(&self) -> Option<u32>;
     /// The shared region, if the worker has one.
     fn region(&self) -> Option<&Arc<Region>>;
-    /// How many tasks the link may hold at once.
+    /// How many tasks the link may hold at once (at most `SLOTS`); over
+    /// one without a region, the later ones are marked running when sent
+    /// (see the module docs).
     fn depth(&self) -> usize {
         if self.region().is_some() {
             SLOTS
@@ -72,8 +83,9 @@ pub(crate) trait Connect: Send + Sync + std::fmt::Debug {
     /// pause while other links serve the pool; any other error breaks it.
     fn connect(&self, slot: usize) -> Result<Box<dyn Link>, Error>;
     /// How long `map`'s automatic chunks should take on these links: long
-    /// enough that a link's round trip, during which it idles (it holds
-    /// one task), is a small part of it.
+    /// enough that what a chunk costs the parent (its wake-ups, and a
+    /// round trip whenever the far side runs out of tasks in hand) is a
+    /// small part of it.
     fn target_chunk_time(&self) -> Duration;
 }
 

@@ -491,9 +491,10 @@ fn serve(
             }
             _ => None,
         };
-        // A handed task is offered back while another worker idles.
+        // A handed task is offered back while another worker idles (only
+        // a region can take it back).
         let deadline = match in_flight.get(1) {
-            Some(InFlight { job: Some(_), .. }) => {
+            Some(InFlight { job: Some(_), .. }) if region.is_some() => {
                 let soon = Instant::now() + HANDED_PATIENCE;
                 Some(deadline.map_or(soon, |d| d.min(soon)))
             }
