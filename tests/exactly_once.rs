@@ -400,6 +400,50 @@ fn results_larger_than_a_slot_come_back_intact() {
     }
 }
 
+/// Echoes its argument: a large one makes a large result.
+fn echo_bytes(bytes: serde_bytes::ByteBuf) -> serde_bytes::ByteBuf {
+    bytes
+}
+
+fn odd(x: u64) -> bool {
+    x % 2 == 1
+}
+
+/// Large arguments (over the task pipe's 1 MiB) behind a task whose
+/// outcomes overflow its slot: the driver must not wait on writing the
+/// next task while the worker waits for it to read the last one's
+/// results. Both hung before the fix (chunks of 131 072 items; submits of
+/// 9 MiB each, echoed).
+#[test]
+fn large_arguments_behind_overflowing_outcomes_do_not_deadlock() {
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let odd_count = collect_or_kill(&pool, || {
+        pool.map(odd, 0..600_000u64)
+            .chunksize(fixed(150_000))
+            .filter(|outcome| *outcome.as_ref().expect("odd() does not fail"))
+            .count()
+    });
+    assert_eq!(odd_count, 300_000);
+
+    let pool = ProcessPoolExecutor::new(1).unwrap();
+    let futures: Vec<_> = (1..=3u8)
+        .map(|fill| pool.submit(echo_bytes, serde_bytes::ByteBuf::from(vec![fill; 9 << 20])))
+        .collect();
+    let echoed = collect_or_kill(&pool, || {
+        futures
+            .into_iter()
+            .map(|f| {
+                f.result()
+                    .map(|bytes| (bytes.len(), bytes.iter().all(|&b| b == bytes[0]), bytes[0]))
+            })
+            .collect::<Vec<_>>()
+    });
+    for (fill, outcome) in (1..=3u8).zip(echoed) {
+        let got = outcome.unwrap_or_else(|e| panic!("task {fill}: {e}"));
+        assert_eq!(got, (9 << 20, true, fill), "task {fill}");
+    }
+}
+
 /// The same across tasks: four `submit`s of one oversized result each, on
 /// one worker, which runs the next while the parent reads the last.
 #[test]

@@ -52,6 +52,9 @@ pub(crate) struct Worker {
     /// The parent's end of the worker's Unix socket, on which the
     /// descriptors of multiprocessing handles in task arguments travel.
     socket: OwnedFd,
+    /// The task pipe's capacity, in bytes: what a frame may take to be
+    /// written without the worker reading it (see `Link::may_hand`).
+    pub(crate) task_pipe: usize,
 }
 
 /// The result pipe, read with a deadline: every `read` first waits until
@@ -174,7 +177,7 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
     let (result_read, result_write) =
         sys::pipe().map_err(|e| spawn_error(format!("cannot create a pipe: {e}")))?;
     // Large payloads move in fewer, longer writes with fewer wake-ups.
-    sys::enlarge_pipe(&task_write, PIPE_BUFFER);
+    let task_pipe = sys::enlarge_pipe(&task_write, PIPE_BUFFER);
     sys::enlarge_pipe(&result_read, PIPE_BUFFER);
     let region = Region::create()
         .map_err(|e| spawn_error(format!("cannot create the shared region: {e}")))?;
@@ -214,6 +217,7 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
         scratch: Vec::new(),
         region: Arc::new(region),
         socket,
+        task_pipe,
     };
     match handshake(&mut worker, config) {
         Ok(()) => Ok(worker),

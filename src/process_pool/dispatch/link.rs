@@ -49,6 +49,17 @@ pub(crate) trait Link: Send {
             1
         }
     }
+    /// Whether `job` may be sent as the second task in hand, behind one
+    /// the worker has not finished. A frame the link cannot take in whole
+    /// may not: its write would wait for the worker to read past the first
+    /// task, which it does only once that task is done, while the worker,
+    /// to finish it, may be waiting for the driver to read its results (a
+    /// chunk's outcomes over its slot, a result over 8 MiB): each would
+    /// wait for the other forever. Such a task waits until the worker
+    /// holds no other.
+    fn may_hand(&self, _job: &dyn ProcessJob) -> bool {
+        true
+    }
     /// Sends `job`'s task for `slot`. [`WireError::TooLarge`] and
     /// [`WireError::Unsendable`] mean nothing was sent: the task fails, the
     /// worker is fine.
@@ -100,6 +111,16 @@ impl Link for Worker {
 
     fn region(&self) -> Option<&Arc<Region>> {
         Some(&self.region)
+    }
+
+    fn may_hand(&self, job: &dyn ProcessJob) -> bool {
+        // Once the worker has read the first task (it reads a task whole
+        // before it runs it), the pipe is empty and takes this frame whole:
+        // its header, and its payload's pages lent (`vmsplice`) one pipe
+        // buffer each, one more for a start and an end within pages.
+        const PAGE: usize = 4096;
+        let (_, payload) = job.message(0);
+        payload.len() + 3 * PAGE <= self.task_pipe
     }
 
     fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {

@@ -15,6 +15,10 @@
 //! same gate to withdrawn, so exactly one of the two wins: a task is run or
 //! cancelled, never both. `running()` on a handed future reads that gate.
 //! When the first task's `Done` arrives, the second is marked running.
+//! A task whose frame the link cannot take in whole is not handed at all
+//! ([`Link::may_hand`]: its write would wait for a worker that may itself
+//! be waiting for the driver to read its results): it waits in the driver,
+//! still pending and cancellable, until the worker holds no other task.
 //!
 //! # Faults
 //!
@@ -407,6 +411,14 @@ fn serve(
                     Err(_) => break,
                 },
             };
+            // A task too large to hand waits here until the worker is free
+            // (see `Link::may_hand`), still pending: a cancelling shutdown
+            // reaches it as it would a handed one.
+            if !in_flight.is_empty() && !worker.may_hand(&*job) {
+                shared.set_handed(slot, Some(job.canceller()));
+                carry.push_front(job);
+                break;
+            }
             let free = (0..sys::region::SLOTS)
                 .find(|s| in_flight.iter().all(|f| f.slot != *s))
                 .unwrap_or(0);

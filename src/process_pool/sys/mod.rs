@@ -165,23 +165,32 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Asks for a pipe buffer of `bytes` (rounded up to pages by the kernel).
-/// Best effort: an unprivileged process may not go over
-/// `/proc/sys/fs/pipe-max-size` (1 MiB by default), and a smaller buffer
-/// only costs speed.
-pub(crate) fn enlarge_pipe(fd: &impl AsRawFd, bytes: usize) {
+/// Asks for a pipe buffer of `bytes` (rounded up to pages by the kernel),
+/// and returns the pipe's capacity in bytes, whatever it got. Best effort:
+/// an unprivileged process may not go over `/proc/sys/fs/pipe-max-size`
+/// (1 MiB by default), and a smaller buffer only costs speed.
+pub(crate) fn enlarge_pipe(fd: &impl AsRawFd, bytes: usize) -> usize {
     #[cfg(target_os = "linux")]
     {
         let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `fcntl(F_SETPIPE_SZ)` takes an integer and changes only the
-        // buffer size of the pipe `fd` refers to; failure is a plain error
-        // return, which we ignore.
-        unsafe {
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes);
-        }
+        // SAFETY: `fcntl(F_SETPIPE_SZ)` and `fcntl(F_GETPIPE_SZ)` take and
+        // return plain integers and change at most the buffer size of the
+        // pipe `fd` refers to; failure is a plain error return.
+        let capacity = unsafe {
+            match libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) {
+                -1 => libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ),
+                got => got,
+            }
+        };
+        // Linux's default, if even the question failed.
+        usize::try_from(capacity).unwrap_or(64 * 1024)
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (fd, bytes);
+    {
+        let _ = (fd, bytes);
+        // The smallest buffer of the BSDs' and macOS's pipes.
+        16 * 1024
+    }
 }
 
 /// Writes all of `bytes` to `file`, a pipe, by lending their pages to the
