@@ -58,10 +58,14 @@ pub(crate) use link::refuse_descriptors;
 pub(crate) use link::{Connect, Link};
 use settle::{bury, take_back, take_frame};
 use spares::Spares;
+use spin::{next_job, watch_for_reply, REPLY_SPIN};
+use start::start_worker;
 
 mod link;
 mod settle;
 mod spares;
+mod spin;
+mod start;
 
 /// How long a worker whose task pipe was closed may take to exit before it
 /// is killed.
@@ -588,126 +592,6 @@ fn serve(
                     );
                 }
             },
-        }
-    }
-}
-
-/// How long a driver watches the shared region for the end of the task its
-/// worker runs before it sleeps on the pipe: a short task's `Done` then
-/// comes to a driver that is awake, rather than one the kernel must wake
-/// (which costs more than the task on a virtual machine).
-const REPLY_SPIN: Duration = Duration::from_micros(20);
-
-/// Watches slot `slot`'s gate for [`REPLY_SPIN`] (with more than one CPU,
-/// and nothing read yet): until the worker says the task is finished, its
-/// `Done` being on its way (`true`).
-fn watch_for_reply(worker: &dyn Link, slot: usize) -> bool {
-    let Some(region) = worker.region() else {
-        return false;
-    };
-    if !crate::future::spinning_helps() || worker.has_buffered() {
-        return false;
-    }
-    let gate_word = region.gate(slot);
-    let until = Instant::now() + REPLY_SPIN;
-    loop {
-        for _ in 0..64 {
-            // ORDERING: Relaxed: a hint to stop spinning; the frame that
-            // follows is read from the pipe, which orders the rest.
-            if gate_word.load(Ordering::Relaxed) == gate::FINISHED {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-    }
-}
-
-/// How long an idle driver watches the queue before it sleeps on it. A
-/// caller that submits its next task right after the last result (a loop
-/// of `submit(…).result()`) then hands it over without waking a sleeping
-/// thread, which costs more than the task on a virtual machine.
-const QUEUE_SPIN: Duration = Duration::from_micros(20);
-
-/// The next job from the queue: watched for [`QUEUE_SPIN`] (with more than
-/// one CPU), then waited for until [`IDLE_CHECK`].
-fn next_job(shared: &Shared) -> Result<Box<dyn ProcessJob>, RecvTimeoutError> {
-    let queue = shared.queue.receiver();
-    if crate::future::spinning_helps() {
-        let until = Instant::now() + QUEUE_SPIN;
-        loop {
-            match queue.try_recv() {
-                Ok(job) => return Ok(job),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    return Err(RecvTimeoutError::Disconnected)
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
-            }
-            if Instant::now() >= until {
-                break;
-            }
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-        }
-    }
-    queue.recv_timeout(IDLE_CHECK)
-}
-
-/// Starts a worker for `slot`, retrying with a growing pause: without end
-/// while other workers serve the pool (tasks this driver carries go back
-/// to the queue for them meanwhile), a few times over a few seconds when
-/// none does, after which the pool breaks. An initializer that fails
-/// breaks it at once, as in Python.
-fn start_worker(
-    shared: &Shared,
-    slot: usize,
-    carry: &mut VecDeque<Box<dyn ProcessJob>>,
-) -> Option<Box<dyn Link>> {
-    const ALONE_ATTEMPTS: usize = 8;
-    let mut pause = Duration::from_millis(5);
-    let mut attempt = 0;
-    loop {
-        if shared.stopping() {
-            return None;
-        }
-        let connected = match &shared.config.links {
-            Some(links) => links.connect(slot),
-            None => spawn::spawn(&shared.config.spawn).map(|w| Box::new(w) as Box<dyn Link>),
-        };
-        match connected {
-            Ok(worker) => {
-                shared.set_pid(slot, worker.local_pid());
-                return Some(worker);
-            }
-            Err(Error::Spawn { reason }) => {
-                attempt += 1;
-                let others = shared.pids().len();
-                if others == 0 && attempt >= ALONE_ATTEMPTS {
-                    shared.queue.break_pool(reason);
-                    return None;
-                }
-                if others > 0 {
-                    // The others can run what this driver holds.
-                    for job in carry.drain(..) {
-                        if let Err((job, error)) = shared.submit(job) {
-                            job.fail_rest(error);
-                        }
-                    }
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            Err(error) => {
-                let reason = match error {
-                    Error::BrokenPool { reason } => reason,
-                    error => error.to_string(),
-                };
-                shared.queue.break_pool(reason);
-                return None;
-            }
         }
     }
 }

@@ -1,0 +1,104 @@
+//! What a pool is given and gives back for one chunk of a [`Map`](super::Map):
+//! the [`ChunkRunner`] a pool plugs in through, and the [`ChunkOutput`]
+//! of values and failures it fills.
+
+use std::time::Duration;
+
+use crate::{Error, Future};
+
+/// The results of one chunk and how long the worker spent on them.
+///
+/// Values and failures are kept apart: the values of the items that
+/// succeeded, in item order, and the failed items by their index. Most
+/// chunks fail nowhere, and a plain `Vec<R>` is several times smaller than
+/// a `Vec<Result<R, Error>>`, which matters when a map moves millions of
+/// tiny items from the workers to the consumer.
+#[derive(Debug)]
+pub(crate) struct ChunkOutput<R> {
+    /// The values of the items that succeeded, in item order.
+    pub(crate) values: Vec<R>,
+    /// The items that failed: their index in the chunk (ascending) and why.
+    pub(crate) failures: Vec<(usize, Error)>,
+    pub(crate) elapsed: Duration,
+}
+
+impl<R> ChunkOutput<R> {
+    /// Applies `f` to each item, catching each item's panic on its own (the
+    /// loop runs under one `catch_unwind`, restarted after a panic, so the
+    /// common case costs one catch per chunk, not one per item).
+    pub(crate) fn run<T>(items: Vec<T>, f: impl Fn(T) -> R) -> Self {
+        let start = std::time::Instant::now();
+        let total = items.len();
+        let mut values = Vec::with_capacity(total);
+        let mut failures = Vec::new();
+        let mut items = items.into_iter();
+        loop {
+            let ran = crate::unwind::catch(
+                // `extend` over an exact-length input writes straight into
+                // the reserved space, and keeps the count written if `f`
+                // panics, so `values.len()` is still the count of items
+                // that succeeded.
+                || values.extend(items.by_ref().map(&f)),
+                None,
+            );
+            match ran {
+                Ok(()) => break,
+                // The item that panicked was taken from `items` but left
+                // no value: its index is the count of items handled so far.
+                Err(error) => {
+                    let index = values.len() + failures.len();
+                    debug_assert_eq!(index, total - items.len() - 1, "extend kept its count");
+                    failures.push((index, error));
+                }
+            }
+        }
+        ChunkOutput {
+            values,
+            failures,
+            elapsed: start.elapsed(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.values.len() + self.failures.len()
+    }
+}
+
+/// How a pool runs a chunk of a [`Map`](super::Map).
+pub(crate) trait ChunkRunner<T, R>: Send {
+    /// Submits the items in `items` as one task. It leaves `items` empty,
+    /// and may leave its capacity there: the map fills the same buffer
+    /// with the next chunk (fresh memory for every chunk costs page
+    /// faults, about a nanosecond an item for a chunk of `u64`s).
+    fn run_chunk(&self, items: &mut Vec<T>) -> Submitted<R>;
+    /// How long one automatic chunk should take on a worker.
+    fn target_chunk_time(&self) -> Duration;
+    /// Takes back the (empty) vector of a chunk's values once the map has
+    /// handed them all out, for a later chunk's values to go into: a pool
+    /// that fills them in a fresh vector each time pays page faults for
+    /// it (about a nanosecond an item of `u64`s). Dropped by default.
+    fn recycle(&self, values: Vec<R>) {
+        drop(values);
+    }
+    /// The number of chunks to keep in flight by default.
+    fn default_window(&self) -> usize;
+}
+
+/// A chunk handed to a pool.
+pub(crate) struct Submitted<R> {
+    /// Its output, once a worker has run it.
+    pub(crate) future: Future<ChunkOutput<R>>,
+    /// Runs the chunk on the calling thread instead, for a pool that allows
+    /// it; called only after [`Future::take_over`] succeeded, so no worker
+    /// has started the chunk or ever will, and nobody cancelled it.
+    pub(crate) inline: Option<Box<dyn FnOnce() -> ChunkOutput<R> + Send>>,
+}
+
+impl<R> From<Future<ChunkOutput<R>>> for Submitted<R> {
+    fn from(future: Future<ChunkOutput<R>>) -> Self {
+        Submitted {
+            future,
+            inline: None,
+        }
+    }
+}

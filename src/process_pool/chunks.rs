@@ -1,0 +1,196 @@
+//! How a process-pool [`Map`](crate::map::Map) runs its chunks: each one
+//! task message with all its items, its arguments encoded in bulk (plain
+//! numbers, `wire::bulk`) or one by one, each failure its item's alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::dispatch::Shared;
+use super::job::{Completion, Job};
+use super::wire;
+use crate::future::Promise;
+use crate::map::{ChunkRunner, Submitted};
+use crate::multiprocessing::transfer;
+use crate::Error;
+
+/// How a process-pool [`Map`] runs a chunk: one task message with all its
+/// items.
+pub(super) struct ProcessChunks<R> {
+    shared: Arc<Shared>,
+    /// The trampoline's and the function's offsets, or why `f` was refused.
+    addresses: Result<(u64, u64), Error>,
+    /// Bytes per item of the last chunk's payload, to size the next one
+    /// (0 before the first).
+    bytes_per_item: std::cell::Cell<usize>,
+    /// Vectors of values the map has handed out, for the next chunks'
+    /// values (see `ChunkRunner::recycle`).
+    spare_values: std::cell::RefCell<Vec<Vec<R>>>,
+}
+
+impl<R> ProcessChunks<R> {
+    /// The runner of a map of `shared`'s pool calling the function at
+    /// `addresses` (or failing every chunk with why it was refused).
+    pub(super) fn new(shared: Arc<Shared>, addresses: Result<(u64, u64), Error>) -> Self {
+        ProcessChunks {
+            shared,
+            addresses,
+            bytes_per_item: std::cell::Cell::new(0),
+            spare_values: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+}
+
+/// Encodes one argument; its `Serialize` may fail or panic, either of which
+/// fails that item alone.
+pub(super) fn encode_argument<A: Serialize>(payload: &mut Vec<u8>, arg: &A) -> Result<(), String> {
+    let start = payload.len();
+    match crate::unwind::catch(|| wire::push_value(payload, arg), None) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            payload.truncate(start);
+            Err(match error {
+                Error::Panicked { message, .. } => format!("its Serialize panicked: {message}"),
+                error => error.to_string(),
+            })
+        }
+    }
+}
+
+/// Encodes a chunk's arguments one after another, and where each ends in
+/// `bounds`; those that fail (or panic) are left out, and come back by
+/// index with why.
+fn encode_arguments<A: Serialize>(
+    payload: &mut Vec<u8>,
+    bounds: &mut wire::Bounds,
+    items: &[A],
+) -> Vec<(usize, Error)> {
+    let mut refused = Vec::new();
+    let mut unsent = Vec::new();
+    let mut state = wire::RunState {
+        pos: payload.len(),
+        ..Default::default()
+    };
+    // One catch for the chunk, entered again after a panic.
+    while state.index < items.len() {
+        let caught = crate::unwind::catch(
+            || wire::encode_run(payload, bounds, items, &mut state, &mut refused),
+            None,
+        );
+        if let Err(error) = caught {
+            let reason = match error {
+                Error::Panicked { message, .. } => format!("its Serialize panicked: {message}"),
+                error => error.to_string(),
+            };
+            unsent.push((state.index, reason));
+            state.index += 1;
+        }
+    }
+    payload.truncate(state.pos);
+    // The ones refused, with their reasons, among the ones that panicked,
+    // by index.
+    let mut unsent: Vec<(usize, Error)> = unsent
+        .into_iter()
+        .chain(refused.into_iter().map(|(index, e)| {
+            let reason = crate::serde_message::encode_reason(&e, &items[index], wire::why);
+            (index, reason)
+        }))
+        .map(|(index, reason)| {
+            (
+                index,
+                Error::Encode {
+                    what: "argument",
+                    reason,
+                },
+            )
+        })
+        .collect();
+    unsent.sort_by_key(|(index, _)| *index);
+    unsent
+}
+
+impl<A, R> ChunkRunner<A, R> for ProcessChunks<R>
+where
+    A: Serialize + Send + 'static,
+    R: DeserializeOwned + Send + 'static,
+{
+    fn run_chunk(&self, items: &mut Vec<A>) -> Submitted<R> {
+        let (promise, future) = Promise::new();
+        let (call, func) = match &self.addresses {
+            Ok(addresses) => *addresses,
+            Err(error) => {
+                items.clear();
+                promise.complete(Err(error.clone()));
+                return future.into();
+            }
+        };
+        let len = items.len();
+        // Sized from the last chunk (growing a large payload by doubling
+        // copied it over and again), within reason: a guess never
+        // reserves more than a few MiB up front.
+        const MAX_GUESS: usize = 4 << 20;
+        let per_item = match self.bytes_per_item.get() {
+            0 => 4 + std::mem::size_of::<A>(),
+            known => known + known / 8,
+        };
+        let mut payload = self.shared.payload_buffer();
+        payload.reserve(len.saturating_mul(per_item).min(MAX_GUESS));
+        let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
+        // Plain numbers in one copy; anything else item by item, with one
+        // descriptor table for the chunk (its items' handles index it).
+        let start = payload.len();
+        let (unsent, fds) = match wire::bulk::encode_numbers(items, &mut payload) {
+            Some(size) => {
+                bounds.push_run(start as u32, size, len);
+                (Vec::new(), Vec::new())
+            }
+            None => transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items)),
+        };
+        // Their buffer stays with the map, for the next chunk.
+        items.clear();
+        if len > 0 {
+            self.bytes_per_item.set(payload.len().div_ceil(len));
+        }
+        let values = self.spare_values.borrow_mut().pop().unwrap_or_default();
+        let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
+        job.reuse_values(values);
+        job.unsent = unsent;
+        job.fds = fds;
+        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
+            job.abandon(error);
+        }
+        // Chunks run in workers only, never in the parent: that is what
+        // the pool is for.
+        future.into()
+    }
+
+    fn target_chunk_time(&self) -> Duration {
+        if let Some(links) = &self.shared.config.links {
+            return links.target_chunk_time();
+        }
+        // A chunk costs the parent a pipe round trip, two wake-ups and its
+        // bookkeeping: about 25 us of CPU on the development machine, which
+        // at 2 ms a chunk was 1.1 ns of the parent's CPU per item of the
+        // primes seed (a quarter of its budget), 0.55 ns at 4 ms. Longer
+        // chunks would cost more at the end of an input of unknown length,
+        // where one worker may finish a chunk after the others are done.
+        Duration::from_millis(4)
+    }
+
+    fn recycle(&self, values: Vec<R>) {
+        // As many as chunks are in flight at most, a few.
+        let mut spare = self.spare_values.borrow_mut();
+        if spare.len() < 4 {
+            spare.push(values);
+        }
+    }
+
+    fn default_window(&self) -> usize {
+        // Per worker: the chunk it runs and the one it has next (so that it
+        // never waits for the parent between chunks), and one more: the
+        // chunk the consumer hands out.
+        2 * self.shared.config.max_workers + 1
+    }
+}
