@@ -102,7 +102,12 @@ pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
 /// Waits until the reader of pipe `file` has read everything written to it
 /// (`FIONREAD` says 0), so that pages lent to it by [`write_lent`] may be
 /// written again. Gives up at once if the pipe cannot say.
+///
+/// It looks again after 20 µs, then less and less often, up to every
+/// millisecond: a parent that reads at once is seen soon, and one whose
+/// caller is slow to take the results does not cost this worker a spin.
 pub(crate) fn wait_until_read(file: &File) {
+    let mut pause = std::time::Duration::from_micros(20);
     loop {
         let mut unread: libc::c_int = 0;
         // SAFETY: `FIONREAD` writes one `c_int` into `unread`.
@@ -110,7 +115,8 @@ pub(crate) fn wait_until_read(file: &File) {
         if rc == -1 || unread == 0 {
             return;
         }
-        std::thread::sleep(std::time::Duration::from_micros(20));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(1));
     }
 }
 
