@@ -444,6 +444,46 @@ fn large_arguments_behind_overflowing_outcomes_do_not_deadlock() {
     }
 }
 
+/// A task too large to hand to a busy worker waits in that worker's
+/// driver; when another worker falls idle it is offered to it, and does
+/// not wait for the first worker's long task.
+#[test]
+fn a_task_too_large_to_hand_goes_to_a_worker_that_falls_idle() {
+    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let dirs: Vec<TempDir> = ["first", "long", "short"]
+        .iter()
+        .map(|name| TempDir::new("exactly-once", &format!("idle-{name}")))
+        .collect();
+    let (first, long, short) = (&dirs[0], &dirs[1], &dirs[2]);
+    let blocker = |dir: &TempDir, index| Item {
+        dir: dir.text(),
+        index,
+        fate: Fate::Block,
+    };
+    // Both workers busy, and two tasks queued behind them: the long one
+    // and a large one (2 MiB: over the task pipe).
+    let short_task = pool.submit(run_item, blocker(short, 3));
+    short.started(3);
+    let first_task = pool.submit(run_item, blocker(first, 1));
+    first.started(1);
+    let long_task = pool.submit(run_item, blocker(long, 2));
+    let large = pool.submit(echo_bytes, serde_bytes::ByteBuf::from(vec![7u8; 2 << 20]));
+    // The first one's driver, freed, takes the long task, then the large
+    // one, too large to hand: it keeps it.
+    first.release();
+    assert_eq!(first_task.result().expect("the first blocker"), value(1));
+    long.started(2);
+    // The other worker falls idle: the large task goes to it.
+    short.release();
+    assert_eq!(short_task.result().expect("the short blocker"), value(3));
+    let echoed = collect_or_kill(&pool, || large.result());
+    let bytes = echoed.expect("the large task, while the long one still blocks");
+    assert!(bytes.len() == 2 << 20 && bytes.iter().all(|&b| b == 7));
+    assert!(!long_task.done(), "the long task is still blocked");
+    long.release();
+    assert_eq!(long_task.result().expect("the long blocker"), value(2));
+}
+
 /// The same across tasks: four `submit`s of one oversized result each, on
 /// one worker, which runs the next while the parent reads the last.
 #[test]

@@ -56,7 +56,8 @@ pub(crate) trait Link: Send {
     /// to finish it, may be waiting for the driver to read its results (a
     /// chunk's outcomes over its slot, a result over 8 MiB): each would
     /// wait for the other forever. Such a task waits until the worker
-    /// holds no other.
+    /// holds no other (or goes back to the queue for a worker that falls
+    /// idle).
     fn may_hand(&self, _job: &dyn ProcessJob) -> bool {
         true
     }

@@ -18,7 +18,8 @@
 //! A task whose frame the link cannot take in whole is not handed at all
 //! ([`Link::may_hand`]: its write would wait for a worker that may itself
 //! be waiting for the driver to read its results): it waits in the driver,
-//! still pending and cancellable, until the worker holds no other task.
+//! still pending and cancellable, until the worker holds no other task,
+//! or is given back to the queue when another worker falls idle.
 //!
 //! # Faults
 //!
@@ -509,12 +510,16 @@ fn serve(
         };
         // A handed task is offered back while another worker idles (only
         // a region can take it back).
-        let deadline = match in_flight.get(1) {
-            Some(InFlight { job: Some(_), .. }) if region.is_some() => {
-                let soon = Instant::now() + HANDED_PATIENCE;
-                Some(deadline.map_or(soon, |d| d.min(soon)))
-            }
-            _ => deadline,
+        // So is a task waiting here because it was too large to hand.
+        let offered = match in_flight.get(1) {
+            Some(InFlight { job: Some(_), .. }) => region.is_some(),
+            _ => !carry.is_empty(),
+        };
+        let deadline = if offered {
+            let soon = Instant::now() + HANDED_PATIENCE;
+            Some(deadline.map_or(soon, |d| d.min(soon)))
+        } else {
+            deadline
         };
         // Only a lone task is worth watching for: with a second one handed,
         // the worker goes on without the driver, whose spin would only take
@@ -536,6 +541,15 @@ fn serve(
             Err(Received::TimedOut) => {
                 if shared.idle.load(Ordering::Relaxed) > 0 {
                     take_back(shared, slot, &*worker, &mut in_flight);
+                    // Offered to the idle driver through the queue; kept
+                    // here if the queue takes no more (a shutdown: the
+                    // task still runs, on this worker).
+                    let waiting: Vec<_> = carry.drain(..).collect();
+                    for job in waiting {
+                        if let Err((job, _closed)) = shared.submit(job) {
+                            carry.push_back(job);
+                        }
+                    }
                 }
                 continue;
             }
