@@ -16,7 +16,8 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 
 use crate::future::{Canceller, Claim};
-use crate::process_pool::job::{ends_from, failed_outcome, offset_after, ProcessJob};
+use crate::process_pool::job::{failed_outcome, ProcessJob};
+use crate::process_pool::wire::Bounds;
 use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FAILED};
 use crate::queue::Abandon;
 use crate::Error;
@@ -35,7 +36,7 @@ pub(crate) struct RawJob {
     pub(crate) func: u64,
     pub(crate) payload: Vec<u8>,
     /// Where each item's argument ends in `payload`.
-    pub(crate) bounds: Vec<u32>,
+    pub(crate) bounds: Bounds,
     pub(crate) max_frame: u32,
     pub(crate) replies: Sender<Reply>,
     offset: usize,
@@ -65,7 +66,7 @@ impl RawJob {
             call,
             func,
             payload,
-            bounds,
+            bounds: Bounds::listed(bounds),
             max_frame,
             replies,
             offset: 0,
@@ -222,7 +223,7 @@ impl ProcessJob for RawJob {
         if let Some(error) = error {
             self.fail_next_only(error);
         }
-        self.offset = offset_after(&self.bounds, self.resolved, self.payload.len());
+        self.offset = self.bounds.offset_after(self.resolved, self.payload.len());
         self.message_start = self.resolved;
     }
 
@@ -256,7 +257,7 @@ impl ProcessJob for RawJob {
     }
 
     fn item_ends(&self) -> Vec<u32> {
-        ends_from(&self.bounds, self.resolved, self.offset)
+        self.bounds.ends_from(self.resolved, self.offset)
     }
 }
 

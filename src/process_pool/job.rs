@@ -387,27 +387,6 @@ where
     }
 }
 
-/// Where each item from `resolved` on ends, counted from `offset` (where
-/// the next message's payload starts), for a job that lists them.
-#[cfg(feature = "mpi")]
-pub(crate) fn ends_from(bounds: &[u32], resolved: usize, offset: usize) -> Vec<u32> {
-    let start = offset as u32;
-    bounds[resolved.min(bounds.len())..]
-        .iter()
-        .map(|end| end - start)
-        .collect()
-}
-
-/// Where the arguments after the first `resolved` items start in a payload
-/// of `len` bytes whose items end at `bounds`.
-#[cfg(feature = "mpi")]
-pub(crate) fn offset_after(bounds: &[u32], resolved: usize, len: usize) -> usize {
-    match resolved {
-        0 => 0,
-        n => bounds.get(n - 1).map_or(len, |&end| end as usize),
-    }
-}
-
 impl<R: DeserializeOwned + 'static> Job<R> {
     /// The fast path for outcomes that are all values: one decoder over
     /// their bytes, no per-item lookups. `false`, with nothing taken, if

@@ -51,10 +51,20 @@ impl Bounds {
     #[cfg(feature = "fuzzing")]
     pub(crate) fn zero_sized(len: usize) -> Self {
         let mut bounds = Bounds::default();
-        for _ in 0..len {
-            bounds.push(0, 0);
-        }
+        bounds.push_run(0, 0, len);
         bounds
+    }
+
+    /// The items that end at `ends`, in order (a list received whole: an
+    /// MPI rank's task).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn listed(ends: Vec<u32>) -> Self {
+        Bounds {
+            len: ends.len(),
+            listed: true,
+            ends,
+            ..Bounds::default()
+        }
     }
 
     /// Adds an item that takes the payload's bytes `start..end` (right
