@@ -423,8 +423,8 @@ fn worker_pid() -> u32 {
 #[allow(unused_assignments)]
 pub(crate) fn trampoline<A, R>(func: usize, payload: &[u8], count: u32, outcomes: &mut Outcomes<'_>)
 where
-    A: DeserializeOwned,
-    R: Serialize,
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
 {
     // SAFETY: the parent sends `func` only next to `trampoline::<A, R>`, as
     // the address of the `fn(A) -> R` it was given.
@@ -438,6 +438,12 @@ where
     let mut index = 0;
     let mut decoded = false;
     let mut consumed = 0;
+    // Plain numbers in and out take a loop without serde (`run_plain`);
+    // the size of an argument, if they do.
+    let plain = match wire::bulk::plain_size::<R>() {
+        Some(_) => wire::bulk::plain_payload::<A>(payload, count),
+        None => None,
+    };
     // The user's code (the function, and the argument's and result's serde
     // impls) may panic; each item's panic is its own. The loop runs under
     // one `catch_unwind`, entered again after a panic, so a task that does
@@ -453,6 +459,15 @@ where
                     quick.begin(item);
                 }
                 while item < count {
+                    if let Some(size) = plain {
+                        item = quick.run_plain(f, payload, item, count, &mut index);
+                        if item == count {
+                            break;
+                        }
+                        // The slot is full: this item goes the common way,
+                        // which hands the slot over.
+                        arguments = wire::Deserializer::new(&payload[item * size..]);
+                    }
                     index = item;
                     decoded = false;
                     let arg = match A::deserialize(&mut arguments) {
@@ -496,6 +511,12 @@ where
             Err(crate::Error::Panicked {
                 message, location, ..
             }) => {
+                if let Some(size) = plain {
+                    // `run_plain` names only the item; its argument was
+                    // decoded, and the next starts right after it.
+                    decoded = true;
+                    consumed = (index + 1) * size;
+                }
                 let info = PanicInfo { message, location };
                 let bytes = postcard::to_allocvec(&info).unwrap_or_default();
                 outcomes.failure(outcome::PANICKED, &bytes);

@@ -371,8 +371,8 @@ impl ProcessPoolExecutor {
     /// that `f` lies in this program's own code.
     fn addresses<A, R>(&self, f: fn(A) -> R) -> Result<(u64, u64), Error>
     where
-        A: DeserializeOwned,
-        R: Serialize,
+        A: DeserializeOwned + 'static,
+        R: Serialize + 'static,
     {
         let func = f as usize;
         if !self

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use super::sys::{self, region::Region};
-use super::wire::{self, outcome, Bounded, Message, WireError, FAILED};
+use super::wire::{self, bulk, outcome, Bounded, Message, WireError, FAILED};
 
 /// The exit status of a worker that lost its pipe to the parent after it
 /// had started serving (a task closed or broke it): it cannot report
@@ -408,6 +408,63 @@ impl Quick<'_> {
             }
             _ => false,
         }
+    }
+}
+
+impl Quick<'_> {
+    /// Runs `f` on items `item..count` of a payload of plain numbers that
+    /// `bulk::plain_payload::<A>` accepted (argument `i` is its `i`th
+    /// encoding), while their results, plain numbers too, fit the slot:
+    /// the next item to run. Item `item` has begun; each item's progress
+    /// and outcome are published exactly as the per-item loop publishes
+    /// them, and `index` names the item running (for the caller to know,
+    /// after a panic, which one did).
+    ///
+    /// No serde call, no check per item but the function's own work: the
+    /// room is reckoned once.
+    #[inline]
+    pub(crate) fn run_plain<A: 'static, R: 'static>(
+        &mut self,
+        f: fn(A) -> R,
+        arguments: &[u8],
+        mut item: usize,
+        count: usize,
+        index: &mut usize,
+    ) -> usize {
+        let Some(size) = bulk::plain_size::<R>() else {
+            return item;
+        };
+        let by_bytes = self.data.len().saturating_sub(self.pos) / size;
+        let room = if size <= self.limit {
+            by_bytes.min(self.ends.len().saturating_sub(self.held))
+        } else {
+            0
+        };
+        let end = count.min(item.saturating_add(room));
+        let (mut held, mut pos) = (self.held, self.pos);
+        while item < end {
+            *index = item;
+            // SAFETY: `arguments` was accepted by `plain_payload::<A>` for
+            // `count` items, and `item < end <= count`.
+            let argument = unsafe { bulk::read_plain::<A>(arguments, item) };
+            let result = f(argument);
+            // SAFETY: `R` is a plain number (`plain_size`), and `room`
+            // counts the results of `size` bytes that fit `data` from `pos`.
+            unsafe { bulk::write_plain(result, self.data, pos) };
+            pos += size;
+            // Slots are far under 2 GiB: the end fits its 31 bits.
+            self.ends[held] = pos as u32;
+            held += 1;
+            self.held = held;
+            self.pos = pos;
+            item += 1;
+            if item < count {
+                self.begin(item);
+            } else {
+                self.end(item - 1);
+            }
+        }
+        item
     }
 }
 

@@ -87,6 +87,74 @@ pub(crate) fn decode_numbers<R: 'static>(
     None
 }
 
+/// The size of a plain number's encoding, if `T` is a plain number type
+/// (the types `encode_numbers` copies): its encoding is then its memory.
+pub(crate) fn plain_size<T: 'static>() -> Option<usize> {
+    use std::any::TypeId;
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let id = TypeId::of::<T>();
+    macro_rules! plain {
+        ($($number:ty),*) => {$(
+            if id == TypeId::of::<$number>() {
+                return Some(std::mem::size_of::<$number>());
+            }
+        )*};
+    }
+    plain!(u64, i64, u32, i32, f64, f32, u16, i16, u8, i8, bool, u128, i128);
+    #[cfg(target_pointer_width = "64")]
+    plain!(usize, isize);
+    None
+}
+
+/// A payload of `count` plain numbers of type `T`, checked once so that
+/// each may then be read with [`read_plain`]: its size, `None` if `T` is
+/// not a plain number type or `bytes` is not exactly `count` valid
+/// encodings (a `bool` byte other than 0 or 1; the per-item decoder then
+/// reports it).
+pub(crate) fn plain_payload<T: 'static>(bytes: &[u8], count: usize) -> Option<usize> {
+    let size = plain_size::<T>()?;
+    if bytes.len() != count.checked_mul(size)? {
+        return None;
+    }
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<bool>()
+        && bytes.iter().fold(0, |all, &byte| all | byte) > 1
+    {
+        return None;
+    }
+    Some(size)
+}
+
+/// Item `index` of a payload that [`plain_payload`] accepted for `T`.
+///
+/// # Safety
+///
+/// `plain_payload::<T>(bytes, count)` returned `Some`, and `index < count`.
+#[inline]
+pub(crate) unsafe fn read_plain<T>(bytes: &[u8], index: usize) -> T {
+    let size = std::mem::size_of::<T>();
+    debug_assert!((index + 1) * size <= bytes.len());
+    // SAFETY: the caller's contract: `bytes` holds `count` encodings of
+    // `size` bytes, so item `index` lies inside it; `T` is a plain number,
+    // whose encoding is its little-endian memory and for which every
+    // pattern is valid (a `bool`'s bytes were checked to be 0 or 1).
+    unsafe { std::ptr::read_unaligned(bytes.as_ptr().add(index * size).cast::<T>()) }
+}
+
+/// Writes the encoding of `value`, a plain number, at `to[at..]`.
+///
+/// # Safety
+///
+/// `plain_size::<T>()` is `Some`, and `at + size_of::<T>() <= to.len()`.
+#[inline]
+pub(crate) unsafe fn write_plain<T>(value: T, to: &mut [u8], at: usize) {
+    debug_assert!(at + std::mem::size_of::<T>() <= to.len());
+    // SAFETY: the caller's contract: the value's bytes fit `to` from `at`;
+    // a plain number has no padding and its memory is its encoding.
+    unsafe { std::ptr::write_unaligned(to.as_mut_ptr().add(at).cast::<T>(), value) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +187,25 @@ mod tests {
         let mut generic: Vec<T> = Vec::new();
         prop_assert!(decode_each(&bulk[1..], items.len(), &mut generic));
         prop_assert_eq!(&generic, &items);
+        // The worker's plain loop reads the very items, and writes them
+        // back as the same bytes.
+        prop_assert_eq!(
+            plain_payload::<T>(&bulk[1..], items.len()),
+            size.map(|s| s as usize)
+        );
+        let mut written = vec![0u8; bulk.len() - 1];
+        for (index, item) in items.iter().enumerate() {
+            // SAFETY: `plain_payload` accepted `bulk[1..]` for `items.len()`
+            // items, and `index` is one of them.
+            let read: T = unsafe { read_plain(&bulk[1..], index) };
+            prop_assert_eq!(&read, item);
+            let at = index * std::mem::size_of::<T>();
+            // SAFETY: `T` is plain (`plain_payload` said so) and item
+            // `index`'s bytes lie inside `written`, as long as `bulk[1..]`.
+            unsafe { write_plain(read, &mut written, at) };
+        }
+        prop_assert_eq!(&written[..], &bulk[1..]);
+        prop_assert_eq!(plain_payload::<T>(&bulk[1..], items.len() + 1), None);
         // A count that does not match the bytes takes nothing.
         let mut none: Vec<T> = Vec::new();
         prop_assert_eq!(
@@ -164,6 +251,8 @@ mod tests {
             prop_assert!(flags.is_empty());
             let mut generic: Vec<bool> = Vec::new();
             prop_assert!(!decode_each(&bytes, bytes.len(), &mut generic));
+            // Nor may the worker's plain loop read it.
+            prop_assert_eq!(plain_payload::<bool>(&bytes, bytes.len()), None);
         }
     }
 
@@ -175,5 +264,8 @@ mod tests {
         assert!(payload.is_empty());
         let mut values: Vec<char> = Vec::new();
         assert_eq!(decode_numbers(b"abcd", 1, &mut values), None);
+        assert_eq!(plain_size::<char>(), None);
+        assert_eq!(plain_size::<(u8, u8)>(), None);
+        assert_eq!(plain_payload::<String>(b"", 0), None);
     }
 }
