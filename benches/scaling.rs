@@ -138,15 +138,23 @@ enum Input {
     Range,
     /// The range behind `.filter(|_| true)`: no length, no `ExactSizeIterator`.
     Adapter,
+    /// The range cut in [`BATCHES`] consecutive maps on the same pool, as a
+    /// program that maps batch after batch does: what a map costs to start
+    /// (its first chunks, its buffers) counts that many times.
+    Batches,
 }
 
+/// The maps of [`Input::Batches`].
+const BATCHES: u64 = 10;
+
 impl Input {
-    const ALL: [Input; 2] = [Input::Range, Input::Adapter];
+    const ALL: [Input; 3] = [Input::Range, Input::Adapter, Input::Batches];
 
     fn key(self) -> &'static str {
         match self {
             Input::Range => "range",
             Input::Adapter => "adapter",
+            Input::Batches => "batches",
         }
     }
 
@@ -154,6 +162,7 @@ impl Input {
         match self {
             Input::Range => "a Range",
             Input::Adapter => "an iterator adapter, .filter(|_| true)",
+            Input::Batches => "ten maps of a tenth each, one after another",
         }
     }
 
@@ -169,6 +178,8 @@ fn row_workload(workload: Workload, input: Input) -> &'static str {
         (Workload::Primes, Input::Adapter) => "primes, iterator adapter",
         (Workload::Doubles, Input::Range) => "x*2, Range",
         (Workload::Doubles, Input::Adapter) => "x*2, iterator adapter",
+        (Workload::Primes, Input::Batches) => "primes, 10 batches",
+        (Workload::Doubles, Input::Batches) => "x*2, 10 batches",
     }
 }
 
@@ -324,6 +335,35 @@ fn run_map(pool: &ProcessPoolExecutor, workload: Workload, input: Input) {
         (Workload::Doubles, Input::Range) => sum_doubles(pool.map(double, black_box(0..DOUBLES))),
         (Workload::Doubles, Input::Adapter) => {
             sum_doubles(pool.map(double, black_box(0..DOUBLES).filter(|_| true)))
+        }
+        (Workload::Primes, Input::Batches) => {
+            let step = (PRIMES.end - PRIMES.start) / BATCHES;
+            let mut count = 0;
+            for b in 0..BATCHES {
+                let start = PRIMES.start + b * step;
+                let end = if b + 1 == BATCHES {
+                    PRIMES.end
+                } else {
+                    start + step
+                };
+                // Each batch's map ends (and is dropped) before the next.
+                count += pool
+                    .map(is_prime, black_box(start..end))
+                    .filter(|flag| *flag.as_ref().expect("no item fails"))
+                    .count();
+            }
+            assert_eq!(count, PRIMES_IN_RANGE, "primes in 10..2 500 000");
+        }
+        (Workload::Doubles, Input::Batches) => {
+            let step = DOUBLES / BATCHES;
+            let mut sum = 0u64;
+            for b in 0..BATCHES {
+                sum = pool
+                    .map(double, black_box(b * step..(b + 1) * step))
+                    .map(|value| value.expect("no item fails"))
+                    .fold(sum, u64::wrapping_add);
+            }
+            assert_eq!(sum, doubles_sum(), "the sum of 2x over 0..2·10^6");
         }
     }
 }
@@ -584,6 +624,7 @@ impl Judged<'_> {
         let input = match self.input {
             Input::Range => "Range",
             Input::Adapter => "iterator adapter",
+            Input::Batches => "10 batches",
         };
         let workload = match self.workload {
             Workload::Primes => "primes seed",

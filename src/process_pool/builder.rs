@@ -285,6 +285,7 @@ impl ProcessPoolBuilder {
                 pids: vec![None; max_workers],
             }),
             spares: parking_lot::Mutex::new(Default::default()),
+            value_spares: parking_lot::Mutex::new(Default::default()),
         });
         let pool = ProcessPoolExecutor { shared, ranges };
         for slot in 0..max_workers {

@@ -18,7 +18,7 @@ use crate::Error;
 
 /// How a process-pool [`Map`] runs a chunk: one task message with all its
 /// items.
-pub(super) struct ProcessChunks<R> {
+pub(super) struct ProcessChunks<R: Send + 'static> {
     shared: Arc<Shared>,
     /// The trampoline's and the function's offsets, or why `f` was refused.
     addresses: Result<(u64, u64), Error>,
@@ -30,15 +30,34 @@ pub(super) struct ProcessChunks<R> {
     spare_values: std::cell::RefCell<Vec<Vec<R>>>,
 }
 
-impl<R> ProcessChunks<R> {
+impl<R: Send + 'static> ProcessChunks<R> {
     /// The runner of a map of `shared`'s pool calling the function at
     /// `addresses` (or failing every chunk with why it was refused).
     pub(super) fn new(shared: Arc<Shared>, addresses: Result<(u64, u64), Error>) -> Self {
+        // The vectors an earlier map of the same result type left.
+        let spare = shared.value_spares.lock().take::<R>(KEPT_VALUES);
         ProcessChunks {
             shared,
             addresses,
             bytes_per_item: std::cell::Cell::new(0),
-            spare_values: std::cell::RefCell::new(Vec::new()),
+            spare_values: std::cell::RefCell::new(spare),
+        }
+    }
+}
+
+/// Value vectors a map keeps for its next chunks: as many as chunks are in
+/// flight, at most, a few.
+const KEPT_VALUES: usize = 6;
+
+impl<R: Send + 'static> Drop for ProcessChunks<R> {
+    fn drop(&mut self) {
+        // Its vectors go to the pool, for the next map's values.
+        let spare = std::mem::take(self.spare_values.get_mut());
+        if !spare.is_empty() {
+            let mut kept = self.shared.value_spares.lock();
+            for values in spare {
+                kept.keep(values);
+            }
         }
     }
 }
@@ -131,12 +150,15 @@ where
         // copied it over and again), within reason: a guess never
         // reserves more than a few MiB up front.
         const MAX_GUESS: usize = 4 << 20;
-        let per_item = match self.bytes_per_item.get() {
-            0 => 4 + std::mem::size_of::<A>(),
-            known => known + known / 8,
+        // Plain numbers take exactly their size.
+        let per_item = match (wire::bulk::plain_size::<A>(), self.bytes_per_item.get()) {
+            (Some(size), _) => size,
+            (None, 0) => 4 + std::mem::size_of::<A>(),
+            (None, known) => known + known / 8,
         };
-        let mut payload = self.shared.payload_buffer();
-        payload.reserve(len.saturating_mul(per_item).min(MAX_GUESS));
+        let want = len.saturating_mul(per_item).min(MAX_GUESS);
+        let mut payload = self.shared.payload_buffer(want);
+        payload.reserve(want);
         let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
         // Plain numbers in one copy; anything else item by item, with one
         // descriptor table for the chunk (its items' handles index it).
@@ -182,7 +204,7 @@ where
     fn recycle(&self, values: Vec<R>) {
         // As many as chunks are in flight at most, a few.
         let mut spare = self.spare_values.borrow_mut();
-        if spare.len() < 4 {
+        if spare.len() < KEPT_VALUES {
             spare.push(values);
         }
     }

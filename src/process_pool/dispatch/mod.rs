@@ -58,7 +58,7 @@ use crate::Error;
 pub(crate) use link::refuse_descriptors;
 pub(crate) use link::{Connect, Link};
 use settle::{bury, take_back, take_frame};
-use spares::Spares;
+use spares::{Spares, ValueSpares};
 use spin::{next_job, watch_for_reply, REPLY_SPIN};
 use start::start_worker;
 
@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) queue: WorkQueue<dyn ProcessJob, Workers>,
     /// Buffers of answered jobs, for the next ones to encode into.
     pub(crate) spares: Mutex<Spares>,
+    /// Value vectors of maps that ended, for the next ones.
+    pub(crate) value_spares: Mutex<ValueSpares>,
 }
 
 /// The process pool's part of the queue's locked state.
@@ -211,8 +213,8 @@ impl Shared {
     }
 
     /// A buffer for a job's arguments, a kept one if there is one.
-    pub(crate) fn payload_buffer(&self) -> Vec<u8> {
-        self.spares.lock().payload()
+    pub(crate) fn payload_buffer(&self, want: usize) -> Vec<u8> {
+        self.spares.lock().payload(want)
     }
 
     /// A buffer for a job's argument bounds, a kept one if there is one.
