@@ -140,6 +140,21 @@ impl<'a> Block<'a> {
         }
     }
 
+    /// Whether none of the first `count` outcomes is a failure: one pass
+    /// over their ends, without an early exit (vectorised), so that a
+    /// `Partial` frame, which does not count its failures, can take the
+    /// bulk path too.
+    pub(crate) fn none_failed(&self, count: usize) -> bool {
+        let count = count.min(self.len);
+        let all = match self.ends {
+            Ends::Words(words) => words[..count].iter().fold(0, |all, &end| all | end),
+            Ends::Bytes(bytes) => bytes[..count * 4].chunks_exact(4).fold(0, |all, end| {
+                all | u32::from_le_bytes([end[0], end[1], end[2], end[3]])
+            }),
+        };
+        all & FAILED == 0
+    }
+
     /// The bytes of the first `count` outcomes, if none of them is a
     /// failure (checked by the caller, who knows: the worker counts them)
     /// and they lie within the block.

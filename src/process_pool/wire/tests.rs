@@ -70,6 +70,7 @@ proptest! {
     fn random_bytes_give_errors_not_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = read_frame(&mut bytes.as_slice(), 1024);
         if let Ok(block) = Block::from_payload(&bytes, bytes.len() / 8) {
+            let _ = block.none_failed(block.len() + 1);
             for index in 0..block.len() {
                 let _ = block.entry(index);
             }
@@ -118,6 +119,12 @@ proptest! {
         let mut sent = Vec::new();
         block.write_payload(&mut sent);
         let again = Block::from_payload(&sent, values.len()).unwrap();
+        // Both forms say alike whether the first `n` hold a failure.
+        for n in 0..=values.len() {
+            let any = failed[..n].iter().any(|&f| f);
+            prop_assert_eq!(block.none_failed(n), !any);
+            prop_assert_eq!(again.none_failed(n), !any);
+        }
         for (index, (value, &fail)) in values.iter().zip(&failed).enumerate() {
             for block in [block, again] {
                 match block.entry(index).unwrap() {
