@@ -82,6 +82,17 @@ pub(crate) trait ChunkRunner<T, R>: Send {
     }
     /// The number of chunks to keep in flight by default.
     fn default_window(&self) -> usize;
+    /// The time per item an earlier map of the same function on this pool
+    /// measured (`remember_per_item`), if any: a new map sizes its first
+    /// automatic chunks from it instead of probing with single items.
+    fn remembered_per_item(&self) -> Option<f64> {
+        None
+    }
+    /// Keeps the time per item a map measured, for the next map of the
+    /// same function. Forgotten by default.
+    fn remember_per_item(&self, seconds: f64) {
+        let _ = seconds;
+    }
 }
 
 /// A chunk handed to a pool.

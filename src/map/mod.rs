@@ -14,7 +14,11 @@
 //! [`Chunksize::Auto`] the next chunk is sized so that it takes about the
 //! pool's target chunk time (long enough to hide the cost of handing a
 //! chunk over, short enough to keep every worker busy to the end). The first
-//! chunks hold one item each, so slow items are never batched blindly.
+//! chunks hold one item each, so slow items are never batched blindly;
+//! except that a process pool remembers the time per item the last map of
+//! each function measured, and a later map of the same function starts
+//! from a quarter of the target time by that measure (a program that maps
+//! batch after batch pays for the probing once).
 //!
 //! A pool plugs in through [`ChunkRunner`]: "run these items, give me a
 //! future of their results".
@@ -143,7 +147,8 @@ pub struct Map<I: Iterator, R> {
 impl<I: Iterator, R> Map<I, R> {
     pub(crate) fn new(runner: Box<dyn ChunkRunner<I::Item, R>>, input: I) -> Self {
         let window = runner.default_window().max(1);
-        Map {
+        let remembered = runner.remembered_per_item();
+        let mut map = Map {
             input,
             input_done: false,
             runner,
@@ -163,7 +168,32 @@ impl<I: Iterator, R> Map<I, R> {
             created: Instant::now(),
             timeout: None,
             finished: false,
+        };
+        if let Some(per_item) = remembered {
+            map.recall(per_item);
         }
+        map
+    }
+
+    /// Starts from the time per item an earlier map of the same function
+    /// measured, rather than from one-item chunks: the first automatic
+    /// chunks take a quarter of the target time by that measure (in case
+    /// this input's items are slower), and the first chunk measured here
+    /// outweighs it (it counts as one item; see `observe`).
+    fn recall(&mut self, per_item: f64) {
+        if !(per_item.is_finite() && per_item >= 0.0) {
+            return;
+        }
+        self.per_item = Some(per_item);
+        self.observed = (per_item, 1.0);
+        let target = self.runner.target_chunk_time().as_secs_f64();
+        let ideal = if per_item > 0.0 {
+            target / per_item / 4.0
+        } else {
+            f64::INFINITY
+        };
+        // `as` saturates for floats out of range.
+        self.auto_size = (ideal as usize).clamp(1, self.max_auto_chunk());
     }
 
     /// Sets how many items go to a worker at a time (Python's `chunksize`).
@@ -524,6 +554,9 @@ fn buffer_of<R>(drained: std::vec::IntoIter<R>) -> Vec<R> {
 impl<I: Iterator, R> Drop for Map<I, R> {
     fn drop(&mut self) {
         self.stop();
+        if let Some(per_item) = self.per_item {
+            self.runner.remember_per_item(per_item);
+        }
     }
 }
 
@@ -540,6 +573,64 @@ impl<I: Iterator, R> fmt::Debug for Map<I, R> {
 
 #[cfg(test)]
 mod tests {
+    use super::{ChunkOutput, ChunkRunner, Map, Submitted};
+    use crate::future::Promise;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// Runs each chunk at once, each item taking 1 µs by its report, and
+    /// keeps the chunks' lengths and what the maps remember.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        lengths: Arc<Mutex<Vec<usize>>>,
+        remembered: Arc<Mutex<Option<f64>>>,
+    }
+
+    impl ChunkRunner<u64, u64> for Recorder {
+        fn run_chunk(&self, items: &mut Vec<u64>) -> Submitted<u64> {
+            self.lengths.lock().unwrap().push(items.len());
+            let (promise, future) = Promise::new();
+            let mut output = ChunkOutput::run(std::mem::take(items), |x| x + 1);
+            output.elapsed = Duration::from_micros(output.len() as u64);
+            promise.complete(Ok(output));
+            future.into()
+        }
+        fn target_chunk_time(&self) -> Duration {
+            Duration::from_millis(4)
+        }
+        fn default_window(&self) -> usize {
+            2
+        }
+        fn remembered_per_item(&self) -> Option<f64> {
+            *self.remembered.lock().unwrap()
+        }
+        fn remember_per_item(&self, seconds: f64) {
+            *self.remembered.lock().unwrap() = Some(seconds);
+        }
+    }
+
+    #[test]
+    fn a_later_map_of_the_same_function_starts_from_what_the_last_one_measured() {
+        let runner = Recorder::default();
+        let sum: u64 = Map::new(Box::new(runner.clone()), 0..100_000u64)
+            .map(Result::unwrap)
+            .sum();
+        assert_eq!(sum, (1..=100_000).sum());
+        let first = std::mem::take(&mut *runner.lengths.lock().unwrap());
+        assert_eq!(first[0], 1, "a first map probes with one item");
+        let remembered = runner.remembered.lock().unwrap().expect("it remembers");
+        assert!((remembered - 1e-6).abs() < 1e-7, "{remembered}");
+        let again: Vec<u64> = Map::new(Box::new(runner.clone()), 0..10_000u64)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(again, (1..=10_000).collect::<Vec<_>>());
+        let second = runner.lengths.lock().unwrap().clone();
+        // A quarter of 4 ms at 1 µs an item, then the full 4 ms (shrunk
+        // towards the end of the input).
+        assert_eq!(second[0], 1_000, "{second:?}");
+        assert!(second.iter().all(|&len| len > 1), "{second:?}");
+    }
+
     #[test]
     fn a_drained_lane_gives_its_buffer_back() {
         let values: Vec<u64> = (0..1000).collect();

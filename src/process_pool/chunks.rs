@@ -45,6 +45,9 @@ impl<R: Send + 'static> ProcessChunks<R> {
     }
 }
 
+/// The functions whose time per item a pool remembers at most.
+const REMEMBERED_FUNCTIONS: usize = 256;
+
 /// Value vectors a map keeps for its next chunks: as many as chunks are in
 /// flight, at most, a few.
 const KEPT_VALUES: usize = 6;
@@ -206,6 +209,23 @@ where
         let mut spare = self.spare_values.borrow_mut();
         if spare.len() < KEPT_VALUES {
             spare.push(values);
+        }
+    }
+
+    fn remembered_per_item(&self) -> Option<f64> {
+        let (_, func) = self.addresses.as_ref().ok()?;
+        self.shared.per_item.lock().get(func).copied()
+    }
+
+    fn remember_per_item(&self, seconds: f64) {
+        if let Ok((_, func)) = &self.addresses {
+            let mut known = self.shared.per_item.lock();
+            // A program maps a few functions, not thousands: a bound for
+            // the one that makes them up as it goes.
+            if known.len() >= REMEMBERED_FUNCTIONS && !known.contains_key(func) {
+                known.clear();
+            }
+            known.insert(*func, seconds);
         }
     }
 

@@ -108,6 +108,10 @@ pub(crate) struct Shared {
     pub(crate) spares: Mutex<Spares>,
     /// Value vectors of maps that ended, for the next ones.
     pub(crate) value_spares: Mutex<ValueSpares>,
+    /// The time per item the last map of each function measured (by the
+    /// function's offset), for the next map of it to size its first
+    /// chunks from (see `Map`'s automatic chunk size).
+    pub(crate) per_item: Mutex<std::collections::HashMap<u64, f64>>,
 }
 
 /// The process pool's part of the queue's locked state.
