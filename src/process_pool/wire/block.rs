@@ -155,6 +155,31 @@ impl<'a> Block<'a> {
         all & FAILED == 0
     }
 
+    /// Appends the ends of the first `count` outcomes, none of them a
+    /// failure, to `out`, moved so that the first outcome starts at
+    /// `base`: `false`, with nothing appended, if they do not rise from
+    /// the block's start to within its data (a worker's bug; the caller
+    /// then reads them one by one, which says which is wrong).
+    pub(crate) fn append_value_ends(&self, count: usize, base: u32, out: &mut Vec<u32>) -> bool {
+        if count > self.len || !self.none_failed(count) {
+            return false;
+        }
+        let start = self.start;
+        let limit = self.data.len().min(u32::MAX as usize) as u32;
+        let before = out.len();
+        let mut last = start;
+        for index in 0..count {
+            let end = self.end(index);
+            if end < last || end > limit {
+                out.truncate(before);
+                return false;
+            }
+            last = end;
+            out.push(end - start + base);
+        }
+        true
+    }
+
     /// The bytes of the first `count` outcomes, if none of them is a
     /// failure (checked by the caller, who knows: the worker counts them)
     /// and they lie within the block.

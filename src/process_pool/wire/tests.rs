@@ -71,6 +71,12 @@ proptest! {
         let _ = read_frame(&mut bytes.as_slice(), 1024);
         if let Ok(block) = Block::from_payload(&bytes, bytes.len() / 8) {
             let _ = block.none_failed(block.len() + 1);
+            let mut ends = Vec::new();
+            if block.append_value_ends(block.len(), 0, &mut ends) {
+                // Whatever they were, they rise within the data.
+                prop_assert!(ends.windows(2).all(|w| w[0] <= w[1]));
+                prop_assert!(ends.last().map_or(true, |&e| e as usize <= bytes.len()));
+            }
             for index in 0..block.len() {
                 let _ = block.entry(index);
             }
@@ -124,6 +130,15 @@ proptest! {
             let any = failed[..n].iter().any(|&f| f);
             prop_assert_eq!(block.none_failed(n), !any);
             prop_assert_eq!(again.none_failed(n), !any);
+            // Without a failure, the ends come out moved to a new start.
+            let mut moved = vec![7];
+            prop_assert_eq!(again.append_value_ends(n, 100, &mut moved), !any);
+            if !any {
+                let expected: Vec<u32> = std::iter::once(7).chain(ends[..n].iter().map(|&e| e + 100)).collect();
+                prop_assert_eq!(&moved, &expected);
+            } else {
+                prop_assert_eq!(&moved, &vec![7]);
+            }
         }
         for (index, (value, &fail)) in values.iter().zip(&failed).enumerate() {
             for block in [block, again] {
