@@ -289,7 +289,7 @@ impl ProcessPoolExecutor {
                 return future;
             }
         };
-        let mut payload = self.shared.payload_buffer(std::mem::size_of::<A>());
+        let mut payload = self.shared.call_payload_buffer();
         // Multiprocessing handles in `arg` give their descriptors to `fds`.
         let (pushed, fds) = transfer::capture(|| encode_argument(&mut payload, &arg));
         if let Err(reason) = pushed {

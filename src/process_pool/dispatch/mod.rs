@@ -216,9 +216,17 @@ impl Shared {
         self.queue.lock().pool.stopping
     }
 
-    /// A buffer for a job's arguments, a kept one if there is one.
+    /// A buffer for a chunk's arguments, about `want` bytes, a kept one
+    /// if there is one.
     pub(crate) fn payload_buffer(&self, want: usize) -> Vec<u8> {
         self.spares.lock().payload(want)
+    }
+
+    /// A buffer for one call's argument, of a size not known before it is
+    /// encoded: the last one kept (a program that submits 64 MiB
+    /// arguments gets the buffer of the last one).
+    pub(crate) fn call_payload_buffer(&self) -> Vec<u8> {
+        self.spares.lock().last_payload()
     }
 
     /// A buffer for a job's argument bounds, a kept one if there is one.

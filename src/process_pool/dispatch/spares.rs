@@ -34,6 +34,12 @@ const SMALL: usize = 64 * 1024;
 const LARGE_TOGETHER: usize = 8 << 20;
 
 impl Spares {
+    /// A payload buffer for an argument of unknown size (a `submit`):
+    /// the last one kept, as large as the last arguments were.
+    pub(crate) fn last_payload(&mut self) -> Vec<u8> {
+        self.payloads.pop().unwrap_or_default()
+    }
+
     /// A payload buffer for about `want` bytes, empty: the smallest kept
     /// one with room for them, else the largest kept one to grow, else a
     /// new one. A small request never takes a large buffer (a map's first

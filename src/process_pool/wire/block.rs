@@ -160,6 +160,7 @@ impl<'a> Block<'a> {
     /// `base`: `false`, with nothing appended, if they do not rise from
     /// the block's start to within its data (a worker's bug; the caller
     /// then reads them one by one, which says which is wrong).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     pub(crate) fn append_value_ends(&self, count: usize, base: u32, out: &mut Vec<u32>) -> bool {
         if count > self.len || !self.none_failed(count) {
             return false;
