@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use concurrent_futures::{Chunksize, Error, ProcessPoolExecutor};
 
@@ -22,6 +23,11 @@ const PASS: u64 = 0;
 const PANIC: u64 = 1;
 const ABORT: u64 = 2;
 const EXIT: u64 = 3;
+/// Sleeps far past the time limit of [`LIMIT`].
+const SLEEP: u64 = 4;
+
+/// The per-item time limit of the test that has one.
+const LIMIT: Duration = Duration::from_millis(300);
 
 /// The exit code of an item whose fate is `EXIT`.
 const EXIT_CODE: i32 = 9;
@@ -55,6 +61,10 @@ fn run(x: u64) -> u64 {
         PANIC => panic!("item {index} panics"),
         ABORT => std::process::abort(),
         EXIT => std::process::exit(EXIT_CODE),
+        SLEEP => {
+            std::thread::sleep(LIMIT * 7);
+            value(index)
+        }
         _ => value(index),
     }
 }
@@ -62,11 +72,26 @@ fn run(x: u64) -> u64 {
 /// Runs `len` items whose fates `fate` gives, in fixed chunks of `chunk`,
 /// and checks every outcome and the log.
 fn check(test: u64, len: u64, chunk: usize, fate: impl Fn(u64) -> u64) {
+    check_with(test, len, chunk, None, fate);
+}
+
+/// [`check`], with a per-item time limit if `limit`.
+fn check_with(
+    test: u64,
+    len: u64,
+    chunk: usize,
+    limit: Option<Duration>,
+    fate: impl Fn(u64) -> u64,
+) {
     let tag = (u64::from(std::process::id()) & 0xff_ffff) << 8 | test;
     let dir = log_dir(tag);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the log directory");
-    let pool = ProcessPoolExecutor::new(2).unwrap();
+    let mut builder = ProcessPoolExecutor::builder().max_workers(2);
+    if let Some(limit) = limit {
+        builder = builder.task_timeout(limit);
+    }
+    let pool = builder.build().unwrap();
     let items: Vec<u64> = (0..len).map(|i| item(tag, fate(i), i)).collect();
     let outcomes: Vec<Result<u64, Error>> = pool
         .map(run, items)
@@ -103,7 +128,10 @@ fn check(test: u64, len: u64, chunk: usize, fate: impl Fn(u64) -> u64) {
                     exit_code: Some(EXIT_CODE),
                     ..
                 }),
-            ) => assert!(dead.insert(*pid), "item {index}: worker {pid} died twice"),
+            )
+            | (SLEEP, Err(Error::TaskTimedOut { pid, .. })) => {
+                assert!(dead.insert(*pid), "item {index}: worker {pid} died twice");
+            }
             (want, got) => panic!("item {index} (fate {want}): got {got:?}"),
         }
         assert_eq!(runs[index], 1, "item {index} ran {} times", runs[index]);
@@ -118,6 +146,15 @@ fn panics_and_deaths_in_a_chunk_larger_than_a_slot_cost_their_items_alone() {
         10 | 65_535 | 65_536 | 65_537 | 131_071 => PANIC,
         70_000 => ABORT,
         100_000 | 139_999 => EXIT,
+        _ => PASS,
+    });
+}
+
+#[test]
+fn time_limit_kills_cost_the_slow_items_alone() {
+    check_with(3, 600, 100, Some(LIMIT), |i| match i {
+        150 | 420 => SLEEP,
+        151 => PANIC,
         _ => PASS,
     });
 }
