@@ -117,6 +117,34 @@ pub(super) fn check_block(block: &Block<'_>) {
             _ => {}
         }
     }
+    // Whether a prefix is free of failures, as the bulk paths ask it (by
+    // the ends alone: an entry out of bounds is no failure), and the
+    // ends it moves for an MPI reply: rising, within the data, each the
+    // entry's own end.
+    for count in 0..=block.len() {
+        let failures = entries[..count]
+            .iter()
+            .any(|e| matches!(e, Ok(Entry::Failed(..))));
+        if failures {
+            assert!(!block.none_failed(count), "a failure among {count}");
+        }
+        let mut ends = vec![7];
+        if block.append_value_ends(count, 100, &mut ends) {
+            assert!(block.none_failed(count));
+            assert_eq!(ends.len(), count + 1);
+            let mut start = 100;
+            for (end, entry) in ends[1..].iter().zip(&entries[..count]) {
+                assert!(*end >= start, "ends that fall");
+                match entry {
+                    Ok(Entry::Value(bytes)) => assert_eq!((*end - start) as usize, bytes.len()),
+                    other => panic!("an entry {other:?} among ends that rise within the data"),
+                }
+                start = *end;
+            }
+        } else {
+            assert_eq!(ends, [7], "a refusal leaves the ends as they were");
+        }
+    }
     parent::check_block::<TaskResult>(block);
     parent::check_block::<Vec<u8>>(block);
     parent::check_block::<(bool, Option<i16>, char)>(block);
@@ -164,6 +192,10 @@ enum Shape {
 ///
 /// If one does not.
 pub(super) fn check_arguments(payload: &[u8], count: u32) {
+    plain::<u64>(payload, count);
+    plain::<bool>(payload, count);
+    plain::<i16>(payload, count);
+    plain::<f32>(payload, count);
     arguments::<TaskArgument>(payload, count);
     arguments::<Vec<u8>>(payload, count);
     arguments::<(bool, Option<i16>, char)>(payload, count);
@@ -206,4 +238,42 @@ where
         de.rest().is_empty(),
         "arguments encoded again do not end where they should"
     );
+}
+
+/// The worker's plain-number loop reads a payload only if the per-item
+/// decoder reads exactly `count` of those numbers from all of it, and then
+/// reads the same numbers.
+fn plain<T>(payload: &[u8], count: u32)
+where
+    T: DeserializeOwned + PartialEq + Debug + Copy + 'static,
+{
+    let count = count as usize;
+    let mut de = wire::Deserializer::new(payload);
+    let mut decoded = Vec::new();
+    while decoded.len() < count {
+        match T::deserialize(&mut de) {
+            Ok(value) => decoded.push(value),
+            Err(_) => break,
+        }
+    }
+    let whole = decoded.len() == count && de.rest().is_empty();
+    let accepted = wire::bulk::plain_payload::<T>(payload, count);
+    assert_eq!(
+        accepted.is_some(),
+        whole,
+        "{count} plain values of {} bytes",
+        payload.len()
+    );
+    if accepted.is_some() {
+        for (index, value) in decoded.iter().enumerate() {
+            // SAFETY: `plain_payload` accepted `payload` for `count`
+            // values, and `index` is one of them.
+            let read: T = unsafe { wire::bulk::read_plain(payload, index) };
+            // Compared bit for bit: a NaN is not equal to itself.
+            assert!(
+                read == *value || format!("{read:?}") == format!("{value:?}"),
+                "value {index}"
+            );
+        }
+    }
 }

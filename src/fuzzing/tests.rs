@@ -267,6 +267,15 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             "bad_arguments",
             [4u32.to_le_bytes().to_vec(), bad_items.clone()].concat(),
         ),
+        (
+            "encodings",
+            "plain_arguments",
+            [
+                3u32.to_le_bytes().to_vec(),
+                [7u64, 0, u64::MAX].map(u64::to_le_bytes).concat(),
+            ]
+            .concat(),
+        ),
     ]);
     for (kind, name) in [
         (0u8, "hello"),
