@@ -128,6 +128,17 @@ pub(super) fn check_block(block: &Block<'_>) {
         if failures {
             assert!(!block.none_failed(count), "a failure among {count}");
         }
+        for size in [1, 2, 4, 8, 16] {
+            if block.uniform_values(count, size) {
+                assert!(count > 0);
+                for (index, entry) in entries[..count].iter().enumerate() {
+                    match entry {
+                        Ok(Entry::Value(bytes)) => assert_eq!(bytes.len(), size),
+                        other => panic!("outcome {index} is {other:?} among uniform values"),
+                    }
+                }
+            }
+        }
         let mut ends = vec![7];
         if block.append_value_ends(count, 100, &mut ends) {
             assert!(block.none_failed(count));

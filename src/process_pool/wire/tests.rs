@@ -130,6 +130,13 @@ proptest! {
             let any = failed[..n].iter().any(|&f| f);
             prop_assert_eq!(block.none_failed(n), !any);
             prop_assert_eq!(again.none_failed(n), !any);
+            // Strings of every length: uniform only by chance of the
+            // values' sizes, and never with a failure among them.
+            for size in [9, 10, 12] {
+                let uniform = n > 0 && !any && ends[..n].iter().zip(1..).all(|(&e, i)| e as usize == i * size);
+                prop_assert_eq!(block.uniform_values(n, size), uniform);
+                prop_assert_eq!(again.uniform_values(n, size), uniform);
+            }
             // Without a failure, the ends come out moved to a new start.
             let mut moved = vec![7];
             prop_assert_eq!(again.append_value_ends(n, 100, &mut moved), !any);
@@ -272,4 +279,35 @@ fn end_of_file_between_frames_is_closed() {
         read_frame(&mut &[][..], 1024),
         Err(WireError::Closed)
     ));
+}
+
+#[test]
+fn uniform_values_are_plain_numbers_one_after_another() {
+    let payload = |ends: &[u32], data: usize| -> Vec<u8> {
+        let mut bytes: Vec<u8> = ends.iter().flat_map(|e| e.to_le_bytes()).collect();
+        bytes.resize(bytes.len() + data, 0);
+        bytes
+    };
+    let good = payload(&[8, 16, 24], 24);
+    let block = Block::from_payload(&good, 3).unwrap();
+    assert!(block.uniform_values(3, 8));
+    assert!(block.uniform_values(2, 8));
+    assert!(!block.uniform_values(3, 4));
+    assert!(!block.uniform_values(0, 8), "nothing to take");
+    assert!(!block.uniform_values(4, 8), "more than the block");
+    let uneven = payload(&[8, 17, 24], 24);
+    assert!(!Block::from_payload(&uneven, 3)
+        .unwrap()
+        .uniform_values(3, 8));
+    let failed = payload(&[8, 16 | FAILED, 24], 24);
+    assert!(!Block::from_payload(&failed, 3)
+        .unwrap()
+        .uniform_values(3, 8));
+    let short = payload(&[8, 16, 24], 23);
+    assert!(!Block::from_payload(&short, 3).unwrap().uniform_values(3, 8));
+    // From a slot, past its first outcomes.
+    let ends = [3, 11, 19];
+    let data = [0u8; 19];
+    let block = Block::from_slot_at(&ends, &data, 1, 2).unwrap();
+    assert!(block.uniform_values(2, 8));
 }
