@@ -107,6 +107,11 @@ where
                     reason: String::from_utf8_lossy(detail).into_owned(),
                 })
         }
+        // An error an MPI rank reports as it was (`wire::remote`).
+        Ok(Entry::Failed(outcome::ERROR, detail)) => match wire::remote::decode(detail) {
+            Some(error) => result.as_ref().err() == Some(&error),
+            None => matches!(result, Err(Error::Protocol { pid: PID, .. })),
+        },
         Ok(Entry::Failed(..)) | Err(_) => {
             matches!(result, Err(Error::Protocol { pid: PID, .. }))
         }
