@@ -460,7 +460,9 @@ where
                 }
                 while item < count {
                     if let Some(size) = plain {
-                        item = quick.run_plain(f, payload, item, count, &mut index);
+                        // SAFETY: `plain` is `Some` only when
+                        // `plain_payload::<A>(payload, count)` was.
+                        item = unsafe { quick.run_plain(f, payload, item, count, &mut index) };
                         if item == count {
                             break;
                         }

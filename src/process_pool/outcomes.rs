@@ -422,8 +422,13 @@ impl Quick<'_> {
     ///
     /// No serde call, no check per item but the function's own work: the
     /// room is reckoned once.
+    ///
+    /// # Safety
+    ///
+    /// `bulk::plain_payload::<A>(arguments, count)` returned `Some`: the
+    /// arguments are read without a check.
     #[inline]
-    pub(crate) fn run_plain<A: 'static, R: 'static>(
+    pub(crate) unsafe fn run_plain<A: 'static, R: 'static>(
         &mut self,
         f: fn(A) -> R,
         arguments: &[u8],
@@ -445,7 +450,8 @@ impl Quick<'_> {
         while item < end {
             *index = item;
             // SAFETY: `arguments` was accepted by `plain_payload::<A>` for
-            // `count` items, and `item < end <= count`.
+            // `count` items (this function's contract), and
+            // `item < end <= count`.
             let argument = unsafe { bulk::read_plain::<A>(arguments, item) };
             let result = f(argument);
             // SAFETY: `R` is a plain number (`plain_size`), and `room`

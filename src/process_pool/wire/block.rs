@@ -141,9 +141,9 @@ impl<'a> Block<'a> {
     }
 
     /// Whether none of the first `count` outcomes is a failure: one pass
-    /// over their ends, without an early exit (vectorised), so that a
-    /// `Partial` frame, which does not count its failures, can take the
-    /// bulk path too.
+    /// over their ends, without an early exit (vectorised). A `Partial`
+    /// frame does not count its failures; an MPI rank asks this before it
+    /// copies a block whole (`append_value_ends`).
     pub(crate) fn none_failed(&self, count: usize) -> bool {
         let count = count.min(self.len);
         let all = match self.ends {
@@ -209,12 +209,13 @@ impl<'a> Block<'a> {
         let mut last = start;
         for index in 0..count {
             let end = self.end(index);
-            if end < last || end > limit {
+            let rises = end >= last && end <= limit;
+            let Some(moved) = rises.then(|| base.checked_add(end - start)).flatten() else {
                 out.truncate(before);
                 return false;
-            }
+            };
             last = end;
-            out.push(end - start + base);
+            out.push(moved);
         }
         true
     }
