@@ -23,6 +23,19 @@ fn double(x: u64) -> u64 {
     x * 2
 }
 
+/// Maps `double` over `0..n` on `pool` (in chunks of `chunk`, or automatic
+/// ones) and checks every result, in input order.
+fn check_doubles(pool: &MpiPoolExecutor, n: u64, chunk: Option<usize>) {
+    let map = pool.map(double, 0..n);
+    let map = match chunk {
+        Some(size) => map.chunksize(Chunksize::Fixed(NonZeroUsize::new(size).unwrap())),
+        None => map,
+    };
+    let got: Vec<u64> = map.collect::<Result<_, _>>().expect("every item");
+    assert_eq!(got.len() as u64, n, "one result per item");
+    assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+}
+
 /// Item 13 panics, 29 aborts, 47 segfaults; the others come back doubled.
 fn faulty(x: u64) -> u64 {
     match x {
@@ -95,12 +108,7 @@ fn run_case(case: &str) {
                 .expect("every item");
             let want: Vec<bool> = (0..200_000u64).map(is_prime).collect();
             assert_eq!(got, want, "results in input order");
-            let doubled: Vec<u64> = pool
-                .map(double, 0..100_000u64)
-                .chunksize(Chunksize::Fixed(NonZeroUsize::new(1000).unwrap()))
-                .collect::<Result<_, _>>()
-                .expect("every item");
-            assert!(doubled.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+            check_doubles(&pool, 100_000, Some(1000));
         }
         "submit" => {
             let pool = MpiPoolExecutor::new().expect("the pool");
@@ -150,20 +158,11 @@ fn run_case(case: &str) {
                 .build()
                 .expect("the pool");
             assert_eq!(pool.max_workers(), 2, "one lane per rank");
-            let got: Vec<u64> = pool
-                .map(double, 0..50_000u64)
-                .collect::<Result<_, _>>()
-                .expect("all");
-            assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+            check_doubles(&pool, 50_000, None);
             // Chunks of more items than a region slot holds: their replies
             // come in several frames, which must name the task's own slot
             // (each lane has two tasks out, in slots 0 and 1).
-            let got: Vec<u64> = pool
-                .map(double, 0..560_000u64)
-                .chunksize(Chunksize::Fixed(NonZeroUsize::new(70_000).unwrap()))
-                .collect::<Result<_, _>>()
-                .expect("all");
-            assert!(got.iter().enumerate().all(|(i, &d)| d == 2 * i as u64));
+            check_doubles(&pool, 560_000, Some(70_000));
             match pool.submit(faulty, 13).result() {
                 Err(Error::Panicked { message, .. }) => assert!(message.contains("item 13")),
                 other => panic!("{other:?}"),
