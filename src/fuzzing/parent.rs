@@ -33,7 +33,7 @@ where
     let mut job = Box::new(Job::new(
         0,
         0,
-        Vec::new(),
+        Vec::new().into(),
         Bounds::zero_sized(sent),
         Completion::Chunk(promise),
     ));

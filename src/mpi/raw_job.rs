@@ -17,6 +17,7 @@ use crossbeam_channel::Sender;
 
 use crate::future::{Canceller, Claim};
 use crate::process_pool::job::{failed_outcome, ProcessJob};
+use crate::process_pool::payload::Payload;
 use crate::process_pool::wire::Bounds;
 use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FAILED};
 use crate::queue::Abandon;
@@ -257,8 +258,8 @@ impl ProcessJob for RawJob {
         self.reply();
     }
 
-    fn take_payload(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.payload)
+    fn take_payload(&mut self) -> Payload {
+        std::mem::take(&mut self.payload).into()
     }
 
     fn descriptors(&self) -> &[std::os::fd::OwnedFd] {

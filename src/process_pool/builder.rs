@@ -286,6 +286,7 @@ impl ProcessPoolBuilder {
             }),
             spares: parking_lot::Mutex::new(Default::default()),
             value_spares: parking_lot::Mutex::new(Default::default()),
+            number_spares: parking_lot::Mutex::new(Default::default()),
             per_item: parking_lot::Mutex::new(Default::default()),
         });
         let pool = ProcessPoolExecutor { shared, ranges };

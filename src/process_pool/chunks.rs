@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::dispatch::Shared;
 use super::job::{Completion, Job};
+use super::payload::Payload;
 use super::wire;
 use crate::future::Promise;
 use crate::map::{ChunkRunner, Submitted};
@@ -44,6 +45,46 @@ impl<R: Send + 'static> ProcessChunks<R> {
         }
     }
 }
+
+impl<R: Send + 'static> ProcessChunks<R> {
+    /// Encodes a chunk's arguments item by item into a byte buffer (any
+    /// type but the plain numbers, which are taken whole), emptying
+    /// `items`: the payload, where each argument ends, the items whose
+    /// argument did not encode, and the descriptors of the handles in
+    /// the arguments.
+    fn encode_chunk<A: Serialize>(&self, items: &mut Vec<A>) -> EncodedChunk {
+        let len = items.len();
+        // Sized from the last chunk (growing a large payload by doubling
+        // copied it over and again), within reason: a guess never
+        // reserves more than a few MiB up front.
+        const MAX_GUESS: usize = 4 << 20;
+        let per_item = match self.bytes_per_item.get() {
+            0 => 4 + std::mem::size_of::<A>(),
+            known => known + known / 8,
+        };
+        let want = len.saturating_mul(per_item).min(MAX_GUESS);
+        let mut payload = self.shared.payload_buffer(want);
+        payload.reserve(want);
+        let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
+        // One descriptor table for the chunk (its items' handles index it).
+        let (unsent, fds) =
+            transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items));
+        // Their buffer stays with the map, for the next chunk.
+        items.clear();
+        if len > 0 {
+            self.bytes_per_item.set(payload.len().div_ceil(len));
+        }
+        (Payload::Bytes(payload), bounds, unsent, fds)
+    }
+}
+
+/// A chunk's encoded arguments: see [`ProcessChunks::encode_chunk`].
+type EncodedChunk = (
+    Payload,
+    wire::Bounds,
+    Vec<(usize, Error)>,
+    Vec<std::os::fd::OwnedFd>,
+);
 
 /// The functions whose time per item a pool remembers at most.
 const REMEMBERED_FUNCTIONS: usize = 256;
@@ -149,35 +190,17 @@ where
             }
         };
         let len = items.len();
-        // Sized from the last chunk (growing a large payload by doubling
-        // copied it over and again), within reason: a guess never
-        // reserves more than a few MiB up front.
-        const MAX_GUESS: usize = 4 << 20;
-        // Plain numbers take exactly their size.
-        let per_item = match (wire::bulk::plain_size::<A>(), self.bytes_per_item.get()) {
-            (Some(size), _) => size,
-            (None, 0) => 4 + std::mem::size_of::<A>(),
-            (None, known) => known + known / 8,
-        };
-        let want = len.saturating_mul(per_item).min(MAX_GUESS);
-        let mut payload = self.shared.payload_buffer(want);
-        payload.reserve(want);
-        let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
-        // Plain numbers in one copy; anything else item by item, with one
-        // descriptor table for the chunk (its items' handles index it).
-        let start = payload.len();
-        let (unsent, fds) = match wire::bulk::encode_numbers(items, &mut payload) {
-            Some(size) => {
-                bounds.push_run(start as u32, size, len);
-                (Vec::new(), Vec::new())
+        // Plain numbers are their own encoding: the job takes the vector
+        // whole, and the map gathers the next chunk into a kept one.
+        let numbers = wire::bulk::take_numbers(items, || self.shared.numbers_buffer(len));
+        let (payload, bounds, unsent, fds) = match numbers {
+            Some((numbers, size)) => {
+                let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
+                bounds.push_run(0, size, len);
+                (Payload::Numbers(numbers), bounds, Vec::new(), Vec::new())
             }
-            None => transfer::capture(|| encode_arguments(&mut payload, &mut bounds, items)),
+            None => self.encode_chunk(items),
         };
-        // Their buffer stays with the map, for the next chunk.
-        items.clear();
-        if len > 0 {
-            self.bytes_per_item.set(payload.len().div_ceil(len));
-        }
         let values = self.spare_values.borrow_mut().pop().unwrap_or_default();
         let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
         job.reuse_values(values);

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use super::payload::Payload;
 use super::wire::{self, outcome, Block, Bounds, Entry, Message, PanicInfo};
 use crate::future::{Canceller, Claim, Promise};
 use crate::map::ChunkOutput;
@@ -59,9 +60,8 @@ pub(crate) trait ProcessJob: Abandon {
     fn finish(self: Box<Self>);
     /// Fails every item not resolved with `error` and completes.
     fn fail_rest(self: Box<Self>, error: Error);
-    /// The payload's buffer, once the job is done with it, for the pool to
-    /// reuse.
-    fn take_payload(&mut self) -> Vec<u8>;
+    /// The payload, once the job is done with it, for the pool to reuse.
+    fn take_payload(&mut self) -> Payload;
     /// The item bounds' buffer, once the job is done with it, for the pool
     /// to reuse.
     fn take_bounds(&mut self) -> Vec<u32> {
@@ -119,7 +119,7 @@ pub(crate) struct Job<R> {
     pub(crate) call: u64,
     pub(crate) func: u64,
     /// The arguments of the items sent, one after another.
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: Payload,
     /// Where the arguments not yet resolved start in `payload`.
     pub(crate) offset: usize,
     /// The number of items sent (encoded in `payload`).
@@ -148,7 +148,7 @@ impl<R> Job<R> {
     pub(crate) fn new(
         call: u64,
         func: u64,
-        payload: Vec<u8>,
+        payload: Payload,
         bounds: Bounds,
         completion: Completion<R>,
     ) -> Self {
@@ -232,10 +232,8 @@ where
             count,
             slot,
         };
-        (
-            message,
-            &self.payload[self.offset.min(self.payload.len())..],
-        )
+        let payload = self.payload.bytes();
+        (message, &payload[self.offset.min(payload.len())..])
     }
 
     fn accept(&mut self, block: &Block<'_>, pid: u32, clean: bool) {
@@ -378,7 +376,7 @@ where
         self.finish();
     }
 
-    fn take_payload(&mut self) -> Vec<u8> {
+    fn take_payload(&mut self) -> Payload {
         std::mem::take(&mut self.payload)
     }
 

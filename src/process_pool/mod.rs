@@ -21,6 +21,7 @@ pub(crate) mod dispatch;
 pub(crate) mod entry;
 pub(crate) mod job;
 pub(crate) mod outcomes;
+pub(crate) mod payload;
 pub(crate) mod spawn;
 pub(crate) mod sys;
 pub(crate) mod wire;
@@ -300,7 +301,13 @@ impl ProcessPoolExecutor {
             return future;
         }
         let bounds = wire::Bounds::one(payload.len() as u32);
-        let mut job = Job::new(call, func, payload, bounds, Completion::Single(promise));
+        let mut job = Job::new(
+            call,
+            func,
+            payload.into(),
+            bounds,
+            Completion::Single(promise),
+        );
         job.fds = fds;
         if let Err((job, error)) = self.shared.submit(Box::new(job)) {
             job.abandon(error);

@@ -13,6 +13,7 @@ use super::link::Connect;
 use super::spares::{Spares, ValueSpares};
 use crate::future::Canceller;
 use crate::process_pool::job::ProcessJob;
+use crate::process_pool::payload::Payload;
 use crate::process_pool::spawn::SpawnConfig;
 use crate::process_pool::sys;
 use crate::queue::WorkQueue;
@@ -46,6 +47,9 @@ pub(crate) struct Shared {
     pub(crate) spares: Mutex<Spares>,
     /// Value vectors of maps that ended, for the next ones.
     pub(crate) value_spares: Mutex<ValueSpares>,
+    /// Vectors of plain-number arguments whose jobs are done (see
+    /// `Payload::Numbers`), for the next chunks to be gathered into.
+    pub(crate) number_spares: Mutex<ValueSpares>,
     /// The time per item the last map of each function measured (by the
     /// function's offset), for the next map of it to size its first
     /// chunks from (see `Map`'s automatic chunk size).
@@ -172,9 +176,26 @@ impl Shared {
         self.spares.lock().bounds()
     }
 
+    /// A vector for a chunk of `want` plain-number arguments to be
+    /// gathered into: a kept one if there is one.
+    pub(crate) fn numbers_buffer<A: Send + 'static>(&self, want: usize) -> Vec<A> {
+        let kept = self.number_spares.lock().take_one::<A>(want);
+        kept.unwrap_or_else(|| Vec::with_capacity(want))
+    }
+
     /// The buffers of a job that is done with them, kept for later ones.
     pub(super) fn recycle(&self, job: &mut dyn ProcessJob) {
         let (payload, bounds) = (job.take_payload(), job.take_bounds());
+        let payload = match payload {
+            Payload::Bytes(bytes) => bytes,
+            Payload::Numbers(numbers) => {
+                let bytes = numbers.capacity_bytes();
+                self.number_spares
+                    .lock()
+                    .keep_boxed(bytes, numbers.into_empty());
+                Vec::new()
+            }
+        };
         self.spares.lock().keep(payload, bounds);
     }
 }

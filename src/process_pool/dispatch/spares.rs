@@ -133,21 +133,49 @@ impl ValueSpares {
         taken
     }
 
+    /// The kept vector for values of type `R` that best fits `want` of
+    /// them: the smallest with room for them, or else the largest.
+    pub(crate) fn take_one<R: Send + 'static>(&mut self, want: usize) -> Option<Vec<R>> {
+        let capacity = |kept: &(usize, Box<dyn std::any::Any + Send>)| {
+            kept.1.downcast_ref::<Vec<R>>().map(Vec::capacity)
+        };
+        let roomy = (0..self.kept.len())
+            .filter(|&i| capacity(&self.kept[i]).is_some_and(|c| c >= want))
+            .min_by_key(|&i| capacity(&self.kept[i]));
+        let pick = roomy.or_else(|| {
+            (0..self.kept.len())
+                .filter(|&i| capacity(&self.kept[i]).is_some())
+                .max_by_key(|&i| capacity(&self.kept[i]))
+        })?;
+        self.kept
+            .swap_remove(pick)
+            .1
+            .downcast::<Vec<R>>()
+            .ok()
+            .map(|v| *v)
+    }
+
     /// Keeps `values`, emptied, unless it has no room or the kept ones
     /// already count [`KEPT`] or [`LARGE_TOGETHER`] bytes (then it takes
     /// the place of a smaller one, if there is one).
     pub(crate) fn keep<R: Send + 'static>(&mut self, mut values: Vec<R>) {
         let bytes = values.capacity().saturating_mul(std::mem::size_of::<R>());
+        values.clear();
+        self.keep_boxed(bytes, Box::new(values));
+    }
+
+    /// Keeps `values`, an empty `Vec` of `bytes` bytes of capacity, as
+    /// [`keep`](Self::keep) does.
+    pub(crate) fn keep_boxed(&mut self, bytes: usize, values: Box<dyn std::any::Any + Send>) {
         if bytes == 0 || bytes > LARGE_TOGETHER {
             return;
         }
-        values.clear();
         let total: usize = self.kept.iter().map(|(bytes, _)| bytes).sum();
         if self.kept.len() < KEPT && total + bytes <= LARGE_TOGETHER {
-            self.kept.push((bytes, Box::new(values)));
+            self.kept.push((bytes, values));
         } else if let Some(smallest) = self.kept.iter_mut().min_by_key(|(bytes, _)| *bytes) {
             if smallest.0 < bytes && total - smallest.0 + bytes <= LARGE_TOGETHER {
-                *smallest = (bytes, Box::new(values));
+                *smallest = (bytes, values);
             }
         }
     }

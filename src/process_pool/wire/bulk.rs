@@ -4,7 +4,8 @@
 //! slice of `u64`s encodes to exactly the bytes it holds in memory on a
 //! little-endian machine, and those bytes decode back to it. So a chunk of
 //! arguments that are plain numbers (`bool`, the integers, `f32`, `f64`)
-//! is encoded with one copy instead of an encoder call per item, and a
+//! is encoded with no copy at all (the job takes the map's vector of them
+//! whole, `take_numbers`) instead of an encoder call per item, and a
 //! chunk of such results is decoded with one pass that a compiler turns
 //! into vector code (checking, for `bool`, that every byte is 0 or 1, as
 //! the per-item decoder does). The bytes are the very ones the per-item
@@ -16,27 +17,31 @@
 
 use std::any::Any;
 
-/// Appends the encodings of `items` to `payload` in one copy, if `A` is a
-/// plain number type: the size of each; `None`, with nothing written,
-/// for any other type.
-// A `Vec`, not a slice: what is asked is whether it is a `Vec<u64>` (say),
-// and a slice, unsized, cannot be asked.
-#[allow(clippy::ptr_arg)]
-pub(crate) fn encode_numbers<A: 'static>(items: &Vec<A>, payload: &mut Vec<u8>) -> Option<u32> {
-    let items: &dyn Any = items;
-    macro_rules! copy {
+use crate::process_pool::payload::Numbers;
+
+/// Takes the vector `items` whole as a chunk's payload, if `A` is a plain
+/// number type (its memory is then its encoding), leaving `spare()` in its
+/// place for the next chunk to be gathered into: the numbers and the size
+/// of each; `None`, with `items` untouched, for any other type.
+pub(crate) fn take_numbers<A: Send + 'static>(
+    items: &mut Vec<A>,
+    spare: impl FnOnce() -> Vec<A>,
+) -> Option<(Box<dyn Numbers>, u32)> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    macro_rules! take {
         ($($number:ty),*) => {$(
-            if let Some(numbers) = items.downcast_ref::<Vec<$number>>() {
-                payload.extend_from_slice(bytemuck::cast_slice::<$number, u8>(numbers));
-                return Some(std::mem::size_of::<$number>() as u32);
+            if let Some(numbers) = (items as &mut dyn Any).downcast_mut::<Vec<$number>>() {
+                let taken = std::mem::take(numbers);
+                *items = spare();
+                return Some((Box::new(taken), std::mem::size_of::<$number>() as u32));
             }
         )*};
     }
-    if cfg!(target_endian = "little") {
-        copy!(u64, i64, u32, i32, f64, f32, u16, i16, u8, i8, bool, u128, i128);
-        #[cfg(target_pointer_width = "64")]
-        copy!(usize, isize);
-    }
+    take!(u64, i64, u32, i32, f64, f32, u16, i16, u8, i8, bool, u128, i128);
+    #[cfg(target_pointer_width = "64")]
+    take!(usize, isize);
     None
 }
 
@@ -88,7 +93,7 @@ pub(crate) fn decode_numbers<R: 'static>(
 }
 
 /// The size of a plain number's encoding, if `T` is a plain number type
-/// (the types `encode_numbers` copies): its encoding is then its memory.
+/// (the types `take_numbers` takes): its encoding is then its memory.
 pub(crate) fn plain_size<T: 'static>() -> Option<usize> {
     use std::any::TypeId;
     if !cfg!(target_endian = "little") {
@@ -168,10 +173,18 @@ mod tests {
     /// and item by item, to the values they came from.
     fn agrees<T>(items: Vec<T>) -> Result<(), TestCaseError>
     where
-        T: Serialize + DeserializeOwned + PartialEq + Debug + 'static,
+        T: Serialize + DeserializeOwned + PartialEq + Debug + Clone + Send + 'static,
     {
         let mut bulk = vec![9u8];
-        let size = encode_numbers(&items, &mut bulk);
+        let mut taken = items.clone();
+        let spare = Vec::with_capacity(3);
+        let (numbers, size) = take_numbers(&mut taken, || spare).expect("plain numbers");
+        prop_assert!(
+            taken.is_empty() && taken.capacity() >= 3,
+            "the spare took its place"
+        );
+        bulk.extend_from_slice(numbers.bytes());
+        let size = Some(size);
         prop_assert_eq!(size, Some(std::mem::size_of::<T>() as u32));
         let mut one_by_one = vec![9u8];
         for item in &items {
@@ -258,10 +271,11 @@ mod tests {
 
     #[test]
     fn other_types_take_the_per_item_path() {
-        let mut payload = Vec::new();
-        assert_eq!(encode_numbers(&vec![(1u8, 2u8)], &mut payload), None);
-        assert_eq!(encode_numbers(&vec![String::new()], &mut payload), None);
-        assert!(payload.is_empty());
+        let mut pairs = vec![(1u8, 2u8)];
+        assert!(take_numbers(&mut pairs, Vec::new).is_none());
+        let mut strings = vec![String::new()];
+        assert!(take_numbers(&mut strings, Vec::new).is_none());
+        assert_eq!((pairs.len(), strings.len()), (1, 1), "left untouched");
         let mut values: Vec<char> = Vec::new();
         assert_eq!(decode_numbers(b"abcd", 1, &mut values), None);
         assert_eq!(plain_size::<char>(), None);
