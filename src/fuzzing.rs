@@ -553,7 +553,7 @@ impl Input<'_> {
     }
 
     fn message(&mut self) -> Message {
-        match self.bytes::<1>()[0] % 9 {
+        match self.bytes::<1>()[0] % 10 {
             0 => Message::Hello {
                 version: self.u32(),
                 token: self.u128(),
@@ -562,6 +562,11 @@ impl Input<'_> {
                 initializer: if self.flag() { Some(self.u64()) } else { None },
                 max_frame: self.u32(),
                 region_fd: self.u32() as i32,
+                arena_fd: if self.flag() {
+                    Some(self.u32() as i32)
+                } else {
+                    None
+                },
             },
             1 => Message::Ready {
                 version: self.u32(),
@@ -590,6 +595,14 @@ impl Input<'_> {
             },
             7 => Message::Skipped {
                 slot: self.bytes::<1>()[0],
+            },
+            8 => Message::TaskShared {
+                call: self.u64(),
+                func: self.u64(),
+                count: self.u32(),
+                slot: self.bytes::<1>()[0],
+                at: self.u64(),
+                len: self.u64(),
             },
             _ => Message::Descriptors { count: self.u32() },
         }

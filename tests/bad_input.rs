@@ -76,7 +76,7 @@ fn main_ran() {
 // ------------------------------------------------------ the wire format
 
 /// The crate's wire version (`wire::VERSION`).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// Where a would-be worker finds its shared region.
 const REGION_FD: RawFd = 100;
@@ -111,6 +111,7 @@ enum Message {
         initializer: Option<u64>,
         max_frame: u32,
         region_fd: i32,
+        arena_fd: Option<i32>,
     },
     Ready {
         version: u32,
@@ -139,6 +140,17 @@ enum Message {
     },
     Skipped {
         slot: u8,
+    },
+    Descriptors {
+        count: u32,
+    },
+    TaskShared {
+        call: u64,
+        func: u64,
+        count: u32,
+        slot: u8,
+        at: u64,
+        len: u64,
     },
 }
 
@@ -171,6 +183,7 @@ fn hello() -> Message {
         initializer: None,
         max_frame: MAX_FRAME,
         region_fd: REGION_FD,
+        arena_fd: None,
     }
 }
 
@@ -606,7 +619,7 @@ fn a_bad_greeting_is_refused_and_nothing_runs() {
                 }
             }),
             Task,
-            "protocol version 3",
+            "protocol version 4",
         ),
         (
             "wrong-token",
@@ -715,6 +728,24 @@ fn a_bad_frame_after_the_greeting_stops_the_worker_before_anything_runs() {
             "unexpected message",
         ),
         ("an-answer", frame(&done, &[]), Task, "unexpected message"),
+        // Arguments said to lie in an argument arena this worker was not
+        // given (the greeting names none): refused, nothing read or run.
+        (
+            "arguments-in-no-arena",
+            frame(
+                &Message::TaskShared {
+                    call: 1,
+                    func: 2,
+                    count: 1,
+                    slot: 0,
+                    at: 0,
+                    len: 8,
+                },
+                &[],
+            ),
+            Task,
+            "its parent named arguments at 0+8, outside its arena",
+        ),
     ];
     for (case, bad, then, why) in cases {
         assert_refused(&dir, case, true, &bad, then, why);

@@ -239,3 +239,58 @@ fn every_plain_type_comes_back_as_the_function_returns_it() {
         sizes.iter().map(|&x| narrow(x)).collect::<Vec<_>>()
     );
 }
+
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// Plain-number arguments are gathered into the pool's argument arena
+/// (16 MiB, shared with the workers) when a chunk fits the room left, and
+/// into a vector sent through the pipe when it does not: a chunk larger
+/// than the arena, a window of chunks that fills it, many small ones. Every
+/// item comes back, in order, either way.
+#[test]
+fn chunks_larger_than_the_arena_or_past_its_room_come_back_whole() {
+    let pool = ProcessPoolExecutor::new(2).expect("a pool");
+    for (len, chunk, window) in [
+        (2_200_000u64, 2_200_000usize, 1usize),
+        (4_000_000, 1_000_000, 4),
+        (300_000, 5_000, 16),
+    ] {
+        let chunksize = Chunksize::Fixed(NonZeroUsize::new(chunk).expect("not zero"));
+        let mut next = 0u64;
+        for result in pool
+            .map(add_one, 0..len)
+            .chunksize(chunksize)
+            .window(window)
+        {
+            next += 1;
+            assert_eq!(result, Ok(next), "{len} items in chunks of {chunk}");
+        }
+        assert_eq!(next, len, "{len} items in chunks of {chunk}");
+    }
+}
+
+/// An input that panics while a chunk is being gathered into the arena
+/// panics in the caller, as any input does; the pool goes on, and its
+/// next maps get every item.
+#[test]
+fn an_input_that_panics_mid_chunk_leaves_the_pool_whole() {
+    let pool = ProcessPoolExecutor::new(2).expect("a pool");
+    for _ in 0..3 {
+        let input = (0..100_000u64).inspect(|&x| assert!(x != 70_000, "the input ends badly"));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.map(add_one, input)
+                .chunksize(Chunksize::Fixed(
+                    NonZeroUsize::new(30_000).expect("not zero"),
+                ))
+                .count()
+        }));
+        assert!(caught.is_err(), "the input's panic reaches the caller");
+        let sum: u64 = pool
+            .map(add_one, 0..200_000u64)
+            .map(|r| r.expect("no item fails"))
+            .sum();
+        assert_eq!(sum, 200_000 * 200_001 / 2);
+    }
+}

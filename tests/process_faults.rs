@@ -484,12 +484,12 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-/// A `Hello` frame, encoded by hand as postcard does: variant 0, version 2,
+/// A `Hello` frame, encoded by hand as postcard does: variant 0, version 3,
 /// `token` (under 128, one byte), executable (0, 0), probe 0, no
-/// initializer, frame limit 4096, region descriptor 0.
+/// initializer, frame limit 4096, region descriptor 0, no arena.
 fn hello_frame(token: u8) -> Vec<u8> {
     assert!(token < 128);
-    let header = [0, 2, token, 0, 0, 0, 0, 0x80, 0x20, 0];
+    let header = [0, 3, token, 0, 0, 0, 0, 0x80, 0x20, 0, 0];
     let mut frame = (header.len() as u32).to_le_bytes().to_vec();
     frame.extend_from_slice(&header);
     frame

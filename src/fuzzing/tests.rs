@@ -22,6 +22,7 @@ fn hello(version: u32, token: u128, initializer: Option<u64>) -> Message {
         initializer,
         max_frame: 1 << 16,
         region_fd: 5,
+        arena_fd: None,
     }
 }
 
@@ -150,6 +151,25 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             [limit(4096), frame(&hello(version, TOKEN, None), &[])].concat(),
         ),
         ("frame", "task", [limit(4096), task(&items, 2, 0)].concat()),
+        (
+            "frame",
+            "task_shared",
+            [
+                limit(4096),
+                frame(
+                    &Message::TaskShared {
+                        call: 0x1000,
+                        func: 0x2000,
+                        count: 3,
+                        slot: 1,
+                        at: 65_536,
+                        len: 24,
+                    },
+                    &[],
+                ),
+            ]
+            .concat(),
+        ),
         (
             "frame",
             "done",

@@ -93,6 +93,92 @@ pub(crate) trait ChunkRunner<T, R>: Send {
     fn remember_per_item(&self, seconds: f64) {
         let _ = seconds;
     }
+    /// Room for the next chunk's `len` items to be gathered straight into
+    /// where the pool sends them from (`run_space` then submits it), for a
+    /// pool that has such room for items of type `T`. None by default:
+    /// the map gathers into a vector for `run_chunk`.
+    fn space(&self, len: usize) -> Option<Space<T>> {
+        let _ = len;
+        None
+    }
+    /// Submits the items gathered into `space` as one chunk. Only called
+    /// with a space `space` gave; the default (which `space` never gives
+    /// one to) fails the chunk.
+    fn run_space(&self, space: Space<T>) -> Submitted<R> {
+        let (promise, future) = crate::future::Promise::new();
+        let reason = format!("a pool with no room gathered {} items", space.len());
+        promise.complete(Err(Error::InvalidArgument { reason }));
+        future.into()
+    }
+}
+
+/// Room for one chunk's items, outside any vector: where a pool sends
+/// them from (the process pool's argument arena), so that they are
+/// written once, by the map, and read in place by the worker. Only for
+/// items with no destructor (plain numbers): a space dropped with items in
+/// it leaves them where they are.
+pub(crate) struct Space<T> {
+    start: std::ptr::NonNull<T>,
+    capacity: usize,
+    len: usize,
+    /// What owns the memory: the pool's, handed back to it in
+    /// [`into_parts`](Self::into_parts).
+    owner: Box<dyn std::any::Any + Send>,
+}
+
+impl<T> Space<T> {
+    /// Room for `capacity` items at `start`, owned by `owner`.
+    ///
+    /// # Safety
+    ///
+    /// `start` is aligned for `T` and valid for writes of `capacity`
+    /// items for as long as `owner` lives, and nothing else reads or
+    /// writes that memory until the space is given back (`into_parts`).
+    /// `T` has no destructor.
+    pub(crate) unsafe fn new(
+        start: std::ptr::NonNull<T>,
+        capacity: usize,
+        owner: Box<dyn std::any::Any + Send>,
+    ) -> Self {
+        debug_assert!(
+            !std::mem::needs_drop::<T>(),
+            "only items with no destructor"
+        );
+        Space {
+            start,
+            capacity,
+            len: 0,
+            owner,
+        }
+    }
+
+    /// Moves items from `input` into the space until it is full or the
+    /// input ends: how many it took.
+    pub(crate) fn fill(&mut self, input: &mut impl Iterator<Item = T>) -> usize {
+        // A local count, which the compiler keeps in a register: the
+        // field, which an item's store might alias, would be stored and
+        // loaded again around every item.
+        let mut len = self.len;
+        for item in input.by_ref().take(self.capacity - self.len) {
+            // SAFETY: `len < capacity` (the `take`), and `start` is valid
+            // for writes of `capacity` items (`new`'s contract).
+            unsafe { self.start.as_ptr().add(len).write(item) };
+            len += 1;
+        }
+        let taken = len - self.len;
+        self.len = len;
+        taken
+    }
+
+    /// The items gathered.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The number of items gathered, and the memory's owner.
+    pub(crate) fn into_parts(self) -> (usize, Box<dyn std::any::Any + Send>) {
+        (self.len, self.owner)
+    }
 }
 
 /// A chunk handed to a pool.

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crate::Error;
 
 mod chunk;
-pub(crate) use chunk::{ChunkOutput, ChunkRunner, Submitted};
+pub(crate) use chunk::{ChunkOutput, ChunkRunner, Space, Submitted};
 
 /// A chunk in flight and the number of items in it.
 struct InFlight<R> {
@@ -305,17 +305,33 @@ impl<I: Iterator, R> Map<I, R> {
     fn refill(&mut self) {
         while !self.input_done && self.in_flight.len() < self.window_for(self.next_chunk_len()) {
             let len = self.next_chunk_len();
-            self.gathered.clear();
-            self.gathered.extend(self.input.by_ref().take(len));
-            if self.gathered.len() < len {
-                self.input_done = true;
-            }
-            if self.gathered.is_empty() {
-                break;
-            }
-            let len = self.gathered.len();
-            let chunk = self.runner.run_chunk(&mut self.gathered);
-            self.in_flight.push_back(InFlight { len, chunk });
+            // Straight into where the pool sends items from, if it has
+            // room for them; else into a vector it takes.
+            let (taken, chunk) = match self.runner.space(len) {
+                Some(mut space) => {
+                    let taken = space.fill(&mut self.input);
+                    if taken < len {
+                        self.input_done = true;
+                    }
+                    if taken == 0 {
+                        break;
+                    }
+                    (taken, self.runner.run_space(space))
+                }
+                None => {
+                    self.gathered.clear();
+                    self.gathered.extend(self.input.by_ref().take(len));
+                    if self.gathered.len() < len {
+                        self.input_done = true;
+                    }
+                    if self.gathered.is_empty() {
+                        break;
+                    }
+                    let taken = self.gathered.len();
+                    (taken, self.runner.run_chunk(&mut self.gathered))
+                }
+            };
+            self.in_flight.push_back(InFlight { len: taken, chunk });
         }
     }
 

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::arena::Arena;
 use super::dispatch::{self, Config, Shared, Workers};
 use super::spawn::SpawnConfig;
 use super::{entry, sys, wire, ProcessPoolExecutor};
@@ -277,6 +278,13 @@ impl ProcessPoolBuilder {
                     initializer,
                     max_frame: self.max_message_size,
                     startup_timeout: self.startup_timeout,
+                    // Only a pool of local workers maps it: other links
+                    // send every argument's bytes. A pool that cannot make
+                    // one sends its chunks through the pipes, as others.
+                    arena: match self.links {
+                        None => Arena::create().ok(),
+                        Some(_) => None,
+                    },
                 },
                 links: self.links,
             },

@@ -8,12 +8,13 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::arena::ArenaBlock;
 use super::dispatch::Shared;
 use super::job::{Completion, Job};
 use super::payload::Payload;
 use super::wire;
 use crate::future::Promise;
-use crate::map::{ChunkRunner, Submitted};
+use crate::map::{ChunkOutput, ChunkRunner, Space, Submitted};
 use crate::multiprocessing::transfer;
 use crate::Error;
 
@@ -75,6 +76,27 @@ impl<R: Send + 'static> ProcessChunks<R> {
             self.bytes_per_item.set(payload.len().div_ceil(len));
         }
         (Payload::Bytes(payload), bounds, unsent, fds)
+    }
+}
+
+impl<R: DeserializeOwned + Send + 'static> ProcessChunks<R> {
+    /// Submits a chunk's job: its arguments encoded (`chunk`), to call
+    /// the function at `addresses`, completing `promise`. Chunks run in
+    /// workers only, never in the parent: that is what the pool is for.
+    fn submit_chunk(
+        &self,
+        promise: Promise<ChunkOutput<R>>,
+        (call, func): (u64, u64),
+        (payload, bounds, unsent, fds): EncodedChunk,
+    ) {
+        let values = self.spare_values.borrow_mut().pop().unwrap_or_default();
+        let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
+        job.reuse_values(values);
+        job.unsent = unsent;
+        job.fds = fds;
+        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
+            job.abandon(error);
+        }
     }
 }
 
@@ -201,16 +223,52 @@ where
             }
             None => self.encode_chunk(items),
         };
-        let values = self.spare_values.borrow_mut().pop().unwrap_or_default();
-        let mut job = Job::new(call, func, payload, bounds, Completion::Chunk(promise));
-        job.reuse_values(values);
-        job.unsent = unsent;
-        job.fds = fds;
-        if let Err((job, error)) = self.shared.submit(Box::new(job)) {
-            job.abandon(error);
+        self.submit_chunk(promise, (call, func), (payload, bounds, unsent, fds));
+        future.into()
+    }
+
+    fn space(&self, len: usize) -> Option<Space<A>> {
+        // Plain numbers but `bool` (a worker reads the arena as it is, and
+        // every bit pattern of the others is a valid number), for a pool
+        // with an arena, within reason.
+        let size = wire::bulk::plain_size::<A>()?;
+        if std::any::TypeId::of::<A>() == std::any::TypeId::of::<bool>() || self.addresses.is_err()
+        {
+            return None;
         }
-        // Chunks run in workers only, never in the parent: that is what
-        // the pool is for.
+        let arena = self.shared.config.spawn.arena.as_ref()?;
+        let block = arena.block(len.checked_mul(size)?)?;
+        let start = std::ptr::NonNull::new(block.start().cast::<A>())?;
+        // SAFETY: the block is this space's alone until its job is done
+        // (the allocator hands each unit out once); it starts page-aligned
+        // (aligned for any number) with room for `len * size` bytes, `len`
+        // items of `A`; plain numbers have no destructor.
+        Some(unsafe { Space::new(start, len, Box::new(block)) })
+    }
+
+    fn run_space(&self, space: Space<A>) -> Submitted<R> {
+        let (promise, future) = Promise::new();
+        let (len, owner) = space.into_parts();
+        let (Ok(addresses), Some(size), Ok(mut block)) = (
+            &self.addresses,
+            wire::bulk::plain_size::<A>(),
+            owner.downcast::<ArenaBlock>(),
+        ) else {
+            // `space` gives only arena blocks, for plain numbers, with
+            // addresses: this is not reached.
+            let reason = String::from("a chunk was gathered into room this pool did not give");
+            promise.complete(Err(Error::InvalidArgument { reason }));
+            return future.into();
+        };
+        block.set_len(len * size);
+        let mut bounds = wire::Bounds::with_buffer(self.shared.bounds_buffer());
+        bounds.push_run(0, size as u32, len);
+        let payload = Payload::Shared(*block);
+        self.submit_chunk(
+            promise,
+            *addresses,
+            (payload, bounds, Vec::new(), Vec::new()),
+        );
         future.into()
     }
 

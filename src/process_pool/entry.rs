@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::outcomes::{send_or_exit, Outcomes, Sink};
-use super::sys::{self, region::Region};
+use super::sys::{self, arena::ArenaMap, region::Region};
 use super::wire::{self, gate, outcome, Message, PanicInfo, WireError};
 
 /// The environment variable that makes a process a worker.
@@ -125,6 +125,8 @@ pub(crate) struct Greeting {
     pub(crate) max_frame: u32,
     /// The descriptor of the shared region.
     pub(crate) region_fd: i32,
+    /// The descriptor of the pool's argument arena, if it has one.
+    pub(crate) arena_fd: Option<i32>,
 }
 
 /// The worker's side of the handshake: reads the parent's `Hello` from
@@ -149,6 +151,7 @@ pub(crate) fn greet(
         initializer,
         max_frame,
         region_fd,
+        arena_fd,
     } = hello.message
     else {
         return Err(format!(
@@ -186,6 +189,7 @@ pub(crate) fn greet(
         initializer,
         max_frame,
         region_fd,
+        arena_fd,
     })
 }
 
@@ -209,6 +213,7 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
         initializer,
         max_frame,
         region_fd,
+        arena_fd,
     } = greet(
         &mut tasks,
         &mut results,
@@ -231,6 +236,15 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
     }
     sys::overflow::report_overflows(region.death());
     let _stop = StopReporting;
+    // Read-only: the parent gathers chunks of plain numbers there.
+    let arena = match arena_fd {
+        Some(fd) => {
+            let fd = sys::inherited_fd(fd)
+                .ok_or_else(|| format!("the argument arena's descriptor {fd} is not open"))?;
+            Some(ArenaMap::adopt(fd).map_err(|e| format!("cannot map the argument arena: {e}"))?)
+        }
+        None => None,
+    };
 
     crate::unwind::install_hook();
     let pid = std::process::id();
@@ -269,13 +283,21 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
             Err(WireError::Closed) => return Ok(()),
             Err(e) => return Err(format!("its parent sent a bad frame: {e}")),
         };
-        let (call, func, count, slot) = match message {
+        let (call, func, count, slot, shared) = match message {
             Message::Task {
                 call,
                 func,
                 count,
                 slot,
-            } => (call, func, count, slot),
+            } => (call, func, count, slot, None),
+            Message::TaskShared {
+                call,
+                func,
+                count,
+                slot,
+                at,
+                len,
+            } => (call, func, count, slot, Some((at, len))),
             Message::Descriptors { count } => {
                 descriptors = receive_descriptors(socket.as_ref(), count)?;
                 continue;
@@ -285,6 +307,17 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
                     "its parent sent an unexpected message: {message:?}"
                 ))
             }
+        };
+        // The arguments: the frame's payload, or where the parent said
+        // they lie in the arena (which it leaves alone until the `Done`).
+        let arguments: &[u8] = match shared {
+            None => &payload,
+            Some((at, len)) => arena
+                .as_ref()
+                .and_then(|arena| arena.bytes(at, len))
+                .ok_or_else(|| {
+                    format!("its parent named arguments at {at}+{len}, outside its arena")
+                })?,
         };
         let slot = usize::from(slot);
         if slot >= sys::region::SLOTS {
@@ -314,7 +347,7 @@ fn serve(value: &str, socket: Option<&str>) -> Result<(), String> {
         // SAFETY: `call` is the offset of a `trampoline::<A, R>` the parent
         // took the address of, in this same executable (checked above).
         let trampoline = unsafe { sys::trampoline_at(sys::address_at(call)) };
-        let mut run = || trampoline(sys::address_at(func), &payload, count, &mut outcomes);
+        let mut run = || trampoline(sys::address_at(func), arguments, count, &mut outcomes);
         if descriptors.is_empty() {
             run();
         } else {

@@ -36,6 +36,12 @@ pub(crate) trait ProcessJob: Abandon {
     /// The Task message for `slot` and its payload: the arguments not yet
     /// resolved.
     fn message(&self, slot: u8) -> (Message, &[u8]);
+    /// Where the arguments not yet resolved lie in the pool's argument
+    /// arena, and their length, if the job's payload lies there (a local
+    /// link then sends only that: `Message::TaskShared`).
+    fn shared_arguments(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// The outcomes of the next items; `clean` if the worker said none of
     /// them failed.
     fn accept(&mut self, block: &Block<'_>, pid: u32, clean: bool);
@@ -234,6 +240,10 @@ where
         };
         let payload = self.payload.bytes();
         (message, &payload[self.offset.min(payload.len())..])
+    }
+
+    fn shared_arguments(&self) -> Option<(u64, u64)> {
+        self.payload.shared_from(self.offset)
     }
 
     fn accept(&mut self, block: &Block<'_>, pid: u32, clean: bool) {

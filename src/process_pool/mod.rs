@@ -10,11 +10,18 @@
 //! * `dispatch` — the queue, the driver thread per worker with its two
 //!   tasks in hand, and `dispatch/settle` for frames and dead workers;
 //! * `job` — a submitted call or a map's chunk, and its outcomes;
+//!   `payload` — a job's encoded arguments (bytes, a vector of numbers
+//!   taken whole, or a block of the argument arena);
+//! * `arena` — which bytes of the pool's argument arena (a memfd every
+//!   worker maps read-only) belong to which chunk: a `map` of plain
+//!   numbers gathers its chunks there and the worker reads them in place;
 //! * `outcomes` — how a worker records a task's outcomes in the shared region;
 //! * `sys` — every `unsafe` operation, each explained: `sys/region` (the
-//!   shared memory, pidfds, `poll`), `sys/process` (`posix_spawn`, reaping),
+//!   shared memory, pidfds, `poll`), `sys/arena` (the argument arena's
+//!   mapping), `sys/process` (`posix_spawn`, reaping),
 //!   `sys/overflow` (the stack-overflow report).
 
+pub(crate) mod arena;
 mod builder;
 mod chunks;
 pub(crate) mod dispatch;
@@ -348,8 +355,11 @@ impl ProcessPoolExecutor {
     /// # Cost per item
     ///
     /// Chunks of plain numbers (`bool`, the integers, `f32`, `f64`) move in
-    /// bulk: their arguments in one copy, their results decoded in one
-    /// pass; other types are encoded and decoded item by item. Each worker
+    /// bulk: their arguments are gathered straight into a memory region
+    /// every worker maps (read-only), and read there, with no copy and no
+    /// pipe (chunks larger than its 16 MiB, and `bool`s, are sent from the
+    /// map's own vector, also uncopied); their results are decoded in one
+    /// pass. Other types are encoded and decoded item by item. Each worker
     /// holds the chunk it runs and the next, so that it never waits for
     /// the parent between chunks; a fixed chunk whose arguments take more
     /// than the worker's task pipe (about 1 MiB: some 130 000 `u64`s) is sent

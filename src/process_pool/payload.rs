@@ -11,12 +11,17 @@
 
 use std::any::Any;
 
+use super::arena::ArenaBlock;
+
 /// A job's arguments, one after another, in the wire's encoding.
 pub(crate) enum Payload {
     /// Encoded item by item (or copied) into a byte buffer.
     Bytes(Vec<u8>),
     /// A vector of plain numbers, taken whole (`wire::bulk::take_numbers`).
     Numbers(Box<dyn Numbers>),
+    /// Plain numbers gathered straight into the pool's argument arena,
+    /// which every worker maps: they are sent as where they lie.
+    Shared(ArenaBlock),
 }
 
 impl Payload {
@@ -25,6 +30,22 @@ impl Payload {
         match self {
             Payload::Bytes(bytes) => bytes,
             Payload::Numbers(numbers) => numbers.bytes(),
+            Payload::Shared(block) => block.bytes(),
+        }
+    }
+
+    /// Where the bytes from `from` on lie in the pool's argument arena, and
+    /// how many there are, for a payload that lies there.
+    pub(crate) fn shared_from(&self, from: usize) -> Option<(u64, u64)> {
+        match self {
+            Payload::Shared(block) => {
+                let from = from.min(block.bytes().len());
+                Some((
+                    block.offset() + from as u64,
+                    (block.bytes().len() - from) as u64,
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -53,6 +74,7 @@ impl std::fmt::Debug for Payload {
             Payload::Numbers(numbers) => {
                 write!(f, "Payload::Numbers({} bytes)", numbers.bytes().len())
             }
+            Payload::Shared(block) => write!(f, "Payload::Shared({block:?})"),
         }
     }
 }

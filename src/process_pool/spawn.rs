@@ -7,6 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::arena::Arena;
 use super::entry::{BAD_START, MARKER, SOCKET_MARKER};
 use super::sys::{self, region::Region};
 use super::wire::{self, Frame, Message, WireError};
@@ -34,6 +35,9 @@ pub(crate) struct SpawnConfig {
     pub(crate) initializer: Option<u64>,
     pub(crate) max_frame: u32,
     pub(crate) startup_timeout: Duration,
+    /// The pool's argument arena, which every worker maps (`None` if it
+    /// could not be made, or for a pool whose tasks go elsewhere).
+    pub(crate) arena: Option<Arc<Arena>>,
 }
 
 /// A running worker process, the parent's ends of its two pipes and the
@@ -189,10 +193,12 @@ pub(crate) fn spawn(config: &SpawnConfig) -> Result<Worker, Error> {
         region.fd(),
         socket_child.as_raw_fd(),
     ];
+    let arena_fd = config.arena.as_ref().map(|arena| arena.fd());
+    let keep_all: Vec<i32> = keep.iter().copied().chain(arena_fd).collect();
 
     let marker = format!("{MARKER}=v1:{}:{}:{:032x}", keep[0], keep[1], config.token);
     let socket_marker = format!("{SOCKET_MARKER}={}", keep[3]);
-    let process = sys::spawn_process(&[marker.as_bytes(), socket_marker.as_bytes()], &keep)
+    let process = sys::spawn_process(&[marker.as_bytes(), socket_marker.as_bytes()], &keep_all)
         .map_err(|e| spawn_error(format!("cannot start /proc/self/exe: {e}")))?;
     // The child has its copies; the parent keeps only its own ends, so that
     // it sees end of file when the worker dies.
@@ -246,6 +252,7 @@ fn handshake(worker: &mut Worker, config: &SpawnConfig) -> Result<(), Error> {
         initializer: config.initializer,
         max_frame: config.max_frame,
         region_fd: worker.region.fd(),
+        arena_fd: config.arena.as_ref().map(|arena| arena.fd()),
     };
     worker
         .send(&hello, &[], config.max_frame)

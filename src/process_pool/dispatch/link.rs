@@ -119,14 +119,39 @@ impl Link for Worker {
         // before it runs it), the pipe is empty and takes this frame whole:
         // its header, and its payload's pages lent (`vmsplice`) one pipe
         // buffer each, one more for a start and an end within pages.
+        // Arguments in the arena travel as where they lie: a few bytes.
         const PAGE: usize = 4096;
+        if job.shared_arguments().is_some() {
+            return true;
+        }
         let (_, payload) = job.message(0);
         payload.len() + 3 * PAGE <= self.task_pipe
     }
 
     fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {
         let (message, payload) = job.message(slot);
-        self.send_with_fds(&message, payload, job.descriptors(), max)
+        match (message, job.shared_arguments()) {
+            (
+                Message::Task {
+                    call,
+                    func,
+                    count,
+                    slot,
+                },
+                Some((at, len)),
+            ) => {
+                let message = Message::TaskShared {
+                    call,
+                    func,
+                    count,
+                    slot,
+                    at,
+                    len,
+                };
+                self.send_with_fds(&message, &[], job.descriptors(), max)
+            }
+            (message, _) => self.send_with_fds(&message, payload, job.descriptors(), max),
+        }
     }
 
     fn receive_into(

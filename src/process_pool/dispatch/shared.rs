@@ -195,6 +195,11 @@ impl Shared {
                     .keep_boxed(bytes, numbers.into_empty());
                 Vec::new()
             }
+            // Its arena units are free again.
+            Payload::Shared(block) => {
+                drop(block);
+                Vec::new()
+            }
         };
         self.spares.lock().keep(payload, bounds);
     }

@@ -24,6 +24,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 pub(crate) use append::Appender;
 
 mod append;
+pub(crate) mod arena;
 pub(crate) mod overflow;
 mod pipes;
 mod waits;

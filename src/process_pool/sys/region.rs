@@ -71,52 +71,15 @@ unsafe impl Sync for Region {}
 impl Region {
     /// Creates a fresh region (parent side), zeroed.
     pub(crate) fn create() -> io::Result<Region> {
-        // SAFETY: the name is a NUL-terminated literal; the flags are valid.
-        let raw = unsafe {
-            libc::memfd_create(
-                c"concurrent-futures-worker".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if raw == -1 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `memfd_create` returned a fresh descriptor that nothing
-        // else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `ftruncate` and `fcntl(F_ADD_SEALS)` take plain integers
-        // and act on our own descriptor.
-        unsafe {
-            if libc::ftruncate(fd.as_raw_fd(), LEN as libc::off_t) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::fcntl(
-                fd.as_raw_fd(),
-                libc::F_ADD_SEALS,
-                libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
-            ) == -1
-            {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        let fd = sealed_memfd(c"concurrent-futures-worker", LEN)?;
+        seal_seals(&fd, 0)?;
         Self::map(fd)
     }
 
     /// Maps the region the parent created (worker side), after checking
     /// that it is a sealed memfd of the expected size.
     pub(crate) fn adopt(fd: OwnedFd) -> io::Result<Region> {
-        // SAFETY: `stat` is a local, filled by `fstat` on our descriptor.
-        let size = unsafe {
-            let mut stat: libc::stat = std::mem::zeroed();
-            if libc::fstat(fd.as_raw_fd(), &mut stat) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            stat.st_size
-        };
-        // SAFETY: `fcntl(F_GET_SEALS)` only reads the descriptor's seals.
-        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
-        let needed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
-        if size != LEN as libc::off_t || seals == -1 || seals & needed != needed {
+        if !is_sealed_at(&fd, LEN) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("the shared region is not a sealed memfd of {LEN} bytes"),
@@ -328,6 +291,65 @@ pub(crate) fn poll_readable(
             }
         }
     }
+}
+
+/// A fresh anonymous memfd of `len` bytes, zeroed, sealed against
+/// shrinking and growing (and against further seals).
+pub(super) fn sealed_memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: the name is NUL-terminated; the flags are valid.
+    let raw =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if raw == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `memfd_create` returned a fresh descriptor that nothing
+    // else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `ftruncate` and `fcntl(F_ADD_SEALS)` take plain integers
+    // and act on our own descriptor.
+    unsafe {
+        if libc::ftruncate(fd.as_raw_fd(), len) == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+        ) == -1
+        {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(fd)
+}
+
+/// Adds the seals `extra` to `fd`, and seals it against any further seal.
+pub(super) fn seal_seals(fd: &OwnedFd, extra: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fcntl(F_ADD_SEALS)` takes plain integers and acts on our
+    // own descriptor.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, extra | libc::F_SEAL_SEAL) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `fd` is a memfd of exactly `len` bytes sealed against
+/// shrinking and growing: what a worker checks before it maps one.
+pub(super) fn is_sealed_at(fd: &OwnedFd, len: usize) -> bool {
+    // SAFETY: `stat` is a local, filled by `fstat` on our descriptor.
+    let size = unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut stat) == -1 {
+            return false;
+        }
+        stat.st_size
+    };
+    // SAFETY: `fcntl(F_GET_SEALS)` only reads the descriptor's seals.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    let needed = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW;
+    usize::try_from(size).is_ok_and(|size| size == len) && seals != -1 && seals & needed == needed
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ pub(crate) use decode::{decode_all, from_bytes, Deserializer};
 pub(crate) use encode::{encode, encode_run, Append, Bounded, RunState};
 
 /// The protocol version; both sides must agree exactly.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// Bit 31 of an outcome's end: the outcome is a failure (a tag from
 /// [`outcome`] and its detail), not a value.
@@ -123,6 +123,9 @@ pub(crate) enum Message {
         max_frame: u32,
         /// The descriptor of the shared region, inherited by the worker.
         region_fd: i32,
+        /// The descriptor of the pool's argument arena, inherited by the
+        /// worker, if the pool has one.
+        arena_fd: Option<i32>,
     },
     /// Worker → parent, after `Hello` checked out and the initializer ran.
     Ready {
@@ -183,6 +186,22 @@ pub(crate) enum Message {
     Descriptors {
         /// How many.
         count: u32,
+    },
+    /// Parent → worker: a `Task` whose arguments lie in the pool's argument
+    /// arena (the `len` bytes at `at`), not in the frame's payload.
+    TaskShared {
+        /// Offset of the monomorphised trampoline.
+        call: u64,
+        /// Offset of the user's function.
+        func: u64,
+        /// The number of items in the arguments.
+        count: u32,
+        /// The region's slot for the outcomes.
+        slot: u8,
+        /// Where the arguments start in the arena.
+        at: u64,
+        /// Their length in bytes.
+        len: u64,
     },
 }
 

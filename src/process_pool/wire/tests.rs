@@ -11,10 +11,10 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             any::<Option<u64>>(),
             any::<u32>(),
-            any::<i32>()
+            any::<(i32, Option<i32>)>()
         )
             .prop_map(
-                |(version, token, exe, probe, initializer, max_frame, region_fd)| {
+                |(version, token, exe, probe, initializer, max_frame, (region_fd, arena_fd))| {
                     Message::Hello {
                         version,
                         token,
@@ -23,6 +23,7 @@ fn message() -> impl Strategy<Value = Message> {
                         initializer,
                         max_frame,
                         region_fd,
+                        arena_fd,
                     }
                 }
             ),
@@ -54,6 +55,16 @@ fn message() -> impl Strategy<Value = Message> {
         (any::<u8>(), any::<u32>()).prop_map(|(slot, count)| Message::Partial { slot, count }),
         any::<u8>().prop_map(|slot| Message::Skipped { slot }),
         any::<u32>().prop_map(|count| Message::Descriptors { count }),
+        (any::<(u64, u64, u32, u8)>(), any::<(u64, u64)>()).prop_map(
+            |((call, func, count, slot), (at, len))| Message::TaskShared {
+                call,
+                func,
+                count,
+                slot,
+                at,
+                len
+            }
+        ),
     ]
 }
 
