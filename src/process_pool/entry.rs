@@ -495,7 +495,7 @@ where
                     if let Some(size) = plain {
                         // SAFETY: `plain` is `Some` only when
                         // `plain_payload::<A>(payload, count)` was.
-                        item = unsafe { quick.run_plain(f, payload, item, count, &mut index) };
+                        item = unsafe { quick.run_plain(f, payload, item, count) };
                         if item == count {
                             break;
                         }
@@ -547,8 +547,11 @@ where
                 message, location, ..
             }) => {
                 if let Some(size) = plain {
-                    // `run_plain` names only the item; its argument was
-                    // decoded, and the next starts right after it.
+                    // `run_plain` names the item only in the progress word
+                    // (the per-item path's `index` says the same); its
+                    // argument was decoded, and the next starts right
+                    // after it.
+                    index = outcomes.running().unwrap_or(index);
                     decoded = true;
                     consumed = (index + 1) * size;
                 }

@@ -417,8 +417,8 @@ impl Quick<'_> {
     /// encoding), while their results, plain numbers too, fit the slot:
     /// the next item to run. Item `item` has begun; each item's progress
     /// and outcome are published exactly as the per-item loop publishes
-    /// them, and `index` names the item running (for the caller to know,
-    /// after a panic, which one did).
+    /// them, so that after a panic the progress word names the item that
+    /// panicked ([`Outcomes::running`]; nothing else is stored per item).
     ///
     /// No serde call, no check per item but the function's own work: the
     /// room is reckoned once.
@@ -434,7 +434,6 @@ impl Quick<'_> {
         arguments: &[u8],
         mut item: usize,
         count: usize,
-        index: &mut usize,
     ) -> usize {
         let Some(size) = bulk::plain_size::<R>() else {
             return item;
@@ -448,7 +447,6 @@ impl Quick<'_> {
         let end = count.min(item.saturating_add(room));
         let (mut held, mut pos) = (self.held, self.pos);
         while item < end {
-            *index = item;
             // SAFETY: `arguments` was accepted by `plain_payload::<A>` for
             // `count` items (this function's contract), and
             // `item < end <= count`.
@@ -459,7 +457,9 @@ impl Quick<'_> {
             unsafe { bulk::write_plain(result, self.data, pos) };
             pos += size;
             // Slots are far under 2 GiB: the end fits its 31 bits.
-            self.ends[held] = pos as u32;
+            // SAFETY: `room` counts at most the ends left from `held`, and
+            // this loop runs at most `room` times.
+            unsafe { *self.ends.get_unchecked_mut(held) = pos as u32 };
             held += 1;
             self.held = held;
             self.pos = pos;
@@ -523,6 +523,14 @@ impl<'a> Outcomes<'a> {
 
     /// What the task's `Done` says: the outcomes in the slot now, and how
     /// many of them are failures.
+    /// The item that has begun and not ended, by the progress word: the
+    /// one that was running when a panic unwound out of the loop.
+    pub(crate) fn running(&self) -> Option<usize> {
+        // ORDERING: Relaxed: this thread's own last store.
+        let progress = self.progress.load(Ordering::Relaxed);
+        (progress % 2 == 1).then(|| ((progress - 1) / 2) as usize)
+    }
+
     pub(crate) fn done_counts(&self) -> (u32, u32) {
         (self.held as u32, self.failed)
     }
