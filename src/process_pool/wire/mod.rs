@@ -19,7 +19,12 @@
 //! A Task's payload is its `count` arguments, encoded one after another
 //! in the values' format (`encode`: postcard's layout with fixed-width
 //! numbers) with nothing between them (a bulk sequence: values end where
-//! their type says). Outcomes do not come back on the pipe: each
+//! their type says). A `TaskShared` carries no payload: its arguments, in
+//! the same format, are the `len` bytes at `at` of the pool's argument
+//! arena (`sys::arena`, a sealed memfd every worker maps read-only), which
+//! the parent does not touch again until the task's outcomes are in; a
+//! worker told of bytes outside its arena refuses the task and exits.
+//! Outcomes do not come back on the pipe: each
 //! worker has a region of shared memory (`sys::region`, a sealed anonymous
 //! memfd mapped by both sides at spawn) with [`SLOTS`](sys::region::SLOTS)
 //! slots, one per task in flight, so that the worker always has its next
