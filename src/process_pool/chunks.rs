@@ -80,9 +80,9 @@ impl<R: Send + 'static> ProcessChunks<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> ProcessChunks<R> {
-    /// Submits a chunk's job: its arguments encoded (`chunk`), to call
-    /// the function at `addresses`, completing `promise`. Chunks run in
-    /// workers only, never in the parent: that is what the pool is for.
+    /// Submits a chunk's job: its encoded arguments, to call the function
+    /// at `(call, func)`, completing `promise`. Chunks run in workers only,
+    /// never in the parent: that is what the pool is for.
     fn submit_chunk(
         &self,
         promise: Promise<ChunkOutput<R>>,
@@ -230,7 +230,7 @@ where
     fn space(&self, len: usize) -> Option<Space<A>> {
         // Plain numbers but `bool` (a worker reads the arena as it is, and
         // every bit pattern of the others is a valid number), for a pool
-        // with an arena, within reason.
+        // with an arena that has a free run of units long enough.
         let size = wire::bulk::plain_size::<A>()?;
         if std::any::TypeId::of::<A>() == std::any::TypeId::of::<bool>() || self.addresses.is_err()
         {
