@@ -24,7 +24,6 @@ const UNIT: usize = 64 << 10;
 const UNITS: usize = LEN / UNIT;
 
 /// The pool's argument arena and which of its units are taken.
-#[derive(Debug)]
 pub(crate) struct Arena {
     map: ArenaMap,
     taken: Mutex<Vec<bool>>,
@@ -69,8 +68,23 @@ impl Arena {
     }
 }
 
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `try_lock`: a `Debug` must never wait (nor deadlock, if it is
+        // asked for while the allocator holds the lock).
+        let taken = self
+            .taken
+            .try_lock()
+            .map(|taken| taken.iter().filter(|&&t| t).count());
+        f.debug_struct("Arena")
+            .field("fd", &self.fd())
+            .field("units_taken", &taken)
+            .field("units", &UNITS)
+            .finish()
+    }
+}
+
 /// Units of the arena owned by one chunk; freed on drop.
-#[derive(Debug)]
 pub(crate) struct ArenaBlock {
     arena: Arc<Arena>,
     first: usize,
@@ -111,6 +125,16 @@ impl ArenaBlock {
             .map
             .bytes(self.offset(), self.len as u64)
             .expect("a block lies within its arena")
+    }
+}
+
+impl std::fmt::Debug for ArenaBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArenaBlock")
+            .field("offset", &self.offset())
+            .field("len", &self.len)
+            .field("capacity", &self.capacity())
+            .finish()
     }
 }
 

@@ -1,13 +1,16 @@
-//! A job's encoded arguments: bytes encoded into a buffer, or a chunk's own
-//! vector of plain numbers, whose memory already is their encoding.
+//! A job's encoded arguments: bytes encoded into a buffer, a chunk's own
+//! vector of plain numbers, or a block of the pool's argument arena that
+//! the map gathered a chunk of plain numbers into.
 //!
-//! A chunk of `u64`s (say) is gathered by the map into a `Vec<u64>`; its
-//! wire encoding is those very bytes (`wire::bulk`). Copying them into a
-//! byte buffer cost the parent more than anything else it did per item of
-//! the primes seed (a `memcpy` of 20 MB per map, most of it into memory
-//! the cache had lost), so the job takes the vector itself, and the map
-//! gathers its next chunk into a kept vector of the same type. The
-//! vector's bytes are lent to the link exactly as a byte buffer's are.
+//! The wire encoding of a chunk of `u64`s (say) is the very bytes they
+//! occupy in memory (`wire::bulk`). Copying them into a byte buffer cost
+//! the parent more than anything else it did per item of the primes seed
+//! (a `memcpy` of 20 MB per map, most of it into memory the cache had
+//! lost). So the map gathers such a chunk straight into the arena
+//! (`Shared`: the worker reads it there), or, where the arena has no room
+//! (or for `bool`s), into a vector the job takes whole (`Numbers`: its
+//! bytes are lent to the pipe as a byte buffer's are), gathering the next
+//! chunk into a kept vector of the same type.
 
 use std::any::Any;
 
