@@ -155,7 +155,7 @@ pub(super) fn run_task(payload: &[u8], count: u32, slot: u8, max: u32) -> Option
         }
     }
     let view = region.slot(slot);
-    let done = match Block::from_slot(view.ends, view.data, held as usize) {
+    let done = match Block::from_view(view, 0, held as usize) {
         Ok(block) => block,
         Err(e) => panic!("the worker's Done names {held} outcomes: {e}"),
     };

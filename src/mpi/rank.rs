@@ -326,6 +326,8 @@ impl Direct {
         // The rest go in the reply's last frames (`encode_reply` splits
         // them under the frame limit).
         outcomes.reclaim_spill();
+        // The reply copies the ends: those left implied are written first.
+        outcomes.materialize();
         let (count, _) = outcomes.done_counts();
         let view = self.region.slot(slot);
         let ends = &view.ends[..count as usize];

@@ -101,6 +101,11 @@ pub(crate) struct Outcomes<'a> {
     /// The slot's base word, and its value: the task's outcomes handed
     /// over in `Partial` frames, before those the slot holds now.
     base: &'a std::sync::atomic::AtomicU64,
+    /// The slot's implied word, and its value: non-zero while every
+    /// outcome in the slot is a value of that many bytes whose end was
+    /// not written (`Quick::run_plain`); see [`Outcomes::materialize`].
+    implied_word: &'a std::sync::atomic::AtomicU64,
+    implied: usize,
     handed: usize,
     slot: usize,
     results: Sink<'a>,
@@ -183,6 +188,9 @@ impl Outcomes<'_> {
 
     #[inline]
     fn push_end(&mut self, end: u32) {
+        if self.implied != 0 {
+            self.materialize();
+        }
         self.ends[self.held] = end;
         self.held += 1;
         self.pos = (end & !FAILED) as usize;
@@ -263,6 +271,7 @@ impl Outcomes<'_> {
     /// the frames it sent and the rest in the slot).
     #[cold]
     fn flush(&mut self) {
+        self.materialize();
         // Room for a frame's payload: the limit less a header, generously.
         let room = (self.max_frame as usize).saturating_sub(64).max(8);
         self.reclaim_spill();
@@ -313,6 +322,28 @@ impl Outcomes<'_> {
         self.failed = 0;
     }
 
+    /// Writes the ends the slot's values left implied (each value `implied`
+    /// bytes after the last, from the slot's start), then clears the
+    /// implied word: before any outcome that is not such a value, and
+    /// before the slot is handed over. A parent that finds the worker dead
+    /// in between sees either the word (and implies the ends itself) or,
+    /// once it is cleared, the ends written before it.
+    #[cold]
+    pub(crate) fn materialize(&mut self) {
+        if self.implied == 0 {
+            return;
+        }
+        let size = self.implied;
+        for (i, end) in self.ends[..self.held].iter_mut().enumerate() {
+            // Slots are far under 2 GiB: the end fits its 31 bits.
+            *end = ((i + 1) * size) as u32;
+        }
+        // ORDERING: Release: the ends written above are visible to a
+        // parent that reads the cleared word with Acquire.
+        self.implied_word.store(0, Ordering::Release);
+        self.implied = 0;
+    }
+
     /// Makes `spill` safe to write again: if its pages were lent to the
     /// pipe (`sys::write_lent`), waits until the parent has read them.
     pub(crate) fn reclaim_spill(&mut self) {
@@ -340,11 +371,14 @@ impl Outcomes<'_> {
             limit: self.item_limit(),
             held: self.held,
             pos: self.pos,
+            implied: self.implied,
             data: &mut *self.data,
             ends: &mut *self.ends,
             progress: self.progress,
+            implied_word: self.implied_word,
             held_at: &mut self.held,
             pos_at: &mut self.pos,
+            implied_at: &mut self.implied,
         }
     }
 }
@@ -360,12 +394,16 @@ pub(crate) struct Quick<'o> {
     data: &'o mut [u8],
     ends: &'o mut [u32],
     progress: &'o std::sync::atomic::AtomicU64,
+    implied_word: &'o std::sync::atomic::AtomicU64,
     held: usize,
     pos: usize,
+    /// See `Outcomes::implied`.
+    implied: usize,
     /// The most bytes one result may take.
     limit: usize,
     held_at: &'o mut usize,
     pos_at: &'o mut usize,
+    implied_at: &'o mut usize,
 }
 
 impl Quick<'_> {
@@ -389,8 +427,11 @@ impl Quick<'_> {
     /// `Outcomes::value` to handle.
     #[inline]
     pub(crate) fn value<R: Serialize>(&mut self, value: &R) -> bool {
+        // Ends left implied are written first, by `Outcomes::value`.
         // ORDERING: Relaxed: this worker's own hint, one thread.
-        if self.held >= self.ends.len() || (self.held == 0 && LARGE_VALUES.load(Ordering::Relaxed))
+        if self.implied != 0
+            || self.held >= self.ends.len()
+            || (self.held == 0 && LARGE_VALUES.load(Ordering::Relaxed))
         {
             return false;
         }
@@ -445,6 +486,16 @@ impl Quick<'_> {
             0
         };
         let end = count.min(item.saturating_add(room));
+        // A slot that starts with plain values leaves their ends implied
+        // (see `wire`): one store fewer an item, and the ends' pages never
+        // touched. The word is stored before the first value's progress
+        // (Release) publishes it.
+        if self.held == 0 && self.implied == 0 {
+            self.implied = size;
+            // ORDERING: Relaxed: published by the progress store below.
+            self.implied_word.store(size as u64, Ordering::Relaxed);
+        }
+        let write_ends = self.implied != size;
         let (mut held, mut pos) = (self.held, self.pos);
         while item < end {
             // SAFETY: `arguments` was accepted by `plain_payload::<A>` for
@@ -457,9 +508,11 @@ impl Quick<'_> {
             unsafe { bulk::write_plain(result, self.data, pos) };
             pos += size;
             // Slots are far under 2 GiB: the end fits its 31 bits.
-            // SAFETY: `room` counts at most the ends left from `held`, and
-            // this loop runs at most `room` times.
-            unsafe { *self.ends.get_unchecked_mut(held) = pos as u32 };
+            if write_ends {
+                // SAFETY: `room` counts at most the ends left from `held`,
+                // and this loop runs at most `room` times.
+                unsafe { *self.ends.get_unchecked_mut(held) = pos as u32 };
+            }
             held += 1;
             self.held = held;
             self.pos = pos;
@@ -478,6 +531,7 @@ impl Drop for Quick<'_> {
     fn drop(&mut self) {
         *self.held_at = self.held;
         *self.pos_at = self.pos;
+        *self.implied_at = self.implied;
     }
 }
 
@@ -502,12 +556,17 @@ impl<'a> Outcomes<'a> {
         scratch: &'a mut Vec<u8>,
         spill: &'a mut Vec<u8>,
     ) -> Self {
-        let (areas, progress, base) = region.slot_and_words(slot);
+        let (areas, words) = region.slot_and_words(slot);
+        // ORDERING: Relaxed: the slot starts with its ends written; the
+        // first outcome's progress store (Release) publishes this.
+        words.implied.store(0, Ordering::Relaxed);
         Outcomes {
             ends: areas.ends,
             data: areas.data,
-            progress,
-            base,
+            progress: words.progress,
+            base: words.base,
+            implied_word: words.implied,
+            implied: 0,
             handed: 0,
             lent: false,
             slot,
@@ -521,8 +580,6 @@ impl<'a> Outcomes<'a> {
         }
     }
 
-    /// What the task's `Done` says: the outcomes in the slot now, and how
-    /// many of them are failures.
     /// The item that has begun and not ended, by the progress word: the
     /// one that was running when a panic unwound out of the loop.
     pub(crate) fn running(&self) -> Option<usize> {
@@ -531,6 +588,8 @@ impl<'a> Outcomes<'a> {
         (progress % 2 == 1).then(|| ((progress - 1) / 2) as usize)
     }
 
+    /// What the task's `Done` says: the outcomes in the slot now, and how
+    /// many of them are failures.
     pub(crate) fn done_counts(&self) -> (u32, u32) {
         (self.held as u32, self.failed)
     }

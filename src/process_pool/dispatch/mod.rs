@@ -283,6 +283,7 @@ fn serve(
                 // worker that swaps the gate with Acquire.
                 region.progress(free).store(0, Ordering::Relaxed);
                 region.base(free).store(0, Ordering::Relaxed);
+                region.implied(free).store(0, Ordering::Relaxed);
                 region.gate(free).store(gate::QUEUED, Ordering::Release);
             }
             let mut job = job;

@@ -88,10 +88,7 @@ pub(super) fn take_frame(
                 .ok_or("it ran a task it had been told was withdrawn")?;
             // Without a region, the outcomes are the frame's payload.
             let block = match worker.region() {
-                Some(region) => {
-                    let view = region.slot(front.slot);
-                    Block::from_slot(view.ends, view.data, count as usize)
-                }
+                Some(region) => Block::from_view(region.slot(front.slot), 0, count as usize),
                 None => Block::from_payload(payload, count as usize),
             }
             .map_err(|e| e.to_string())?;
@@ -217,8 +214,7 @@ pub(super) fn bury(
             }
             let known = job.resolved_in_message();
             if finished > known {
-                let view = region.slot(s);
-                match Block::from_slot_at(view.ends, view.data, known - base, finished - known) {
+                match Block::from_view(region.slot(s), known - base, finished - known) {
                     Ok(block) => job.accept(&block, pid, false),
                     Err(e) => {
                         let reason = format!("its region is malformed: {e}");

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! header  one 64-byte line per slot: gate:u32 @0, progress:u64 @8,
-//!         base:u64 @16;
+//!         base:u64 @16, implied:u64 @24;
 //!         then a line with the worker's death word (u32)
 //! ends    per slot, MAX_ITEMS × u32: where each finished item's outcome ends
 //! data    per slot, DATA bytes: the outcomes, one after another
@@ -21,7 +21,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Tasks in flight per worker: the one it runs and the one it has next.
 pub(crate) const SLOTS: usize = 2;
@@ -51,6 +51,10 @@ pub(crate) struct SlotMut<'a> {
 pub(crate) struct Slot<'a> {
     pub(crate) ends: &'a [u32],
     pub(crate) data: &'a [u8],
+    /// The slot's implied word as read (see `wire`): non-zero, every
+    /// outcome the slot holds is a value of that many bytes, and its end
+    /// was not written.
+    pub(crate) implied: u64,
 }
 
 /// A mapped region; unmapped on drop (the memfd closes with it).
@@ -183,19 +187,38 @@ impl Region {
     /// The slot's areas for the worker to write, and its progress and base
     /// words, at once (they are disjoint: the areas are plain bytes, the
     /// words atomics the parent reads).
-    pub(crate) fn slot_and_words(&mut self, slot: usize) -> (SlotMut<'_>, &AtomicU64, &AtomicU64) {
+    pub(crate) fn slot_and_words(&mut self, slot: usize) -> (SlotMut<'_>, SlotWords<'_>) {
         let progress: *const AtomicU64 = self.progress(slot);
         let base: *const AtomicU64 = self.base(slot);
+        let implied: *const AtomicU64 = self.implied(slot);
         let areas = self.slot_mut(slot);
         // SAFETY: the words lie in the header, outside both areas, and are
         // only ever used as atomics, through shared references.
-        (areas, unsafe { &*progress }, unsafe { &*base })
+        let words = unsafe {
+            SlotWords {
+                progress: &*progress,
+                base: &*base,
+                implied: &*implied,
+            }
+        };
+        (areas, words)
+    }
+
+    /// The slot's implied word (see `wire`): the size of every value the
+    /// slot holds when their ends are not written, 0 when they are.
+    pub(crate) fn implied(&self, slot: usize) -> &AtomicU64 {
+        // SAFETY: offset 24 of the slot's line: 8-aligned, inside the
+        // mapping, only ever used as an atomic.
+        unsafe { &*self.line(slot).add(24).cast::<AtomicU64>() }
     }
 
     /// The slot's areas for the parent to read, once the worker has
     /// published them (its reply, or its progress word after it died).
     pub(crate) fn slot(&self, slot: usize) -> Slot<'_> {
         let (ends, data) = self.areas(slot);
+        // ORDERING: Acquire: the worker stored it before the outcomes it
+        // covers were published; see `wire`.
+        let implied = self.implied(slot).load(Ordering::Acquire);
         // SAFETY: valid for the region's life, which `&self` borrows; this
         // process never writes them. The worker wrote them before it
         // published them, and does not write the slot again until the
@@ -207,9 +230,18 @@ impl Region {
             Slot {
                 ends: std::slice::from_raw_parts(ends, MAX_ITEMS),
                 data: std::slice::from_raw_parts(data, DATA),
+                implied,
             }
         }
     }
+}
+
+/// A slot's words, as the worker writes them beside its areas.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotWords<'a> {
+    pub(crate) progress: &'a AtomicU64,
+    pub(crate) base: &'a AtomicU64,
+    pub(crate) implied: &'a AtomicU64,
 }
 
 impl Drop for Region {

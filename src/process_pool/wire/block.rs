@@ -3,12 +3,15 @@
 
 use super::{WireError, FAILED};
 
-/// The ends of a block's outcomes: words in the shared region, or
-/// little-endian bytes in a `Partial` payload.
+/// The ends of a block's outcomes: words in the shared region,
+/// little-endian bytes in a `Partial` payload, or implied: values of
+/// `size` bytes one after another from the slot's start, outcome `first`
+/// of the slot being the block's first (see `wire`).
 #[derive(Debug, Clone, Copy)]
 enum Ends<'a> {
     Words(&'a [u32]),
     Bytes(&'a [u8]),
+    Implied { size: u32, first: u32 },
 }
 
 /// One outcome of a [`Block`].
@@ -33,7 +36,8 @@ pub(crate) struct Block<'a> {
 }
 
 impl<'a> Block<'a> {
-    /// The first `count` outcomes of a slot.
+    /// The first `count` outcomes of a slot, its ends as written.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn from_slot(
         ends: &'a [u32],
         data: &'a [u8],
@@ -77,6 +81,45 @@ impl<'a> Block<'a> {
         })
     }
 
+    /// `count` outcomes of a slot from outcome `first` on, as the parent
+    /// reads it: its ends as written, or implied by its implied word.
+    pub(crate) fn from_view(
+        view: crate::process_pool::sys::region::Slot<'a>,
+        first: usize,
+        count: usize,
+    ) -> Result<Self, WireError> {
+        if view.implied == 0 {
+            return Self::from_slot_at(view.ends, view.data, first, count);
+        }
+        let malformed = || {
+            WireError::Malformed(format!(
+                "{first} + {count} values of {} bytes are more than a slot holds",
+                view.implied
+            ))
+        };
+        let outcomes = first.checked_add(count).ok_or_else(malformed)?;
+        let (Ok(size), Ok(first32)) = (u32::try_from(view.implied), u32::try_from(first)) else {
+            return Err(malformed());
+        };
+        let bytes = u32::try_from(outcomes)
+            .ok()
+            .and_then(|n| n.checked_mul(size))
+            .filter(|&bytes| bytes & FAILED == 0 && (bytes as usize) <= view.data.len())
+            .ok_or_else(malformed)?;
+        if outcomes > view.ends.len() || bytes == 0 && outcomes > 0 {
+            return Err(malformed());
+        }
+        Ok(Block {
+            ends: Ends::Implied {
+                size,
+                first: first32,
+            },
+            data: view.data,
+            len: count,
+            start: first32 * size,
+        })
+    }
+
     /// The `count` outcomes of a `Partial` payload.
     pub(crate) fn from_payload(payload: &'a [u8], count: usize) -> Result<Self, WireError> {
         let split = count
@@ -110,6 +153,8 @@ impl<'a> Block<'a> {
                 let at = index * 4;
                 u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
             }
+            // Checked at construction: within the data, under 2^31.
+            Ends::Implied { size, first } => (first + index as u32 + 1) * size,
         }
     }
 
@@ -151,6 +196,7 @@ impl<'a> Block<'a> {
             Ends::Bytes(bytes) => bytes[..count * 4].chunks_exact(4).fold(0, |all, end| {
                 all | u32::from_le_bytes([end[0], end[1], end[2], end[3]])
             }),
+            Ends::Implied { .. } => 0,
         };
         all & FAILED == 0
     }
@@ -189,6 +235,7 @@ impl<'a> Block<'a> {
                                 ^ (self.start + i * size))
                     })
             }
+            Ends::Implied { size: implied, .. } => implied ^ size,
         };
         differ == 0
     }

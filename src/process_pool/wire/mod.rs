@@ -49,6 +49,17 @@
 //!   byte from [`outcome`] and its detail), `ends[i]` where outcome `i`
 //!   ends, with bit 31 ([`FAILED`]) set for a failure.
 //!
+//! * `implied` (u64): 0, or a size `s`: then every outcome the slot
+//!   holds is a value of `s` bytes, outcome `i` ending at `(i + 1) * s`,
+//!   and its end was not written (the worker's loop for plain numbers,
+//!   which then stores a result and the progress word per item, nothing
+//!   else). The worker sets it, before the slot's first outcome, only in
+//!   an empty slot; before any other kind of outcome, or before it hands
+//!   the slot over, it writes the ends it left out and clears the word
+//!   (release), so a parent that reads the word with acquire after the
+//!   progress word sees either the word or the ends. The parent sets it to
+//!   0 with the gate.
+//!
 //! The worker writes an outcome, then its end, then the progress word
 //! (release); after the last item it sends `Done` on the pipe. When a
 //! slot's `ends` or `data` are full, the worker sends what it holds as a

@@ -322,3 +322,50 @@ fn uniform_values_are_plain_numbers_one_after_another() {
     let block = Block::from_slot_at(&ends, &data, 1, 2).unwrap();
     assert!(block.uniform_values(2, 8));
 }
+
+proptest! {
+    /// A slot whose values' ends were left implied (its implied word set)
+    /// reads exactly as the same slot with those ends written, through
+    /// every method of `Block`; one whose data cannot hold them is refused.
+    #[test]
+    fn implied_ends_read_as_written_ones(
+        size in 1usize..17,
+        n in 0usize..40,
+        first in 0usize..40,
+        data in proptest::collection::vec(any::<u8>(), 0..700),
+    ) {
+        use crate::process_pool::sys::region::Slot;
+        let first = first.min(n);
+        let count = n - first;
+        let written: Vec<u32> = (1..=n).map(|i| (i * size) as u32).collect();
+        let as_written = Slot { ends: &written, data: &data, implied: 0 };
+        let as_implied = Slot { implied: size as u64, ..as_written };
+        let implied = Block::from_view(as_implied, first, count);
+        prop_assert_eq!(implied.is_ok(), n * size <= data.len());
+        let (Ok(implied), Ok(plain)) = (implied, Block::from_view(as_written, first, count)) else {
+            return Ok(());
+        };
+        prop_assert_eq!(implied.len(), plain.len());
+        for i in 0..count {
+            prop_assert_eq!(implied.entry(i).ok(), plain.entry(i).ok());
+        }
+        for k in 0..=count {
+            prop_assert_eq!(implied.none_failed(k), plain.none_failed(k));
+            prop_assert_eq!(implied.uniform_values(k, size), plain.uniform_values(k, size));
+            prop_assert_eq!(implied.uniform_values(k, size + 1), plain.uniform_values(k, size + 1));
+            prop_assert_eq!(implied.values(k), plain.values(k));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            prop_assert_eq!(
+                implied.append_value_ends(k, 7, &mut a),
+                plain.append_value_ends(k, 7, &mut b)
+            );
+            prop_assert_eq!(a, b);
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        implied.write_payload(&mut a);
+        plain.write_payload(&mut b);
+        prop_assert_eq!(a, b);
+        // More outcomes than the slot's ends could hold: refused.
+        prop_assert!(Block::from_view(as_implied, first, count + written.len() + 1).is_err());
+    }
+}
