@@ -101,12 +101,14 @@ impl<'a> Block<'a> {
         let (Ok(size), Ok(first32)) = (u32::try_from(view.implied), u32::try_from(first)) else {
             return Err(malformed());
         };
-        let bytes = u32::try_from(outcomes)
+        // The last end lies within the data and under the failure bit, so
+        // every end `end` computes does too; and no more outcomes than a
+        // slot's ends could count.
+        let fits = u32::try_from(outcomes)
             .ok()
             .and_then(|n| n.checked_mul(size))
-            .filter(|&bytes| bytes & FAILED == 0 && (bytes as usize) <= view.data.len())
-            .ok_or_else(malformed)?;
-        if outcomes > view.ends.len() || bytes == 0 && outcomes > 0 {
+            .is_some_and(|bytes| bytes & FAILED == 0 && (bytes as usize) <= view.data.len());
+        if !fits || outcomes > view.ends.len() {
             return Err(malformed());
         }
         Ok(Block {
