@@ -553,7 +553,7 @@ impl Input<'_> {
     }
 
     fn message(&mut self) -> Message {
-        match self.bytes::<1>()[0] % 10 {
+        match self.bytes::<1>()[0] % 11 {
             0 => Message::Hello {
                 version: self.u32(),
                 token: self.u128(),
@@ -603,6 +603,12 @@ impl Input<'_> {
                 slot: self.bytes::<1>()[0],
                 at: self.u64(),
                 len: self.u64(),
+            },
+            9 => Message::Values {
+                slot: self.bytes::<1>()[0],
+                count: self.u32(),
+                size: self.u32(),
+                elapsed_nanos: self.u64(),
             },
             _ => Message::Descriptors { count: self.u32() },
         }

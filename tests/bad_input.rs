@@ -152,6 +152,13 @@ enum Message {
         at: u64,
         len: u64,
     },
+    #[allow(dead_code)] // mirrors the crate's enum; this test never sends it
+    Values {
+        slot: u8,
+        count: u32,
+        size: u32,
+        elapsed_nanos: u64,
+    },
 }
 
 /// The tag of an argument that did not decode (`wire::outcome::BAD_ARGUMENT`).

@@ -366,7 +366,7 @@ impl Link for MpiLink {
         } else {
             Vec::new()
         };
-        let mut bytes = Vec::with_capacity(payload.len() + 64 + 4 * ends.len());
+        let mut bytes = self.transport.buffer(payload.len() + 64 + 4 * ends.len());
         wire::encode_frame(&message, payload, max, &mut bytes)?;
         for end in &ends {
             bytes.extend_from_slice(&end.to_le_bytes());
@@ -392,6 +392,9 @@ impl Link for MpiLink {
         payload: &mut Vec<u8>,
     ) -> Result<Message, Received> {
         if self.at >= self.reply.len() {
+            if self.reply.capacity() > 0 {
+                self.transport.keep(std::mem::take(&mut self.reply));
+            }
             self.reply = self.next_reply(deadline)?;
             self.at = 0;
             self.due.replied(Instant::now());

@@ -44,6 +44,8 @@
 //! * `poll`: how those threads wait: a bounded spin, then growing naps (a
 //!   driver sleeps through most of a long task, from the round trip per
 //!   item it has seen, and polls from shortly before its reply is due).
+//! * `spares`: the buffers of messages sent and read, kept for the next
+//!   ones (`sys` keeps them; a fresh buffer faults its pages in).
 //!
 //! # `running()` and `cancel()`
 //!
@@ -114,6 +116,7 @@ mod pool;
 pub(crate) mod protocol;
 mod rank;
 mod raw_job;
+mod spares;
 pub(crate) mod sys;
 mod transport;
 

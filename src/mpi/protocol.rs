@@ -46,8 +46,9 @@ pub(crate) const DEPTH: usize = 2;
 /// up to 32767.
 pub(crate) const MAX_LANES: usize = 32_000;
 
-/// The protocol's version; both sides must agree exactly.
-pub(crate) const VERSION: u32 = 3;
+/// The protocol's version; both sides must agree exactly (4: replies of
+/// plain values as `wire::Message::Values`).
+pub(crate) const VERSION: u32 = 4;
 const MAGIC: [u8; 4] = *b"CFMP";
 /// The prefix's length.
 pub(crate) const PREFIX: usize = 24;

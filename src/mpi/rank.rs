@@ -266,7 +266,7 @@ impl Direct {
     fn serve(&mut self, mpi: &mut Mpi, buffer: &mut Vec<u8>) -> Result<(), String> {
         crate::unwind::install_hook();
         let mut payload = Vec::new();
-        let (mut scratch, mut spill, mut frames) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut scratch, mut spill, mut last_reply) = (Vec::new(), Vec::new(), 0);
         let mut backoff = Backoff::new();
         loop {
             mpi.progress()?;
@@ -281,10 +281,13 @@ impl Direct {
                 _ => continue,
             }
             let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
-            frames.clear();
+            // A reply about the size of the last, in a buffer kept from an
+            // earlier message.
+            let mut frames = mpi.buffer(last_reply);
             let started = Instant::now();
             self.run(&task, &payload, &mut frames, &mut scratch, &mut spill);
-            mpi.post(std::mem::take(&mut frames), 0, LANE + task.lane as i32)?;
+            last_reply = frames.len();
+            mpi.post(frames, 0, LANE + task.lane as i32)?;
             if started.elapsed() >= LONG_TASK {
                 backoff.rested();
             }
@@ -326,12 +329,38 @@ impl Direct {
         // The rest go in the reply's last frames (`encode_reply` splits
         // them under the frame limit).
         outcomes.reclaim_spill();
-        // The reply copies the ends: those left implied are written first.
-        outcomes.materialize();
         let (count, _) = outcomes.done_counts();
-        let view = self.region.slot(slot);
-        let ends = &view.ends[..count as usize];
         let elapsed = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Plain values whose ends were left implied go as they are, in a
+        // `Values` frame with no ends, if it fits a frame (its header
+        // takes under 32 bytes); else the reply copies the ends, those
+        // left implied written first.
+        let size = outcomes.implied_size();
+        let bytes = u64::from(count) * size as u64;
+        let as_values = size > 0 && count > 0 && bytes + 32 <= u64::from(max);
+        if !as_values {
+            outcomes.materialize();
+        }
+        let view = self.region.slot(slot);
+        if as_values {
+            let values = Message::Values {
+                slot: task.slot,
+                count,
+                size: size as u32,
+                elapsed_nanos: elapsed,
+            };
+            if wire::append_frame(&values, &view.data[..bytes as usize], max, frames).is_ok() {
+                return;
+            }
+        }
+        // (A `Values` frame refused after all: its ends, as implied.)
+        let implied: Vec<u32>;
+        let ends = if as_values {
+            implied = (1..=count).map(|i| i * size as u32).collect();
+            &implied
+        } else {
+            &view.ends[..count as usize]
+        };
         frames.extend_from_slice(&encode_reply(ends, view.data, task.slot, max, elapsed));
     }
 }

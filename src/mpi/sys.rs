@@ -10,6 +10,7 @@ use std::ffi::{c_char, c_int, c_longlong, c_void, CStr};
 use std::marker::PhantomData;
 
 use super::protocol::MORE;
+use super::spares::Spares;
 
 /// The largest piece of a message: `MPI_Isend` counts in `int`, so a
 /// message over 2 GiB (a local pool's reply to a large chunk, say) goes in
@@ -75,6 +76,9 @@ pub(crate) struct Mpi {
     max_piece: usize,
     /// Per source, the pieces of a message received so far.
     partial: HashMap<usize, Vec<u8>>,
+    /// Buffers of sends that completed and of messages read, for the next
+    /// ones (see `spares`).
+    spares: Spares,
     /// Not `Sync`: one call at a time.
     _one_at_a_time: PhantomData<std::cell::Cell<()>>,
 }
@@ -168,6 +172,7 @@ impl Mpi {
                 .and_then(|v| v.parse::<usize>().ok())
                 .map_or(MAX_PIECE, |n| n.clamp(1, MAX_PIECE)),
             partial: HashMap::new(),
+            spares: Spares::default(),
             _one_at_a_time: PhantomData,
         })
     }
@@ -287,8 +292,27 @@ impl Mpi {
                 done == 0
             });
         }
-        self.outbox.retain(|(_, requests, _)| !requests.is_empty());
+        let mut at = 0;
+        while at < self.outbox.len() {
+            if self.outbox[at].1.is_empty() {
+                let (_, _, bytes) = self.outbox.remove(at);
+                self.spares.keep(bytes);
+            } else {
+                at += 1;
+            }
+        }
         failed.map_or(Ok(()), Err)
+    }
+
+    /// An empty buffer with room for a message of `len` bytes, kept from
+    /// an earlier message if one fits (see `spares`).
+    pub(crate) fn buffer(&mut self, len: usize) -> Vec<u8> {
+        self.spares.take(len)
+    }
+
+    /// Keeps `buffer`, done with, for a later message.
+    pub(crate) fn keep(&mut self, buffer: Vec<u8>) {
+        self.spares.keep(buffer);
     }
 
     /// Sends under way.
@@ -310,10 +334,13 @@ impl Mpi {
                 return Ok(None);
             };
             if found.tag != MORE && !self.partial.contains_key(&found.from) {
-                // A message in one piece, the common case: into `buffer`.
-                buffer.clear();
-                buffer.resize(found.len, 0);
-                self.take(buffer)?;
+                // A message in one piece, the common case: into `buffer`,
+                // or a kept one with room for it.
+                if buffer.capacity() < found.len {
+                    let small = std::mem::replace(buffer, self.spares.take(found.len));
+                    self.spares.keep(small);
+                }
+                self.take_whole(buffer, found.len)?;
                 return Ok(Some((found.from, found.tag)));
             }
             let mut whole = self.partial.remove(&found.from).unwrap_or_default();
@@ -351,6 +378,22 @@ impl Mpi {
         // checks is at least the message's.
         let rc = unsafe { cf_mpi_take(into.as_mut_ptr().cast(), into.len() as c_longlong) };
         check(rc, "MPI_Mrecv")
+    }
+
+    /// Receives the message the last probe found, `len` bytes, into
+    /// `buffer` (emptied first), without first zeroing the room it takes.
+    fn take_whole(&mut self, buffer: &mut Vec<u8>, len: usize) -> Result<(), String> {
+        buffer.clear();
+        buffer.reserve(len);
+        let room = buffer.spare_capacity_mut();
+        // SAFETY: `room` is valid for writes of its length, at least
+        // `len`, which the shim checks is at least the message's.
+        let rc = unsafe { cf_mpi_take(room.as_mut_ptr().cast(), len as c_longlong) };
+        check(rc, "MPI_Mrecv")?;
+        // SAFETY: `MPI_Mrecv` succeeded: it wrote the whole message, which
+        // is `len` bytes (the probe's count), into the start of `room`.
+        unsafe { buffer.set_len(len) };
+        Ok(())
     }
 
     /// Finalises MPI once every send under way is complete; the caller

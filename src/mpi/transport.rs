@@ -119,6 +119,22 @@ impl Transport {
         }
     }
 
+    /// An empty buffer with room for a message of `len` bytes, kept from
+    /// an earlier message if one fits.
+    pub(crate) fn buffer(&self, len: usize) -> Vec<u8> {
+        match self.state.lock().mpi.as_mut() {
+            Some(mpi) => mpi.buffer(len),
+            None => Vec::with_capacity(len),
+        }
+    }
+
+    /// Keeps `buffer`, a reply read to its end, for a later message.
+    pub(crate) fn keep(&self, buffer: Vec<u8>) {
+        if let Some(mpi) = self.state.lock().mpi.as_mut() {
+            mpi.keep(buffer);
+        }
+    }
+
     /// Whether the send of `ticket` is complete, as of the last poll (or
     /// MPI is gone, and it never will be).
     pub(crate) fn is_sent(&self, ticket: u64) -> bool {

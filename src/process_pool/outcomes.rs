@@ -588,6 +588,13 @@ impl<'a> Outcomes<'a> {
         (progress % 2 == 1).then(|| ((progress - 1) / 2) as usize)
     }
 
+    /// Non-zero while every outcome the slot holds is a value of that many
+    /// bytes whose end was left implied (see [`materialize`](Self::materialize)).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn implied_size(&self) -> usize {
+        self.implied
+    }
+
     /// What the task's `Done` says: the outcomes in the slot now, and how
     /// many of them are failures.
     pub(crate) fn done_counts(&self) -> (u32, u32) {

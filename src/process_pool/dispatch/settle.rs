@@ -83,7 +83,7 @@ pub(super) fn take_frame(
         } => {
             check(slot)?;
             let front = in_flight.pop_front().ok_or("no task")?;
-            let mut job = front
+            let job = front
                 .job
                 .ok_or("it ran a task it had been told was withdrawn")?;
             // Without a region, the outcomes are the frame's payload.
@@ -92,21 +92,30 @@ pub(super) fn take_frame(
                 None => Block::from_payload(payload, count as usize),
             }
             .map_err(|e| e.to_string())?;
-            job.accept(&block, pid, failed == 0);
-            job.add_elapsed(Duration::from_nanos(elapsed_nanos));
-            // The worker has moved on to the next task, if it has one.
-            start_next(in_flight);
-            if job.unresolved() > 0 {
-                // Stopped at an argument that did not decode: the rest
-                // goes again. A stop with no outcome at all is no stop.
-                if job.resolved_in_message() == 0 {
-                    return Err(String::from("it answered a task with no outcome"));
-                }
-                job.rest_again();
-                return Ok(Some(job));
-            }
-            shared.recycle(&mut *job);
-            job.finish();
+            return finish(
+                shared,
+                in_flight,
+                job,
+                &block,
+                pid,
+                failed == 0,
+                elapsed_nanos,
+            );
+        }
+        Message::Values {
+            slot,
+            count,
+            size,
+            elapsed_nanos,
+        } => {
+            check(slot)?;
+            let front = in_flight.pop_front().ok_or("no task")?;
+            let job = front
+                .job
+                .ok_or("it ran a task it had been told was withdrawn")?;
+            let block =
+                Block::from_values(payload, count as usize, size).map_err(|e| e.to_string())?;
+            return finish(shared, in_flight, job, &block, pid, true, elapsed_nanos);
         }
         Message::Skipped { slot } => {
             check(slot)?;
@@ -117,6 +126,36 @@ pub(super) fn take_frame(
         }
         other => return Err(format!("it answered a task with {other:?}")),
     }
+    Ok(None)
+}
+
+/// A task's last outcomes, `block`, came (in a `Done` or `Values`): hands
+/// them to the job, and finishes it, or gives it back if some of its items
+/// are to go again.
+fn finish(
+    shared: &Shared,
+    in_flight: &mut VecDeque<InFlight>,
+    mut job: Box<dyn ProcessJob>,
+    block: &Block<'_>,
+    pid: u32,
+    all_ok: bool,
+    elapsed_nanos: u64,
+) -> Result<Option<Box<dyn ProcessJob>>, String> {
+    job.accept(block, pid, all_ok);
+    job.add_elapsed(Duration::from_nanos(elapsed_nanos));
+    // The worker has moved on to the next task, if it has one.
+    start_next(in_flight);
+    if job.unresolved() > 0 {
+        // Stopped at an argument that did not decode: the rest goes
+        // again. A stop with no outcome at all is no stop.
+        if job.resolved_in_message() == 0 {
+            return Err(String::from("it answered a task with no outcome"));
+        }
+        job.rest_again();
+        return Ok(Some(job));
+    }
+    shared.recycle(&mut *job);
+    job.finish();
     Ok(None)
 }
 

@@ -122,6 +122,36 @@ impl<'a> Block<'a> {
         })
     }
 
+    /// The `count` values of `size` bytes each of a `Values` payload,
+    /// which holds exactly them.
+    pub(crate) fn from_values(
+        payload: &'a [u8],
+        count: usize,
+        size: u32,
+    ) -> Result<Self, WireError> {
+        let malformed = || {
+            WireError::Malformed(format!(
+                "a payload of {} bytes is not {count} values of {size} bytes",
+                payload.len()
+            ))
+        };
+        // As for implied ends in a slot (`from_view`): every end lies
+        // within the data and under the failure bit.
+        let fits = u32::try_from(count)
+            .ok()
+            .and_then(|n| n.checked_mul(size))
+            .is_some_and(|bytes| bytes & FAILED == 0 && bytes as usize == payload.len());
+        if size == 0 || !fits {
+            return Err(malformed());
+        }
+        Ok(Block {
+            ends: Ends::Implied { size, first: 0 },
+            data: payload,
+            len: count,
+            start: 0,
+        })
+    }
+
     /// The `count` outcomes of a `Partial` payload.
     pub(crate) fn from_payload(payload: &'a [u8], count: usize) -> Result<Self, WireError> {
         let split = count

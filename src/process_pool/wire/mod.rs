@@ -67,6 +67,11 @@
 //! `data`) and starts the slot over; a single outcome larger than a slot
 //! goes out as a `Partial` of its own.
 //!
+//! A worker with no region shared with the parent (an MPI rank) sends the
+//! outcomes in the frames instead: `Done`'s payload is a block as in a
+//! `Partial`; and a slot of plain values whose ends were left implied
+//! goes as `Values`, whose payload is the values alone.
+//!
 //! # What a dead worker leaves
 //!
 //! Frames that reached the pipe before the worker died are read to the
@@ -219,6 +224,22 @@ pub(crate) enum Message {
         /// Their length in bytes.
         len: u64,
     },
+    /// Worker → parent, from a worker that has no shared region (an MPI
+    /// rank): the task in `slot` is done, and its outcomes not sent in a
+    /// `Partial` are `count` values of `size` bytes each, one after
+    /// another in the payload, with no ends and no failure (what the
+    /// plain-number loop leaves, the implied ends above): a fifth of a
+    /// `Done`'s payload for one-byte results.
+    Values {
+        /// The slot.
+        slot: u8,
+        /// The number of values in the payload.
+        count: u32,
+        /// The size of each, in bytes (not zero).
+        size: u32,
+        /// Nanoseconds the worker spent on the task's items.
+        elapsed_nanos: u64,
+    },
 }
 
 /// What can go wrong on the wire.
@@ -260,15 +281,40 @@ pub(crate) fn encode_frame(
     out: &mut Vec<u8>,
 ) -> Result<(), WireError> {
     out.clear();
+    append_frame(message, payload, max, out)
+}
+
+/// Encodes `message` and `payload` as one frame at the end of `out`
+/// (left as it was if the frame is refused).
+pub(crate) fn append_frame(
+    message: &Message,
+    payload: &[u8],
+    max: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let at = out.len();
     out.extend_from_slice(&[0; 4]);
-    let out = postcard::to_io(message, out).map_err(|e| WireError::Malformed(e.to_string()))?;
-    let len = (out.len() - 4) as u64 + payload.len() as u64;
-    if len > u64::from(max) {
-        return Err(WireError::TooLarge { len, max });
+    let header = postcard::to_io(message, &mut *out)
+        .map(|out| out.len() - at - 4)
+        .map_err(|e| WireError::Malformed(e.to_string()));
+    let len = header.and_then(|header| {
+        let len = header as u64 + payload.len() as u64;
+        if len > u64::from(max) {
+            return Err(WireError::TooLarge { len, max });
+        }
+        Ok(len)
+    });
+    match len {
+        Ok(len) => {
+            out[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
+            out.extend_from_slice(payload);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(at);
+            Err(e)
+        }
     }
-    out[..4].copy_from_slice(&(len as u32).to_le_bytes());
-    out.extend_from_slice(payload);
-    Ok(())
 }
 
 /// Where frames are written: any writer, with a cheaper way to send a

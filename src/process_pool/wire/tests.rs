@@ -65,6 +65,14 @@ fn message() -> impl Strategy<Value = Message> {
                 len
             }
         ),
+        (any::<u8>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
+            |(slot, count, size, elapsed_nanos)| Message::Values {
+                slot,
+                count,
+                size,
+                elapsed_nanos
+            }
+        ),
     ]
 }
 
@@ -368,4 +376,39 @@ proptest! {
         // More outcomes than the slot's ends could hold: refused.
         prop_assert!(Block::from_view(as_implied, first, count + written.len() + 1).is_err());
     }
+
+    /// A `Values` payload (an MPI rank's reply of plain values) reads as
+    /// a `Partial` payload of the same values with their ends written; a
+    /// payload that is not exactly `count` values of `size` bytes, or a
+    /// size of zero, is refused.
+    #[test]
+    fn a_values_payload_reads_as_the_same_values_with_ends(
+        size in 0u32..17,
+        count in 0usize..40,
+        data in proptest::collection::vec(any::<u8>(), 0..700),
+    ) {
+        let exact = size > 0 && count * size as usize == data.len();
+        let values = Block::from_values(&data, count, size);
+        prop_assert_eq!(values.is_ok(), exact);
+        let Ok(values) = values else {
+            return Ok(());
+        };
+        let mut payload: Vec<u8> = (1..=count as u32).flat_map(|i| (i * size).to_le_bytes()).collect();
+        payload.extend_from_slice(&data);
+        let plain = Block::from_payload(&payload, count).unwrap();
+        prop_assert_eq!(values.len(), count);
+        for i in 0..count {
+            prop_assert_eq!(values.entry(i).ok(), plain.entry(i).ok());
+        }
+        prop_assert_eq!(values.values(count), plain.values(count));
+    }
+}
+
+#[test]
+fn a_values_payload_that_would_reach_the_failure_bit_is_refused() {
+    // 2^31 bytes of values would set the bit that marks a failure's end.
+    let data = [0u8; 16];
+    assert!(Block::from_values(&data, 1 << 28, 8).is_err());
+    assert!(Block::from_values(&data, usize::MAX, 1).is_err());
+    assert!(Block::from_values(&data, 2, 8).is_ok());
 }
