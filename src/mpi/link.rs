@@ -25,7 +25,7 @@ use crate::process_pool::dispatch::{refuse_descriptors, Connect, Link};
 use crate::process_pool::job::ProcessJob;
 use crate::process_pool::spawn::{Exit, Received};
 use crate::process_pool::sys::region::Region;
-use crate::process_pool::wire::{self, Message, WireError};
+use crate::process_pool::wire::{self, ItemEnds, Message, WireError};
 use crate::Error;
 
 /// How long a driver polls MPI without sleeping for the reply of a short
@@ -361,15 +361,24 @@ impl Link for MpiLink {
     fn send(&mut self, job: &dyn ProcessJob, slot: u8, max: u32) -> Result<(), WireError> {
         refuse_descriptors(job.descriptors())?;
         let (message, payload) = job.message(slot);
-        let ends = if self.send_ends {
-            job.item_ends()
-        } else {
-            Vec::new()
+        // The items' ends for a rank's local pool: the size they share
+        // (four bytes for the task), or each one's end (see `parse_task`).
+        let ends = self.send_ends.then(|| job.item_ends());
+        let trailer = match &ends {
+            None => 0,
+            Some(ItemEnds::Uniform(_)) => 4,
+            Some(ItemEnds::Listed(ends)) => 4 * ends.len(),
         };
-        let mut bytes = self.transport.buffer(payload.len() + 64 + 4 * ends.len());
+        let mut bytes = self.transport.buffer(payload.len() + 64 + trailer);
         wire::encode_frame(&message, payload, max, &mut bytes)?;
-        for end in &ends {
-            bytes.extend_from_slice(&end.to_le_bytes());
+        match &ends {
+            None => {}
+            Some(ItemEnds::Uniform(size)) => bytes.extend_from_slice(&size.to_le_bytes()),
+            Some(ItemEnds::Listed(ends)) => {
+                for end in ends {
+                    bytes.extend_from_slice(&end.to_le_bytes());
+                }
+            }
         }
         let items = match message {
             Message::Task { count, .. } => count as usize,

@@ -40,7 +40,7 @@ use super::raw_job::{encode_reply, RawJob, Reply};
 use super::sys::Mpi;
 use crate::process_pool::outcomes::{Outcomes, Sink};
 use crate::process_pool::sys::{self, region::Region};
-use crate::process_pool::wire::{self, Message};
+use crate::process_pool::wire::{self, Bounds, Message};
 use crate::ProcessPoolExecutor;
 
 /// Serves rank 0 until it says stop; the process's exit status.
@@ -215,9 +215,15 @@ struct Task {
     func: u64,
     count: u32,
     slot: u8,
-    ends: Vec<u32>,
+    /// Where each item ends in the payload, for a local pool (a rank in
+    /// direct mode is sent none: it has no use for them).
+    bounds: Option<Bounds>,
 }
 
+/// Reads a task: its frame (the payload into `payload`), then what follows
+/// it, the items' ends: nothing (direct mode), 4 bytes for each item (its
+/// end), or 4 bytes for them all (the size they share). A task of one item
+/// can only be read the second way, and both ways mean the same for it.
 fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result<Task, String> {
     let lane = usize::try_from(tag - LANE).map_err(|_| format!("rank 0 sent tag {tag}"))?;
     let mut rest = bytes;
@@ -235,24 +241,35 @@ fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result
     if usize::from(slot) >= sys::region::SLOTS {
         return Err(format!("rank 0 sent a task for slot {slot}"));
     }
-    // A rank in direct mode is sent no ends: it has no use for them.
-    if !rest.is_empty() && rest.len() != 4 * count as usize {
-        return Err(format!(
-            "rank 0 sent {} bytes of item ends for {count} items",
-            rest.len()
-        ));
-    }
-    let ends = rest
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-        .collect();
+    let word = |w: &[u8]| u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+    let items = count as usize;
+    let bounds = match rest.len() {
+        0 => (items == 0).then(|| Bounds::uniform(0, 0)),
+        4 => {
+            let size = word(rest);
+            let fits = u64::from(size) * u64::from(count) <= payload.len() as u64;
+            if !fits {
+                return Err(format!(
+                    "rank 0 sent {count} items of {size} bytes in {} bytes",
+                    payload.len()
+                ));
+            }
+            Some(Bounds::uniform(size, items))
+        }
+        n if n == 4 * items => Some(Bounds::listed(rest.chunks_exact(4).map(word).collect())),
+        n => {
+            return Err(format!(
+                "rank 0 sent {n} bytes of item ends for {count} items"
+            ))
+        }
+    };
     Ok(Task {
         lane,
         call,
         func,
         count,
         slot,
-        ends,
+        bounds,
     })
 }
 
@@ -402,13 +419,12 @@ impl Local {
                         if task.lane >= lanes {
                             return Err(format!("rank 0 sent a task for lane {}", task.lane));
                         }
-                        if task.ends.len() != task.count as usize {
+                        let Some(bounds) = task.bounds else {
                             return Err(format!(
-                                "rank 0 sent {} item ends for {} items",
-                                task.ends.len(),
+                                "rank 0 sent no item ends for {} items",
                                 task.count
                             ));
-                        }
+                        };
                         outbox.expect(task.lane, task.slot)?;
                         let job = RawJob::new(
                             task.lane,
@@ -416,7 +432,7 @@ impl Local {
                             task.call,
                             task.func,
                             payload,
-                            task.ends,
+                            bounds,
                             self.max_frame,
                             self.replies.clone(),
                         );

@@ -8,7 +8,11 @@
 //! A local worker that dies in the middle of the task resolves the items it
 //! finished and fails the one it ran, as on any local pool; the rest goes
 //! to another local worker from where it starts in the payload, which is
-//! why rank 0 sends each item's end with the task.
+//! why rank 0 sends each item's end with the task (or, for items of one
+//! size, that size).
+//!
+//! A chunk of plain numbers' results (values of one size, none failed) goes
+//! back as a `Values` frame of the values alone, their ends never written.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +22,8 @@ use crossbeam_channel::Sender;
 use crate::future::{Canceller, Claim};
 use crate::process_pool::job::{failed_outcome, ProcessJob};
 use crate::process_pool::payload::Payload;
-use crate::process_pool::wire::Bounds;
 use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FAILED};
+use crate::process_pool::wire::{Bounds, ItemEnds};
 use crate::queue::Abandon;
 use crate::Error;
 
@@ -46,6 +50,10 @@ pub(crate) struct RawJob {
     /// The outcomes so far: ends (with [`FAILED`]) into `data`.
     ends: Vec<u32>,
     data: Vec<u8>,
+    /// Non-zero while every outcome so far is a value of this many bytes
+    /// and `ends` is left empty: what a chunk of plain numbers gives, which
+    /// goes back to rank 0 as a `Values` frame of the values alone.
+    implied: u32,
     elapsed: Duration,
 }
 
@@ -57,7 +65,7 @@ impl RawJob {
         call: u64,
         func: u64,
         payload: Vec<u8>,
-        bounds: Vec<u32>,
+        bounds: Bounds,
         max_frame: u32,
         replies: Sender<Reply>,
     ) -> Self {
@@ -67,7 +75,7 @@ impl RawJob {
             call,
             func,
             payload,
-            bounds: Bounds::listed(bounds),
+            bounds,
             max_frame,
             replies,
             offset: 0,
@@ -75,6 +83,7 @@ impl RawJob {
             message_start: 0,
             ends: Vec::new(),
             data: Vec::new(),
+            implied: 0,
             elapsed: Duration::ZERO,
         }
     }
@@ -83,13 +92,48 @@ impl RawJob {
         self.bounds.len()
     }
 
+    /// Writes out the ends of the values left implied, before an outcome
+    /// of another kind.
+    fn list_implied(&mut self) {
+        if self.implied != 0 {
+            let size = self.implied;
+            self.ends
+                .extend((1..=self.resolved as u32).map(|k| k * size));
+            self.implied = 0;
+        }
+    }
+
+    /// Takes the first `take` outcomes of `block` as values of the size
+    /// of those before, with no ends: `false`, with nothing taken, unless
+    /// they are such values (and so are all outcomes before them).
+    fn take_implied(&mut self, block: &Block<'_>, take: usize) -> bool {
+        let first = self.resolved == 0;
+        if !(first || self.implied != 0) {
+            return false;
+        }
+        let (Some(size), Some(bytes)) = (block.value_size(take), block.values(take)) else {
+            return false;
+        };
+        if first {
+            self.data.reserve(self.sent().saturating_mul(size as usize));
+        } else if size != self.implied {
+            return false;
+        }
+        self.data.extend_from_slice(bytes);
+        self.implied = size;
+        self.resolved += take;
+        true
+    }
+
     fn push_value(&mut self, bytes: &[u8]) {
+        self.list_implied();
         self.data.extend_from_slice(bytes);
         self.ends.push(self.data.len() as u32);
         self.resolved += 1;
     }
 
     fn push_error(&mut self, error: &Error) {
+        self.list_implied();
         self.data.push(outcome::ERROR);
         self.data.extend_from_slice(&remote::encode(error));
         self.ends.push(self.data.len() as u32 | FAILED);
@@ -103,6 +147,21 @@ impl RawJob {
             self.push_error(&Error::Protocol { pid: 0, reason });
         }
         let elapsed = u64::try_from(self.elapsed.as_nanos()).unwrap_or(u64::MAX);
+        if self.implied != 0 {
+            let values = Message::Values {
+                slot: self.slot,
+                count: self.resolved as u32,
+                size: self.implied,
+                elapsed_nanos: elapsed,
+            };
+            let mut frame = Vec::with_capacity(self.data.len() + 32);
+            if wire::append_frame(&values, &self.data, self.max_frame, &mut frame).is_ok() {
+                let _ = self.replies.send((self.lane, self.slot, frame));
+                return;
+            }
+            // Over the frame limit: in `Partial`s and a `Done`, with ends.
+            self.list_implied();
+        }
         let frames = encode_reply(&self.ends, &self.data, self.slot, self.max_frame, elapsed);
         let _ = self.replies.send((self.lane, self.slot, frames));
     }
@@ -198,6 +257,10 @@ impl ProcessJob for RawJob {
 
     fn accept(&mut self, block: &Block<'_>, pid: u32, _clean: bool) {
         let take = block.len().min(self.sent() - self.resolved);
+        if take == 0 || self.take_implied(block, take) {
+            return;
+        }
+        self.list_implied();
         // No failure among them: their ends and bytes in one go.
         if let Some(bytes) = block.values(take) {
             let base = self.data.len() as u32;
@@ -266,7 +329,7 @@ impl ProcessJob for RawJob {
         &[]
     }
 
-    fn item_ends(&self) -> Vec<u32> {
+    fn item_ends(&self) -> ItemEnds {
         self.bounds.ends_from(self.resolved, self.offset)
     }
 }
@@ -290,12 +353,17 @@ mod tests {
         let mut payload = Vec::new();
         loop {
             let message = wire::read_frame_into(&mut frames, max, &mut payload).expect("a frame");
-            let (count, done) = match message {
-                Message::Partial { count, .. } => (count, false),
-                Message::Done { count, .. } => (count, true),
+            let (count, done, size) = match message {
+                Message::Partial { count, .. } => (count, false, None),
+                Message::Done { count, .. } => (count, true, None),
+                Message::Values { count, size, .. } => (count, true, Some(size)),
                 other => panic!("unexpected {other:?}"),
             };
-            let block = Block::from_payload(&payload, count as usize).expect("a block");
+            let block = match size {
+                Some(size) => Block::from_values(&payload, count as usize, size),
+                None => Block::from_payload(&payload, count as usize),
+            }
+            .expect("a block");
             for i in 0..block.len() {
                 out.push(match block.entry(i).expect("an entry") {
                     Entry::Value(b) => Ok(b.to_vec()),
@@ -309,10 +377,107 @@ mod tests {
         }
     }
 
+    /// A `Partial` payload of `values`, each its little-endian bytes.
+    fn block_of(values: &[u32]) -> Vec<u8> {
+        let mut payload: Vec<u8> = (1..=values.len() as u32)
+            .flat_map(|k| (4 * k).to_le_bytes())
+            .collect();
+        payload.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        payload
+    }
+
+    /// The message of a reply's first frame.
+    fn first_message(frames: &[u8], max: u32) -> Message {
+        wire::read_frame_into(&mut &frames[..], max, &mut Vec::new()).expect("a frame")
+    }
+
+    #[test]
+    fn values_of_one_size_go_back_without_ends_and_a_failure_writes_them_out() {
+        let value = |i: usize| Ok((i as u32 * 3).to_le_bytes().to_vec());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut job = RawJob::new(0, 2, 0, 0, vec![0; 40], Bounds::uniform(8, 5), 1024, tx);
+        for values in [&[0, 3][..], &[6, 9, 12]] {
+            let payload = block_of(values);
+            job.accept(
+                &Block::from_payload(&payload, values.len()).unwrap(),
+                1,
+                true,
+            );
+        }
+        Box::new(job).finish();
+        let (lane, slot, frames) = rx.recv().unwrap();
+        assert_eq!((lane, slot), (0, 2));
+        assert!(
+            matches!(
+                first_message(&frames, 1024),
+                Message::Values {
+                    count: 5,
+                    size: 4,
+                    ..
+                }
+            ),
+            "{:?}",
+            first_message(&frames, 1024)
+        );
+        let expected: Vec<Raw> = (0..5).map(value).collect();
+        assert_eq!(outcomes_of(&frames, 1024), expected);
+
+        // Values, then a failure (a local worker died), then values again.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut job = RawJob::new(1, 0, 0, 0, vec![0; 40], Bounds::uniform(8, 5), 1024, tx);
+        let payload = block_of(&[0, 3]);
+        job.accept(&Block::from_payload(&payload, 2).unwrap(), 1, true);
+        job.fail_next_only(Error::Cancelled);
+        let payload = block_of(&[9, 12]);
+        job.accept(&Block::from_payload(&payload, 2).unwrap(), 1, true);
+        Box::new(job).finish();
+        let (_, _, frames) = rx.recv().unwrap();
+        assert!(matches!(
+            first_message(&frames, 1024),
+            Message::Done {
+                count: 5,
+                failed: 1,
+                ..
+            }
+        ));
+        let got = outcomes_of(&frames, 1024);
+        assert_eq!(got.len(), 5);
+        for (i, outcome) in got.into_iter().enumerate() {
+            match i {
+                2 => {
+                    let (tag, detail) = outcome.unwrap_err();
+                    assert_eq!(tag, outcome::ERROR);
+                    assert_eq!(remote::decode(&detail), Some(Error::Cancelled));
+                }
+                _ => assert_eq!(outcome, value(i)),
+            }
+        }
+    }
+
+    #[test]
+    fn values_over_the_frame_limit_go_back_in_frames_with_ends() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let values: Vec<u32> = (0..100).collect();
+        let mut job = RawJob::new(0, 0, 0, 0, vec![0; 800], Bounds::uniform(8, 100), 256, tx);
+        let payload = block_of(&values);
+        job.accept(&Block::from_payload(&payload, 100).unwrap(), 1, true);
+        Box::new(job).finish();
+        let (_, _, frames) = rx.recv().unwrap();
+        assert!(matches!(
+            first_message(&frames, 256),
+            Message::Partial { .. }
+        ));
+        let expected: Vec<Raw> = values
+            .iter()
+            .map(|v| Ok(v.to_le_bytes().to_vec()))
+            .collect();
+        assert_eq!(outcomes_of(&frames, 256), expected);
+    }
+
     #[test]
     fn a_reply_splits_into_frames_under_the_limit_and_keeps_every_outcome_in_order() {
         let (tx, _rx) = crossbeam_channel::unbounded();
-        let bounds: Vec<u32> = (1..=300).collect();
+        let bounds = Bounds::listed((1..=300).collect());
         let mut job = RawJob::new(0, 1, 0, 0, vec![0; 300], bounds, 1024, tx);
         for i in 0..300u32 {
             if i % 7 == 3 {

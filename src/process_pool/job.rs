@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::payload::Payload;
-use super::wire::{self, outcome, Block, Bounds, Entry, Message, PanicInfo};
+use super::wire::{self, outcome, Block, Bounds, Entry, ItemEnds, Message, PanicInfo};
 use crate::future::{Canceller, Claim, Promise};
 use crate::map::ChunkOutput;
 use crate::queue::Abandon;
@@ -81,7 +81,7 @@ pub(crate) trait ProcessJob: Abandon {
     /// start of its payload (a link that must be able to send the rest of
     /// a message again on its far side sends these along).
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-    fn item_ends(&self) -> Vec<u32>;
+    fn item_ends(&self) -> ItemEnds;
 }
 
 /// What a job completes: one call's future, or one chunk's.
@@ -398,7 +398,7 @@ where
         &self.fds
     }
 
-    fn item_ends(&self) -> Vec<u32> {
+    fn item_ends(&self) -> ItemEnds {
         self.bounds.ends_from(self.resolved, self.offset)
     }
 }

@@ -272,6 +272,20 @@ impl<'a> Block<'a> {
         differ == 0
     }
 
+    /// The size the first `count` outcomes share, if they are all values
+    /// of one size above zero (see [`uniform_values`](Self::uniform_values)).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn value_size(&self, count: usize) -> Option<u32> {
+        if count == 0 || count > self.len {
+            return None;
+        }
+        let size = match self.ends {
+            Ends::Implied { size, .. } => size,
+            _ => self.end(0).checked_sub(self.start)?,
+        };
+        (size > 0 && self.uniform_values(count, size as usize)).then_some(size)
+    }
+
     /// Appends the ends of the first `count` outcomes, none of them a
     /// failure, to `out`, moved so that the first outcome starts at
     /// `base`: `false`, with nothing appended, if they do not rise from

@@ -13,6 +13,17 @@
 //! an item beside a `u64`'s eight). The first item of another size turns
 //! the bounds into a list, written out once for the items before it.
 
+/// Where each of some items' arguments ends, as a link sends them along
+/// with a task (an MPI rank's local pool needs them to send the rest of a
+/// task again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ItemEnds {
+    /// Every item takes this many bytes.
+    Uniform(u32),
+    /// Each item's end, from the first item's start.
+    Listed(Vec<u32>),
+}
+
 /// Where each of a task's arguments ends in its payload.
 #[derive(Debug, Default)]
 pub(crate) struct Bounds {
@@ -65,6 +76,15 @@ impl Bounds {
             ends,
             ..Bounds::default()
         }
+    }
+
+    /// `count` items of `size` bytes each from the payload's start (a
+    /// rank's task whose items share a size).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn uniform(size: u32, count: usize) -> Self {
+        let mut bounds = Bounds::default();
+        bounds.push_run(0, size, count);
+        bounds
     }
 
     /// Adds an item that takes the payload's bytes `start..end` (right
@@ -153,13 +173,21 @@ impl Bounds {
         }
     }
 
-    /// Where each item from `resolved` on ends, counted from `offset`.
+    /// Where each item from `resolved` on ends, counted from `offset` (the
+    /// end of the items before it).
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-    pub(crate) fn ends_from(&self, resolved: usize, offset: usize) -> Vec<u32> {
+    pub(crate) fn ends_from(&self, resolved: usize, offset: usize) -> ItemEnds {
+        let first = resolved.min(self.len);
+        let first_start = self.base + first as u32 * self.stride;
+        if !self.listed && offset == first_start as usize {
+            return ItemEnds::Uniform(self.stride);
+        }
         let start = offset as u32;
-        (resolved.min(self.len)..self.len)
-            .map(|index| self.end(index) - start)
-            .collect()
+        ItemEnds::Listed(
+            (first..self.len)
+                .map(|index| self.end(index) - start)
+                .collect(),
+        )
     }
 
     /// The list's buffer, for the pool to keep.
@@ -202,7 +230,14 @@ mod tests {
             let resolved = sizes.len() / 2;
             let offset = bounds.offset_after(resolved, at as usize);
             let expected: Vec<u32> = ends[resolved..].iter().map(|end| end - offset as u32).collect();
-            prop_assert_eq!(bounds.ends_from(resolved, offset), expected);
+            let listed = match bounds.ends_from(resolved, offset) {
+                ItemEnds::Uniform(size) => {
+                    prop_assert!(sizes[resolved..].iter().all(|&s| s == size), "{:?}", sizes);
+                    (1..=(sizes.len() - resolved) as u32).map(|k| k * size).collect()
+                }
+                ItemEnds::Listed(ends) => ends,
+            };
+            prop_assert_eq!(listed, expected);
         }
     }
 

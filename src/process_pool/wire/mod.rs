@@ -95,7 +95,7 @@ pub(crate) mod decode;
 pub(crate) mod encode;
 pub(crate) mod remote;
 pub(crate) use block::{Block, Entry};
-pub(crate) use bounds::Bounds;
+pub(crate) use bounds::{Bounds, ItemEnds};
 pub(crate) use decode::{decode_all, from_bytes, Deserializer};
 pub(crate) use encode::{encode, encode_run, Append, Bounded, RunState};
 
