@@ -51,27 +51,24 @@ pub(super) fn watch_for_reply(worker: &dyn Link, slot: usize) -> bool {
 /// thread, which costs more than the task on a virtual machine.
 const QUEUE_SPIN: Duration = Duration::from_micros(20);
 
-/// The next job from the queue: watched for [`QUEUE_SPIN`] (with more than
-/// one CPU), then waited for until [`IDLE_CHECK`].
+/// The next job from the queue: watched for [`QUEUE_SPIN`] (on one CPU,
+/// yielding to the caller that submits it: `future::pause`), then waited
+/// for until [`IDLE_CHECK`].
 pub(super) fn next_job(shared: &Shared) -> Result<Box<dyn ProcessJob>, RecvTimeoutError> {
     let queue = shared.queue.receiver();
-    if crate::future::spinning_helps() {
-        let until = Instant::now() + QUEUE_SPIN;
-        loop {
-            match queue.try_recv() {
-                Ok(job) => return Ok(job),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    return Err(RecvTimeoutError::Disconnected)
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
+    let until = Instant::now() + QUEUE_SPIN;
+    loop {
+        match queue.try_recv() {
+            Ok(job) => return Ok(job),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                return Err(RecvTimeoutError::Disconnected)
             }
-            if Instant::now() >= until {
-                break;
-            }
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
         }
+        if Instant::now() >= until {
+            break;
+        }
+        crate::future::pause();
     }
     queue.recv_timeout(IDLE_CHECK)
 }
