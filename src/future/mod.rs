@@ -37,8 +37,8 @@ mod promise;
 mod state;
 mod task;
 pub(crate) use promise::Promise;
-use state::{run_callback, try_cancel, Cancel, Inner, Listener, Phase};
 pub(crate) use state::{pause, spinning_helps, Canceller, Claim};
+use state::{run_callback, try_cancel, Cancel, Inner, Listener, Phase};
 pub(crate) use task::Task;
 
 type Callback<T> = Box<dyn FnOnce(&Future<T>) + Send>;
