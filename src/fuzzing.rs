@@ -553,7 +553,7 @@ impl Input<'_> {
     }
 
     fn message(&mut self) -> Message {
-        match self.bytes::<1>()[0] % 11 {
+        match self.bytes::<1>()[0] % 12 {
             0 => Message::Hello {
                 version: self.u32(),
                 token: self.u128(),
@@ -603,6 +603,11 @@ impl Input<'_> {
                 slot: self.bytes::<1>()[0],
                 at: self.u64(),
                 len: self.u64(),
+            },
+            10 => Message::PartialValues {
+                slot: self.bytes::<1>()[0],
+                count: self.u32(),
+                size: self.u32(),
             },
             9 => Message::Values {
                 slot: self.bytes::<1>()[0],

@@ -153,6 +153,12 @@ enum Message {
         len: u64,
     },
     #[allow(dead_code)] // mirrors the crate's enum; this test never sends it
+    PartialValues {
+        slot: u8,
+        count: u32,
+        size: u32,
+    },
+    #[allow(dead_code)] // mirrors the crate's enum; this test never sends it
     Values {
         slot: u8,
         count: u32,

@@ -271,6 +271,9 @@ impl Outcomes<'_> {
     /// the frames it sent and the rest in the slot).
     #[cold]
     fn flush(&mut self) {
+        if self.implied != 0 && self.flush_values() {
+            return;
+        }
         self.materialize();
         // Room for a frame's payload: the limit less a header, generously.
         let room = (self.max_frame as usize).saturating_sub(64).max(8);
@@ -320,6 +323,42 @@ impl Outcomes<'_> {
         self.held = 0;
         self.pos = 0;
         self.failed = 0;
+    }
+
+    /// Hands the slot's values, their ends left implied, to the parent in
+    /// one `PartialValues` frame, the values alone, and starts the slot
+    /// over: the implied word stays, as the slot's next outcomes are
+    /// values of the same size from its start. `false`, with nothing sent,
+    /// if the frame would pass the limit.
+    fn flush_values(&mut self) -> bool {
+        let size = self.implied;
+        let bytes = self.held * size;
+        if bytes as u64 + 32 > u64::from(self.max_frame) {
+            return false;
+        }
+        self.reclaim_spill();
+        let mut payload = std::mem::take(self.spill);
+        payload.clear();
+        payload.extend_from_slice(&self.data[..bytes]);
+        let message = Message::PartialValues {
+            slot: self.slot as u8,
+            count: self.held as u32,
+            size: size as u32,
+        };
+        send_or_exit(
+            &mut self.results,
+            &message,
+            &payload,
+            self.max_frame,
+            self.scratch,
+        );
+        self.lent = self.results.lends();
+        *self.spill = payload;
+        self.handed_over(self.held);
+        self.held = 0;
+        self.pos = 0;
+        self.failed = 0;
+        true
     }
 
     /// Writes the ends the slot's values left implied (each value `implied`

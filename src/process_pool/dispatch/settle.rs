@@ -75,6 +75,16 @@ pub(super) fn take_frame(
                 .ok_or("no task")?;
             job.accept(&block, pid, false);
         }
+        Message::PartialValues { slot, count, size } => {
+            check(slot)?;
+            let block =
+                Block::from_values(payload, count as usize, size).map_err(|e| e.to_string())?;
+            let job = in_flight
+                .front_mut()
+                .and_then(|f| f.job.as_mut())
+                .ok_or("no task")?;
+            job.accept(&block, pid, false);
+        }
         Message::Done {
             slot,
             count,

@@ -65,7 +65,8 @@
 //! slot's `ends` or `data` are full, the worker sends what it holds as a
 //! `Partial` frame (payload: the block, `ends` as little-endian u32s then
 //! `data`) and starts the slot over; a single outcome larger than a slot
-//! goes out as a `Partial` of its own.
+//! goes out as a `Partial` of its own. A full slot of values whose ends
+//! were left implied goes as `PartialValues` instead, the values alone.
 //!
 //! A worker with no region shared with the parent (an MPI rank) sends the
 //! outcomes in the frames instead: `Done`'s payload is a block as in a
@@ -223,6 +224,18 @@ pub(crate) enum Message {
         at: u64,
         /// Their length in bytes.
         len: u64,
+    },
+    /// Worker → parent: the next `count` outcomes of the task in `slot`,
+    /// all values of `size` bytes (not zero), one after another in the
+    /// payload with no ends: a `Partial` of a slot whose ends were left
+    /// implied.
+    PartialValues {
+        /// The slot.
+        slot: u8,
+        /// The number of values in the payload.
+        count: u32,
+        /// The size of each, in bytes.
+        size: u32,
     },
     /// Worker → parent, from a worker that has no shared region (an MPI
     /// rank): the task in `slot` is done, and its outcomes not sent in a

@@ -65,6 +65,8 @@ fn message() -> impl Strategy<Value = Message> {
                 len
             }
         ),
+        (any::<u8>(), any::<u32>(), any::<u32>())
+            .prop_map(|(slot, count, size)| Message::PartialValues { slot, count, size }),
         (any::<u8>(), any::<u32>(), any::<u32>(), any::<u64>()).prop_map(
             |(slot, count, size, elapsed_nanos)| Message::Values {
                 slot,
