@@ -115,7 +115,7 @@ impl RawJob {
             return false;
         };
         if first {
-            self.data.reserve(self.sent().saturating_mul(size as usize));
+            self.data = super::spares::fresh(self.sent().saturating_mul(size as usize));
         } else if size != self.implied {
             return false;
         }
@@ -154,7 +154,7 @@ impl RawJob {
                 size: self.implied,
                 elapsed_nanos: elapsed,
             };
-            let mut frame = Vec::with_capacity(self.data.len() + 32);
+            let mut frame = super::spares::fresh(self.data.len() + 32);
             if wire::append_frame(&values, &self.data, self.max_frame, &mut frame).is_ok() {
                 let _ = self.replies.send((self.lane, self.slot, frame));
                 return;

@@ -28,7 +28,10 @@ pub(crate) mod arena;
 pub(crate) mod overflow;
 mod pipes;
 mod waits;
-pub(crate) use pipes::{enlarge_pipe, pipe, reserve, set_nonblocking, wait_until_read, write_lent};
+pub(crate) use pipes::{
+    advise_huge_pages, enlarge_pipe, pipe, reserve, set_nonblocking, wait_until_read, write_lent,
+    HUGE_BUFFER,
+};
 pub(crate) use waits::RunQueueWait;
 mod process;
 pub(crate) mod region;
