@@ -2,9 +2,10 @@
 //! [`Link`](crate::process_pool::dispatch::Link) without a shared region.
 //!
 //! A task goes out as one MPI message (its `Task` frame, then, to a rank
-//! with a local pool, where each of its items ends, so that the pool can
-//! send the rest of it again after a local worker died); its reply comes
-//! back as one message of frames, `Partial`s then `Done`, which
+//! with a local pool, where each of its items ends, or the size they all
+//! take, so that the pool can send the rest of it again after a local
+//! worker died); its reply comes back as one message of frames, `Partial`s
+//! (or `PartialValues`) then `Done` (or `Values`), which
 //! [`MpiLink::receive_into`] reads one at a time, exactly as a local
 //! worker's pipe is read. (A message over 1 GiB travels in pieces, which
 //! `sys` puts back together.)

@@ -118,6 +118,7 @@ mod rank;
 mod raw_job;
 mod spares;
 pub(crate) mod sys;
+mod task;
 mod transport;
 
 pub use pool::{MpiPoolBuilder, MpiPoolExecutor};

@@ -4,9 +4,12 @@
 //! ```text
 //! rank 0 → r   HELLO    prefix ‖ postcard(Hello)
 //! r → rank 0   READY    prefix ‖ postcard(Ready)      (prefix alone if r refuses)
-//! rank 0 → r   LANE+l   a Task frame (the process pool's wire) ‖ its items' ends, u32 LE each
-//!                       (up to DEPTH tasks out per lane; the rank queues them)
-//! r → rank 0   LANE+l   frames: Partial*, then Done whose payload is the last outcomes' block
+//! rank 0 → r   LANE+l   a Task frame (the process pool's wire) ‖ where its items end:
+//!                       nothing (direct mode), a u32 LE end per item, or one u32 LE,
+//!                       the size every item takes (up to DEPTH tasks out per lane;
+//!                       the rank queues them)
+//! r → rank 0   LANE+l   frames: (Partial | PartialValues)*, then Done whose payload is
+//!                       the last outcomes' block, or Values: the last values alone
 //!                       (one reply per task, in the order of the lane's tasks)
 //! rank 0 → r   STOP     (empty)
 //! either way   MORE     a piece of the message that follows (any over 1 GiB)

@@ -38,9 +38,10 @@ use super::protocol::{
 };
 use super::raw_job::{encode_reply, RawJob, Reply};
 use super::sys::Mpi;
+use super::task::{parse_task, Task};
 use crate::process_pool::outcomes::{Outcomes, Sink};
 use crate::process_pool::sys::{self, region::Region};
-use crate::process_pool::wire::{self, Bounds, Message};
+use crate::process_pool::wire::{self, Message};
 use crate::ProcessPoolExecutor;
 
 /// Serves rank 0 until it says stop; the process's exit status.
@@ -206,71 +207,6 @@ fn share_of_cpus(mpi: &Mpi, root_node: &str) -> usize {
         workers_here = workers_here.saturating_sub(1);
     }
     (num_cpus::get() / workers_here.max(1)).max(1)
-}
-
-/// A task as rank 0 sent it: its frame, then its items' ends.
-struct Task {
-    lane: usize,
-    call: u64,
-    func: u64,
-    count: u32,
-    slot: u8,
-    /// Where each item ends in the payload, for a local pool (a rank in
-    /// direct mode is sent none: it has no use for them).
-    bounds: Option<Bounds>,
-}
-
-/// Reads a task: its frame (the payload into `payload`), then what follows
-/// it, the items' ends: nothing (direct mode), 4 bytes for each item (its
-/// end), or 4 bytes for them all (the size they share). A task of one item
-/// can only be read the second way, and both ways mean the same for it.
-fn parse_task(tag: i32, bytes: &[u8], max: u32, payload: &mut Vec<u8>) -> Result<Task, String> {
-    let lane = usize::try_from(tag - LANE).map_err(|_| format!("rank 0 sent tag {tag}"))?;
-    let mut rest = bytes;
-    let message = wire::read_frame_into(&mut rest, max, payload)
-        .map_err(|e| format!("rank 0 sent a bad task: {e}"))?;
-    let Message::Task {
-        call,
-        func,
-        count,
-        slot,
-    } = message
-    else {
-        return Err(format!("rank 0 sent {message:?} for a task"));
-    };
-    if usize::from(slot) >= sys::region::SLOTS {
-        return Err(format!("rank 0 sent a task for slot {slot}"));
-    }
-    let word = |w: &[u8]| u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-    let items = count as usize;
-    let bounds = match rest.len() {
-        0 => (items == 0).then(|| Bounds::uniform(0, 0)),
-        4 => {
-            let size = word(rest);
-            let fits = u64::from(size) * u64::from(count) <= payload.len() as u64;
-            if !fits {
-                return Err(format!(
-                    "rank 0 sent {count} items of {size} bytes in {} bytes",
-                    payload.len()
-                ));
-            }
-            Some(Bounds::uniform(size, items))
-        }
-        n if n == 4 * items => Some(Bounds::listed(rest.chunks_exact(4).map(word).collect())),
-        n => {
-            return Err(format!(
-                "rank 0 sent {n} bytes of item ends for {count} items"
-            ))
-        }
-    };
-    Ok(Task {
-        lane,
-        call,
-        func,
-        count,
-        slot,
-        bounds,
-    })
 }
 
 /// Tasks run on this thread.

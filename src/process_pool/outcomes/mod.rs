@@ -1,94 +1,26 @@
 //! Where a worker puts a task's outcomes: its slot of the shared region,
 //! handed to the parent in `Partial` frames whenever it is full (the
 //! protocol is in `wire`'s module docs).
+//!
+//! [`Outcomes`] fills the slot (and [`Quick`], its loop for the common
+//! case, the same slot with its fill held in registers); `sink` writes
+//! the frames, to the result pipe or to an MPI rank's reply.
 
-use std::fs::File;
-use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
 use super::sys::{self, region::Region};
-use super::wire::{self, bulk, outcome, Bounded, Message, WireError, FAILED};
+use super::wire::{self, bulk, outcome, Bounded, Message, FAILED};
+
+mod sink;
+use sink::write_partial;
+pub(crate) use sink::{lost_pipe, send_or_exit, Sink};
 
 /// The exit status of a worker that lost its pipe to the parent after it
 /// had started serving (a task closed or broke it): it cannot report
 /// anything any more, so it exits.
 pub(crate) const LOST_PIPE: i32 = 87;
-
-/// Writes a frame to the parent, or exits: a worker that cannot reach its
-/// parent can do nothing more (a task closed or broke the pipe).
-pub(crate) fn send_or_exit(
-    results: &mut impl wire::FrameSink,
-    message: &Message,
-    payload: &[u8],
-    max: u32,
-    scratch: &mut Vec<u8>,
-) {
-    if let Err(e) = wire::write_frame(results, message, payload, max, scratch) {
-        lost_pipe(&e);
-    }
-}
-
-#[cold]
-pub(crate) fn lost_pipe(error: &WireError) -> ! {
-    let pid = std::process::id();
-    eprintln!(
-        "concurrent-futures: worker {pid} lost its pipe to the parent ({error}), most likely \
-         closed by a task; it exits"
-    );
-    std::process::exit(LOST_PIPE);
-}
-
-/// Where a worker's frames go: its result pipe, or (an MPI rank that runs
-/// tasks itself) a buffer sent as one message once the task is done.
-#[derive(Debug)]
-pub(crate) enum Sink<'a> {
-    /// The result pipe, to which large payloads are lent.
-    Pipe(&'a mut File),
-    /// A buffer of frames.
-    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
-    Buffer(&'a mut Vec<u8>),
-}
-
-impl Write for Sink<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Sink::Pipe(file) => file.write(bytes),
-            Sink::Buffer(buffer) => buffer.write(bytes),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Sink::Pipe(file) => file.flush(),
-            Sink::Buffer(_) => Ok(()),
-        }
-    }
-}
-
-impl wire::FrameSink for Sink<'_> {
-    fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Sink::Pipe(file) => file.write_payload(bytes),
-            Sink::Buffer(buffer) => buffer.write_payload(bytes),
-        }
-    }
-}
-
-impl Sink<'_> {
-    /// Whether a payload written here may still be lent, unread.
-    fn lends(&self) -> bool {
-        matches!(self, Sink::Pipe(_))
-    }
-
-    /// Waits until the reader has read every lent page.
-    fn wait_until_read(&self) {
-        if let Sink::Pipe(file) = self {
-            sys::wait_until_read(file);
-        }
-    }
-}
 
 /// Where a task's outcomes go: the task's slot of the shared region, handed
 /// to the parent in a `Partial` frame whenever it is full (see `wire`).
@@ -639,27 +571,6 @@ impl<'a> Outcomes<'a> {
     pub(crate) fn done_counts(&self) -> (u32, u32) {
         (self.held as u32, self.failed)
     }
-}
-
-/// Writes a `Partial` frame of one large value: the frame's header and the
-/// end in one write, the value lent to the pipe after it.
-fn write_partial(
-    results: &mut Sink<'_>,
-    partial: &Message,
-    end: &[u8],
-    value: &[u8],
-    max: u32,
-    header: &mut Vec<u8>,
-) -> Result<(), WireError> {
-    wire::encode_frame(partial, end, max, header)?;
-    let len = (header.len() - 4) as u64 + value.len() as u64;
-    if len > u64::from(max) {
-        return Err(WireError::TooLarge { len, max });
-    }
-    header[..4].copy_from_slice(&(len as u32).to_le_bytes());
-    results.write_all(header)?;
-    wire::FrameSink::write_payload(results, value)?;
-    Ok(())
 }
 
 /// Whether the last value that started a slot was too large for one (see
