@@ -40,7 +40,8 @@
 //!   more `Link` under the process pool's own dispatch: chunking, automatic
 //!   chunk sizes, `Map`'s window and every fault rule are the local pool's.
 //! * `rank`: a worker rank's loop, running tasks itself ("direct") or on a
-//!   local process pool of its own, through a type-erased `raw_job`.
+//!   local process pool of its own, through a type-erased `raw_job`;
+//!   `task` reads a task out of rank 0's message.
 //! * `poll`: how those threads wait: a bounded spin, then growing naps (a
 //!   driver sleeps through most of a long task, from the round trip per
 //!   item it has seen, and polls from shortly before its reply is due).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{Ending, InFlight, Link, Shared, DEATH_GRACE};
 use crate::process_pool::job::ProcessJob;
 use crate::process_pool::sys;
-use crate::process_pool::wire::{gate, Block, Message};
+use crate::process_pool::wire::{gate, Block, Message, WireError};
 use crate::Error;
 
 /// Takes the handed task back from the worker, if it has not started it,
@@ -68,22 +68,13 @@ pub(super) fn take_frame(
     match message {
         Message::Partial { slot, count } => {
             check(slot)?;
-            let block = Block::from_payload(payload, count as usize).map_err(|e| e.to_string())?;
-            let job = in_flight
-                .front_mut()
-                .and_then(|f| f.job.as_mut())
-                .ok_or("no task")?;
-            job.accept(&block, pid, false);
+            let block = Block::from_payload(payload, count as usize);
+            accept_partial(in_flight, block, pid)?;
         }
         Message::PartialValues { slot, count, size } => {
             check(slot)?;
-            let block =
-                Block::from_values(payload, count as usize, size).map_err(|e| e.to_string())?;
-            let job = in_flight
-                .front_mut()
-                .and_then(|f| f.job.as_mut())
-                .ok_or("no task")?;
-            job.accept(&block, pid, false);
+            let block = Block::from_values(payload, count as usize, size);
+            accept_partial(in_flight, block, pid)?;
         }
         Message::Done {
             slot,
@@ -92,25 +83,15 @@ pub(super) fn take_frame(
             elapsed_nanos,
         } => {
             check(slot)?;
-            let front = in_flight.pop_front().ok_or("no task")?;
-            let job = front
-                .job
-                .ok_or("it ran a task it had been told was withdrawn")?;
+            let (job, slot) = take_front(in_flight)?;
             // Without a region, the outcomes are the frame's payload.
             let block = match worker.region() {
-                Some(region) => Block::from_view(region.slot(front.slot), 0, count as usize),
+                Some(region) => Block::from_view(region.slot(slot), 0, count as usize),
                 None => Block::from_payload(payload, count as usize),
             }
             .map_err(|e| e.to_string())?;
-            return finish(
-                shared,
-                in_flight,
-                job,
-                &block,
-                pid,
-                failed == 0,
-                elapsed_nanos,
-            );
+            let all_ok = failed == 0;
+            return finish(shared, in_flight, job, &block, pid, all_ok, elapsed_nanos);
         }
         Message::Values {
             slot,
@@ -119,10 +100,7 @@ pub(super) fn take_frame(
             elapsed_nanos,
         } => {
             check(slot)?;
-            let front = in_flight.pop_front().ok_or("no task")?;
-            let job = front
-                .job
-                .ok_or("it ran a task it had been told was withdrawn")?;
+            let (job, _) = take_front(in_flight)?;
             let block =
                 Block::from_values(payload, count as usize, size).map_err(|e| e.to_string())?;
             return finish(shared, in_flight, job, &block, pid, true, elapsed_nanos);
@@ -137,6 +115,30 @@ pub(super) fn take_frame(
         other => return Err(format!("it answered a task with {other:?}")),
     }
     Ok(None)
+}
+
+/// Hands the front task the outcomes of a `Partial` or `PartialValues`.
+fn accept_partial(
+    in_flight: &mut VecDeque<InFlight>,
+    block: Result<Block<'_>, WireError>,
+    pid: u32,
+) -> Result<(), String> {
+    let block = block.map_err(|e| e.to_string())?;
+    let job = in_flight
+        .front_mut()
+        .and_then(|f| f.job.as_mut())
+        .ok_or("no task")?;
+    job.accept(&block, pid, false);
+    Ok(())
+}
+
+/// Takes the front task, done: its job and its slot.
+fn take_front(in_flight: &mut VecDeque<InFlight>) -> Result<(Box<dyn ProcessJob>, usize), String> {
+    let front = in_flight.pop_front().ok_or("no task")?;
+    let job = front
+        .job
+        .ok_or("it ran a task it had been told was withdrawn")?;
+    Ok((job, front.slot))
 }
 
 /// A task's last outcomes, `block`, came (in a `Done` or `Values`): hands
