@@ -36,7 +36,7 @@ use super::poll::Backoff;
 use super::protocol::{
     self, Hello, Mode, RankInfo, Ready, DEPTH, HELLO, LANE, PREFIX, STOP, STOPPED,
 };
-use super::raw_job::{encode_reply, RawJob, Reply};
+use super::raw_job::{encode_reply, Finished, RawJob, Reply};
 use super::sys::Mpi;
 use super::task::{parse_task, Task};
 use crate::process_pool::outcomes::{Outcomes, Sink};
@@ -321,8 +321,8 @@ impl Direct {
 /// Tasks run on a local pool.
 struct Local {
     pool: ProcessPoolExecutor,
-    replies: crossbeam_channel::Sender<Reply>,
-    done: Receiver<Reply>,
+    replies: crossbeam_channel::Sender<Finished>,
+    done: Receiver<Finished>,
     max_frame: u32,
 }
 
@@ -350,7 +350,8 @@ impl Local {
                         return Ok(());
                     }
                     tag if tag >= LANE => {
-                        let mut payload = Vec::new();
+                        // Into a buffer an earlier task gave back.
+                        let mut payload = mpi.buffer(buffer.len());
                         let task = parse_task(tag, buffer, self.max_frame, &mut payload)?;
                         if task.lane >= lanes {
                             return Err(format!("rank 0 sent a task for lane {}", task.lane));
@@ -377,8 +378,9 @@ impl Local {
                     _ => {}
                 }
             }
-            while let Ok(reply) = self.done.try_recv() {
+            while let Ok((reply, spent)) = self.done.try_recv() {
                 busy = true;
+                spent.into_iter().for_each(|buffer| mpi.keep(buffer));
                 outbox.deliver(mpi, reply)?;
             }
             mpi.progress()?;
@@ -403,7 +405,8 @@ impl Local {
         backoff: &mut Backoff,
     ) -> Result<(), String> {
         match self.done.recv_timeout(nap) {
-            Ok(reply) => {
+            Ok((reply, spent)) => {
+                spent.into_iter().for_each(|buffer| mpi.keep(buffer));
                 outbox.deliver(mpi, reply)?;
                 outbox.after_event(backoff);
                 Ok(())

@@ -31,6 +31,11 @@ use crate::Error;
 /// task, and its frames.
 pub(crate) type Reply = (usize, u8, Vec<u8>);
 
+/// What a finished task hands the rank's MPI thread: its reply, and the
+/// buffers it is done with (its arguments, its results), for the next
+/// messages (`sys::Mpi::keep`).
+pub(crate) type Finished = (Reply, [Vec<u8>; 2]);
+
 /// One task of rank 0, on a worker rank.
 #[derive(Debug)]
 pub(crate) struct RawJob {
@@ -43,7 +48,7 @@ pub(crate) struct RawJob {
     /// Where each item's argument ends in `payload`.
     pub(crate) bounds: Bounds,
     pub(crate) max_frame: u32,
-    pub(crate) replies: Sender<Reply>,
+    pub(crate) replies: Sender<Finished>,
     offset: usize,
     resolved: usize,
     message_start: usize,
@@ -67,7 +72,7 @@ impl RawJob {
         payload: Vec<u8>,
         bounds: Bounds,
         max_frame: u32,
-        replies: Sender<Reply>,
+        replies: Sender<Finished>,
     ) -> Self {
         RawJob {
             lane,
@@ -156,14 +161,22 @@ impl RawJob {
             };
             let mut frame = super::spares::fresh(self.data.len() + 32);
             if wire::append_frame(&values, &self.data, self.max_frame, &mut frame).is_ok() {
-                let _ = self.replies.send((self.lane, self.slot, frame));
-                return;
+                return self.send(frame);
             }
             // Over the frame limit: in `Partial`s and a `Done`, with ends.
             self.list_implied();
         }
         let frames = encode_reply(&self.ends, &self.data, self.slot, self.max_frame, elapsed);
-        let _ = self.replies.send((self.lane, self.slot, frames));
+        self.send(frames);
+    }
+
+    /// Sends the reply of `frames`, with the buffers this job is done with.
+    fn send(mut self, frames: Vec<u8>) {
+        let spent = [
+            std::mem::take(&mut self.payload),
+            std::mem::take(&mut self.data),
+        ];
+        let _ = self.replies.send(((self.lane, self.slot, frames), spent));
     }
 }
 
@@ -322,7 +335,9 @@ impl ProcessJob for RawJob {
     }
 
     fn take_payload(&mut self) -> Payload {
-        std::mem::take(&mut self.payload).into()
+        // Kept: it goes back to the rank's MPI thread with the reply, for
+        // the next task's arguments (see `send`).
+        Payload::Bytes(Vec::new())
     }
 
     fn descriptors(&self) -> &[std::os::fd::OwnedFd] {
@@ -405,7 +420,8 @@ mod tests {
             );
         }
         Box::new(job).finish();
-        let (lane, slot, frames) = rx.recv().unwrap();
+        let ((lane, slot, frames), [arguments, _]) = rx.recv().unwrap();
+        assert_eq!(arguments.len(), 40, "the arguments' buffer comes back");
         assert_eq!((lane, slot), (0, 2));
         assert!(
             matches!(
@@ -431,7 +447,7 @@ mod tests {
         let payload = block_of(&[9, 12]);
         job.accept(&Block::from_payload(&payload, 2).unwrap(), 1, true);
         Box::new(job).finish();
-        let (_, _, frames) = rx.recv().unwrap();
+        let ((_, _, frames), _) = rx.recv().unwrap();
         assert!(matches!(
             first_message(&frames, 1024),
             Message::Done {
@@ -462,7 +478,7 @@ mod tests {
         let payload = block_of(&values);
         job.accept(&Block::from_payload(&payload, 100).unwrap(), 1, true);
         Box::new(job).finish();
-        let (_, _, frames) = rx.recv().unwrap();
+        let ((_, _, frames), _) = rx.recv().unwrap();
         assert!(matches!(
             first_message(&frames, 256),
             Message::Partial { .. }
