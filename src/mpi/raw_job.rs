@@ -22,6 +22,7 @@ use crossbeam_channel::Sender;
 use crate::future::{Canceller, Claim};
 use crate::process_pool::job::{failed_outcome, ProcessJob};
 use crate::process_pool::payload::Payload;
+use crate::process_pool::sys;
 use crate::process_pool::wire::{self, outcome, remote, Block, Entry, Message, FAILED};
 use crate::process_pool::wire::{Bounds, ItemEnds};
 use crate::queue::Abandon;
@@ -120,7 +121,10 @@ impl RawJob {
             return false;
         };
         if first {
-            self.data = super::spares::fresh(self.sent().saturating_mul(size as usize));
+            // Room for all of them, but no more than one reply frame holds
+            // (the count comes from rank 0, the size from a local worker).
+            let room = self.sent().saturating_mul(size as usize);
+            self.data = sys::with_huge_capacity(room.min(self.max_frame as usize));
         } else if size != self.implied {
             return false;
         }
@@ -159,7 +163,7 @@ impl RawJob {
                 size: self.implied,
                 elapsed_nanos: elapsed,
             };
-            let mut frame = super::spares::fresh(self.data.len() + 32);
+            let mut frame = sys::with_huge_capacity(self.data.len() + 32);
             if wire::append_frame(&values, &self.data, self.max_frame, &mut frame).is_ok() {
                 return self.send(frame);
             }

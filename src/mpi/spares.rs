@@ -8,19 +8,9 @@
 //! replies that were read are kept here and handed out again, best fit
 //! first; a few, and no more than [`KEPT_BYTES`] in all, so that one huge
 //! message does not stay in memory for the rest of the run. A large new
-//! one asks for transparent huge pages ([`fresh`]).
+//! one asks for transparent huge pages (`sys::with_huge_capacity`).
 
-use crate::process_pool::sys::{advise_huge_pages, HUGE_BUFFER};
-
-/// A new buffer with room for `len` bytes; a large one asks for huge
-/// pages, which fault in ten times faster than 4 KiB ones here.
-pub(crate) fn fresh(len: usize) -> Vec<u8> {
-    let buffer = Vec::with_capacity(len);
-    if len >= HUGE_BUFFER {
-        advise_huge_pages(buffer.as_ptr() as usize, len);
-    }
-    buffer
-}
+use crate::process_pool::sys::with_huge_capacity as fresh;
 
 /// The most buffers kept.
 const KEPT: usize = 8;
@@ -54,8 +44,9 @@ impl Spares {
         }
     }
 
-    /// Keeps `buffer` for a later message, if there is room (else drops the
-    /// smallest of those kept and it, whichever is smaller).
+    /// Keeps `buffer` for a later message, then drops the smallest kept
+    /// ones (`buffer` too, if it is one of them) until no more than
+    /// [`KEPT`] buffers and [`KEPT_BYTES`] remain.
     pub(crate) fn keep(&mut self, buffer: Vec<u8>) {
         let capacity = buffer.capacity();
         if capacity == 0 || capacity > KEPT_BYTES {

@@ -180,15 +180,7 @@ impl Shared {
     /// gathered into: a kept one if there is one.
     pub(crate) fn numbers_buffer<A: Send + 'static>(&self, want: usize) -> Vec<A> {
         let kept = self.number_spares.lock().take_one::<A>(want);
-        kept.unwrap_or_else(|| {
-            let fresh = Vec::with_capacity(want);
-            let bytes = want.saturating_mul(std::mem::size_of::<A>());
-            if bytes >= sys::HUGE_BUFFER {
-                // Its pages fault in ten times faster as huge ones.
-                sys::advise_huge_pages(fresh.as_ptr() as usize, bytes);
-            }
-            fresh
-        })
+        kept.unwrap_or_else(|| sys::with_huge_capacity(want))
     }
 
     /// The buffers of a job that is done with them, kept for later ones.

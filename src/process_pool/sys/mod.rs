@@ -29,8 +29,7 @@ pub(crate) mod overflow;
 mod pipes;
 mod waits;
 pub(crate) use pipes::{
-    advise_huge_pages, enlarge_pipe, pipe, reserve, set_nonblocking, wait_until_read, write_lent,
-    HUGE_BUFFER,
+    enlarge_pipe, pipe, reserve, set_nonblocking, wait_until_read, with_huge_capacity, write_lent,
 };
 pub(crate) use waits::RunQueueWait;
 mod process;
