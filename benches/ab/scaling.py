@@ -4,7 +4,8 @@
 Each measurement is one child of the bench binary, started as the bench
 starts it (`CONCURRENT_FUTURES_BENCH_SCALING="map primes range 2"`), which
 prints its wall time and the parent's and the workers' CPU (`getrusage`);
-an idle pool of each build runs beside them and its CPU is subtracted. The
+an idle pool of each build runs beside them and its CPU is subtracted
+(not from a `warm ...` mode, which measures a pool's second map alone). The
 two builds alternate round by round. Prints, per mode and build, the best
 and the median of the parent's and the workers' CPU per item and the wall
 time.
@@ -45,8 +46,10 @@ def main():
     for mode in modes:
         items = ITEMS[mode.split()[1]]
         for build in builds:
-            idle_parent = statistics.median(x[1] for x in idle[build])
-            idle_workers = statistics.median(x[2] for x in idle[build])
+            # A warm mode measures its second map alone: nothing to subtract.
+            warm = mode.startswith("warm")
+            idle_parent = 0 if warm else statistics.median(x[1] for x in idle[build])
+            idle_workers = 0 if warm else statistics.median(x[2] for x in idle[build])
             parent = sorted((x[1] - idle_parent) / items * 1e9 for x in results[(build, mode)])
             workers = sorted((x[2] - idle_workers) / items * 1e9 for x in results[(build, mode)])
             wall = sorted(x[0] * 1e3 for x in results[(build, mode)])

@@ -29,7 +29,13 @@ The configurations:
 * `pool:default`: `Pool(WORKERS).map(f, items)` with map's own chunk size
   (len(items) / (4 * WORKERS), rounded up: 309 062 items for primes on 2
   workers);
-* `pool:10000`: the same with `chunksize=10000`, a size users pick by hand.
+* `pool:10000`: the same with `chunksize=10000`, a size users pick by hand;
+* `warm:default`, `warm:10000`: the same map twice on one pool, the second
+  measured alone: WALL is its wall time, SELF the measuring process's CPU
+  around it, CHILDREN the workers' around it, from
+  `/proc/PID/task/TID/schedstat` (the nanoseconds the kernel ran each
+  thread), since `getrusage` counts a child only once it is reaped. Nothing
+  is subtracted from these.
 
 The start method is multiprocessing's default (fork on Linux before
 Python 3.14); its name is printed first as `method NAME`.
@@ -37,6 +43,7 @@ Python 3.14); its name is printed first as `method NAME`.
 
 import math
 import multiprocessing
+import os
 import resource
 import subprocess
 import sys
@@ -45,7 +52,7 @@ import time
 PRIMES = range(10, 2_500_000)
 PRIMES_IN_RANGE = 183_068
 DOUBLES = range(2_000_000)
-CONFIGS = ["sequential", "idle", "pool:default", "pool:10000"]
+CONFIGS = ["sequential", "idle", "pool:default", "pool:10000", "warm:default", "warm:10000"]
 
 
 def is_prime(n):
@@ -75,9 +82,42 @@ def cpu(who):
     return usage.ru_utime + usage.ru_stime
 
 
+def workers_cpu(pool):
+    """The CPU seconds the pool's worker processes have spent so far."""
+    total = 0
+    for process in pool._pool:
+        tasks = f"/proc/{process.pid}/task"
+        for task in os.listdir(tasks):
+            with open(f"{tasks}/{task}/schedstat") as schedstat:
+                total += int(schedstat.read().split()[0])
+    return total * 1e-9
+
+
+def warm(f, items, expected, config, workers):
+    """The second of two maps on one pool; prints WALL SELF CHILDREN."""
+    chunksize = config.split(":")[1]
+    chunksize = None if chunksize == "default" else int(chunksize)
+    pool = multiprocessing.Pool(workers)
+    assert sum(pool.map(f, items, chunksize=chunksize)) == expected
+    workers_before = workers_cpu(pool)
+    self_before = cpu(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    total = sum(pool.map(f, items, chunksize=chunksize))
+    wall = time.perf_counter() - start
+    parent = cpu(resource.RUSAGE_SELF) - self_before
+    children = workers_cpu(pool) - workers_before
+    assert total == expected, (config, total)
+    pool.close()
+    pool.join()
+    print(wall, parent, children, flush=True)
+
+
 def one(workload, config, workers):
     """One measurement in this process; prints WALL SELF CHILDREN."""
     f, items, expected = WORKLOADS[workload]
+    if config.startswith("warm:"):
+        warm(f, items, expected, config, workers)
+        return
     self_before = cpu(resource.RUSAGE_SELF)
     children_before = cpu(resource.RUSAGE_CHILDREN)
     wall = 0.0
