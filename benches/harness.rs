@@ -19,6 +19,7 @@
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::Write as _;
+use std::path::Path;
 use std::time::Instant;
 
 /// Timed runs per implementation, after one warm-up run, unless
@@ -666,4 +667,14 @@ pub fn chosen_workloads() -> impl Fn(&str) -> bool {
         .filter(|arg| !arg.starts_with('-'))
         .collect();
     move |workload| chosen.is_empty() || chosen.iter().any(|n| workload.starts_with(n.as_str()))
+}
+
+/// The CPU time, in seconds, that the thread whose `/proc` directory is
+/// `task` (`/proc/PID/task/TID`) has run so far: the first field of its
+/// `schedstat`, the nanoseconds the kernel ran it, user and system alike.
+/// `None` if the thread is gone (or the file cannot be read).
+pub fn thread_run_seconds(task: &Path) -> Option<f64> {
+    let schedstat = std::fs::read_to_string(task.join("schedstat")).ok()?;
+    let nanos: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    Some(nanos as f64 * 1e-9)
 }

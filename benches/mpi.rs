@@ -325,17 +325,12 @@ fn thread_cpu() -> std::collections::BTreeMap<u64, (String, f64)> {
         return out;
     };
     for task in tasks.flatten() {
-        let read = |file: &str| std::fs::read_to_string(task.path().join(file));
-        let (Ok(name), Ok(schedstat)) = (read("comm"), read("schedstat")) else {
+        let name = std::fs::read_to_string(task.path().join("comm"));
+        let (Ok(name), Some(seconds)) = (name, harness::thread_run_seconds(&task.path())) else {
             continue;
         };
-        let nanos: f64 = schedstat
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0);
         let tid = task.file_name().to_string_lossy().parse().unwrap_or(0);
-        out.insert(tid, (name.trim().replace(' ', "_"), nanos * 1e-9));
+        out.insert(tid, (name.trim().replace(' ', "_"), seconds));
     }
     out
 }

@@ -452,26 +452,20 @@ fn measure_here(spec: Spec) {
 }
 
 /// The CPU time the processes `pids` have spent so far, every thread's,
-/// in seconds: the first field of `/proc/PID/task/TID/schedstat`, the
-/// nanoseconds the kernel ran that thread (user and system alike). A live
-/// worker's CPU cannot come from `getrusage`, which counts a child only
-/// once it is reaped.
+/// in seconds ([`harness::thread_run_seconds`]). A live worker's CPU
+/// cannot come from `getrusage`, which counts a child only once it is
+/// reaped. A thread that ends between the listing and the read is left
+/// out (a worker's threads live as long as it does).
 fn workers_cpu_seconds(pids: &[u32]) -> f64 {
-    let mut nanos = 0u64;
+    let mut seconds = 0.0;
     for pid in pids {
         let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
             .unwrap_or_else(|e| panic!("worker {pid}'s threads: {e}"));
         for task in tasks.flatten() {
-            let schedstat = std::fs::read_to_string(task.path().join("schedstat"))
-                .unwrap_or_else(|e| panic!("worker {pid}'s schedstat: {e}"));
-            nanos += schedstat
-                .split_whitespace()
-                .next()
-                .and_then(|ran| ran.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("worker {pid}'s schedstat: {schedstat:?}"));
+            seconds += harness::thread_run_seconds(&task.path()).unwrap_or(0.0);
         }
     }
-    nanos as f64 * 1e-9
+    seconds
 }
 
 /// Runs `spec` in a fresh copy of this binary.
